@@ -1,0 +1,278 @@
+//! AppState, middleware, THE ROUTE TABLE, and `serve(listener, state)`.
+//! Grep a URL here to find its handler.
+
+use std::net::{IpAddr, TcpListener};
+use std::sync::{Arc, OnceLock};
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::middleware::{Next, from_fn};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
+use aws_lc_rs::hmac;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use ipnet::IpNet;
+use tracing::Instrument;
+
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::crypto::master_key::MasterKey;
+use crate::crypto::password::PasswordHasher;
+use crate::signing_keys::KeyManager;
+use crate::store::Db;
+use crate::ui::{self, BrowserId};
+use crate::{account, admin, health, login, oidc, setup};
+
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub db: Db,
+    pub clock: Arc<dyn Clock>,
+    pub hasher: PasswordHasher,
+    pub master_key: Arc<MasterKey>,
+    pub keys: Arc<KeyManager>,
+    pub http: reqwest::Client,
+    pub trusted_proxies: Vec<IpNet>,
+    /// `scheme://host[:port]` of the issuer, for Origin checks.
+    pub issuer_origin: String,
+    mac_key: hmac::Key,
+}
+
+impl AppState {
+    pub fn new(config: Config, db: Db, clock: Arc<dyn Clock>, master_key: MasterKey) -> anyhow::Result<Self> {
+        let hasher = PasswordHasher::new(
+            config.argon2_memory_kib,
+            config.argon2_iterations,
+            config.argon2_parallelism,
+            config.argon2_concurrency,
+        )?;
+        let master_key = Arc::new(master_key);
+        // A MAC key derived from the master key (never the master key itself).
+        let derived = master_key.seal("derive:mac", b"")?;
+        let mac_key = hmac::Key::new(hmac::HMAC_SHA256, crate::crypto::secret::sha256(derived.as_bytes()).as_slice());
+        let keys = Arc::new(KeyManager::new(db.clone(), master_key.clone(), &config));
+        let issuer_origin =
+            url::Url::parse(&config.public_url).map(|u| u.origin().ascii_serialization()).unwrap_or_default();
+        let _ = BRAND.set(config.brand_name.clone());
+        Ok(Self {
+            trusted_proxies: config.trusted_proxy_nets(),
+            http: reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(10))
+                .redirect(reqwest::redirect::Policy::none())
+                .build()?,
+            config: Arc::new(config),
+            db,
+            clock,
+            hasher,
+            master_key,
+            keys,
+            issuer_origin,
+            mac_key,
+        })
+    }
+
+    pub fn now(&self) -> i64 {
+        self.clock.now()
+    }
+
+    /// HMAC-SHA256 of `value` under a purpose label, base64url.
+    pub fn mac(&self, purpose: &str, value: &str) -> String {
+        let tag = hmac::sign(&self.mac_key, format!("{purpose}\0{value}").as_bytes());
+        URL_SAFE_NO_PAD.encode(tag.as_ref())
+    }
+
+    /// An absolute URL under the issuer.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.config.public_url, path)
+    }
+
+    /// The client's IP: the peer, or — only when the peer is a trusted proxy — the
+    /// right-most X-Forwarded-For entry that is not itself a trusted proxy.
+    pub fn client_ip(&self, req: &HttpRequest) -> Option<IpAddr> {
+        let peer = req.peer_addr()?.ip();
+        if !self.is_trusted_proxy(peer) {
+            return Some(peer);
+        }
+        let forwarded = req.headers().get_all("x-forwarded-for").filter_map(|v| v.to_str().ok()).collect::<Vec<_>>().join(",");
+        let mut hops = forwarded.split(',').map(str::trim).filter(|s| !s.is_empty()).rev();
+        for hop in hops.by_ref() {
+            match hop.parse::<IpAddr>() {
+                Ok(ip) if self.is_trusted_proxy(ip) => continue,
+                Ok(ip) => return Some(ip),
+                Err(_) => return Some(peer),
+            }
+        }
+        Some(peer)
+    }
+
+    fn is_trusted_proxy(&self, ip: IpAddr) -> bool {
+        self.trusted_proxies.iter().any(|n| n.contains(&ip))
+    }
+}
+
+pub type State = web::Data<AppState>;
+
+static BRAND: OnceLock<String> = OnceLock::new();
+
+pub fn brand() -> String {
+    BRAND.get().cloned().unwrap_or_else(|| "Portcullis".into())
+}
+
+tokio::task_local! {
+    static REQUEST_ID: String;
+}
+
+/// The current request's id (for error pages and logs), or "-" outside a request.
+pub fn request_id() -> String {
+    REQUEST_ID.try_with(|id| id.clone()).unwrap_or_else(|_| "-".into())
+}
+
+/// The route table.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg
+        // Appliance
+        .route("/health", web::get().to(health::get))
+        .route("/static/{path:.*}", web::get().to(crate::assets::serve))
+        .route("/setup", web::get().to(setup::get))
+        .route("/setup", web::post().to(setup::post))
+        .route("/", web::get().to(account::home))
+        // OpenID Connect provider
+        .route("/.well-known/openid-configuration", web::get().to(oidc::discovery::openid_configuration))
+        .route("/.well-known/oauth-authorization-server", web::get().to(oidc::discovery::oauth_authorization_server))
+        .route("/jwks", web::get().to(oidc::jwks::get))
+        .route("/authorize", web::get().to(oidc::authorize::get))
+        .route("/authorize", web::post().to(oidc::authorize::post))
+        .route("/authorize/resume", web::get().to(oidc::authorize::resume))
+        .route("/token", web::post().to(oidc::token::post))
+        .route("/userinfo", web::get().to(oidc::userinfo::get))
+        .route("/userinfo", web::post().to(oidc::userinfo::post))
+        .route("/revoke", web::post().to(oidc::revocation::post))
+        .route("/introspect", web::post().to(oidc::introspection::post))
+        .route("/logout", web::get().to(oidc::end_session::get))
+        .route("/logout", web::post().to(oidc::end_session::post))
+        // Sign-in journey
+        .route("/login", web::get().to(login::password::get))
+        .route("/login", web::post().to(login::password::post))
+        .route("/consent", web::get().to(login::consent::get))
+        .route("/consent", web::post().to(login::consent::post))
+        .route("/reset", web::get().to(login::reset::get))
+        .route("/reset", web::post().to(login::reset::post))
+        .route("/signout", web::post().to(login::session::sign_out))
+        // Self-service account
+        .route("/account", web::get().to(account::get))
+        .route("/account/password", web::post().to(account::change_password))
+        .route("/account/sessions/end", web::post().to(account::end_session))
+        .route("/account/apps/revoke", web::post().to(account::revoke_app))
+        // Admin console
+        .route("/admin", web::get().to(admin::get))
+        // CORS preflight for the endpoints browsers call directly
+        .route("/{tail:.*}", web::method(actix_web::http::Method::OPTIONS).to(oidc::cors::preflight));
+}
+
+/// Request id, browser cookie, access log, security headers, JSON errors for API clients.
+async fn middleware(req: ServiceRequest, next: Next<impl MessageBody + 'static>) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let rid = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| v.len() <= 64 && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+        .map(str::to_string)
+        .unwrap_or_else(|| crate::crypto::secret::random_id());
+    let state = req.app_data::<State>().cloned();
+    // The browser id cookie binds pending requests and CSRF tokens to this browser.
+    let mut new_browser = None;
+    if let Some(state) = &state {
+        let name = ui::cookie_name(state, "pc_browser");
+        let id = match req.cookie(&name).map(|c| c.value().to_string()).filter(|v| v.len() == 43) {
+            Some(id) => id,
+            None => {
+                let id = ui::new_browser_id();
+                new_browser = Some(id.clone());
+                id
+            }
+        };
+        req.extensions_mut().insert(BrowserId(id));
+    }
+    let wants_json = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("application/json") && !a.contains("text/html"));
+    let method = req.method().to_string();
+    let path = req.path().to_string();
+    let span = tracing::info_span!("request", id = %rid, %method, %path);
+    let started = std::time::Instant::now();
+    let res = REQUEST_ID
+        .scope(rid.clone(), async move { next.call(req).await })
+        .instrument(span.clone())
+        .await?;
+    let mut res = res.map_into_boxed_body();
+    let status = res.status();
+    span.in_scope(|| tracing::info!(status = status.as_u16(), ms = started.elapsed().as_millis() as u64, "served"));
+
+    if wants_json && status.as_u16() >= 400 && is_html(&res) {
+        let body = serde_json::json!({
+            "error": status.canonical_reason().unwrap_or("error").to_lowercase().replace(' ', "_"),
+            "message": status.canonical_reason().unwrap_or("error"),
+            "request_id": rid,
+        });
+        let (req, _) = res.into_parts();
+        res = ServiceResponse::new(req, HttpResponse::build(status).json(body));
+    }
+    let headers = res.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&rid) {
+        headers.insert(header::HeaderName::from_static("x-request-id"), v);
+    }
+    set_default(headers, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    set_default(headers, header::REFERRER_POLICY, "no-referrer");
+    set_default(headers, header::X_FRAME_OPTIONS, "DENY");
+    set_default(
+        headers,
+        header::CONTENT_SECURITY_POLICY,
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: https:; \
+         connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'",
+    );
+    set_default(headers, header::HeaderName::from_static("cross-origin-opener-policy"), "same-origin");
+    if let (Some(state), Some(id)) = (state, new_browser) {
+        let cookie = ui::make_cookie(&state, "pc_browser", id, Some(400 * 86_400));
+        let _ = res.response_mut().add_cookie(&cookie);
+    }
+    Ok(res)
+}
+
+fn is_html(res: &ServiceResponse<BoxBody>) -> bool {
+    res.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("text/html"))
+}
+
+fn set_default(headers: &mut actix_web::http::header::HeaderMap, name: header::HeaderName, value: &'static str) {
+    if !headers.contains_key(&name) {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+}
+
+async fn not_found() -> Result<HttpResponse, ui::PageError> {
+    Err(ui::PageError::NotFound)
+}
+
+/// Serves until SIGTERM/SIGINT; in-flight requests finish (graceful shutdown).
+pub async fn serve(listener: TcpListener, state: web::Data<AppState>) -> std::io::Result<()> {
+    let server_state = state.clone();
+    let server = actix_web::HttpServer::new(move || {
+        actix_web::App::new()
+            .app_data(server_state.clone())
+            .app_data(web::FormConfig::default().limit(64 * 1024))
+            .app_data(web::PayloadConfig::default().limit(256 * 1024))
+            .wrap(from_fn(middleware))
+            .configure(routes)
+            .default_service(web::to(not_found))
+    })
+    .listen(listener)?
+    .shutdown_timeout(30)
+    .run();
+    let jobs = crate::jobs::spawn(state.clone(), server.handle());
+    let result = server.await;
+    jobs.abort();
+    state.db.checkpoint();
+    tracing::info!("stopped");
+    result
+}

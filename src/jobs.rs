@@ -1,0 +1,45 @@
+//! Periodic work as plain functions: expiry of sessions, codes and tokens, audit retention,
+//! and signing-key rotation. `spawn` runs them every minute while the server runs.
+
+use actix_web::web;
+
+use crate::app::AppState;
+use crate::store::{self, StoreError};
+
+/// Deletes what has expired. Returns the number of rows removed.
+pub fn collect_garbage(state: &AppState, now: i64) -> Result<usize, StoreError> {
+    let idle = state.config.session_idle_timeout.as_secs() as i64;
+    let retention = state.config.audit_retention.as_secs() as i64;
+    state.db.write_blocking(|c| {
+        Ok(store::sessions::delete_expired(c, now, idle)?
+            + store::auth_requests::delete_expired(c, now)?
+            + store::codes::delete_expired(c, now)?
+            + store::tokens::delete_expired(c, now)?
+            + store::throttle::delete_stale(c, now)?
+            + store::audit::delete_older_than(c, now - retention)?
+            + c.execute("DELETE FROM one_time_links WHERE expires_at <= ?1 - 86400", [now])?
+            + c.execute("DELETE FROM webauthn_ceremonies WHERE expires_at <= ?1", [now])?
+            + c.execute("DELETE FROM upstream_logins WHERE expires_at <= ?1", [now])?)
+    })
+}
+
+pub fn run_once(state: &AppState) {
+    let now = state.now();
+    if let Err(e) = collect_garbage(state, now) {
+        tracing::warn!(error = %e, "expiry job failed");
+    }
+    if let Err(e) = state.keys.maintain(now) {
+        tracing::error!(error = %e, "key rotation job failed");
+    }
+}
+
+pub fn spawn(state: web::Data<AppState>, _server: actix_web::dev::ServerHandle) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+        loop {
+            tick.tick().await;
+            let s = state.clone();
+            let _ = tokio::task::spawn_blocking(move || run_once(&s)).await;
+        }
+    })
+}

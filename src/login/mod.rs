@@ -1,0 +1,8 @@
+//! The sign-in journey (HTML): password sign-in with throttling, consent, reset links, and
+//! browser sessions.
+
+pub mod consent;
+pub mod password;
+pub mod reset;
+pub mod session;
+pub mod throttle;

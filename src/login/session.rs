@@ -1,0 +1,187 @@
+//! Browser sessions: the cookie holds a random 256-bit id, the database only its hash. A
+//! fresh id at every sign-in (no fixation); idle timeout and absolute lifetime; one session
+//! serves every client (single sign-on) and carries the `sid` of ID and logout tokens.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::cookie::Cookie;
+use actix_web::{FromRequest, HttpRequest, HttpResponse};
+
+use crate::app::{AppState, State};
+use crate::clock::UnixTime;
+use crate::crypto::secret::{hash_token, random_id, random_token};
+use crate::store::audit::NewEvent;
+use crate::store::sessions::Session;
+use crate::store::users::User;
+use crate::store::{self, StoreError};
+use crate::ui::{self, CsrfForm, PageError};
+
+pub const COOKIE: &str = "pc_session";
+
+/// Starts a session for `user_id` (call after every successful sign-in) inside the caller's
+/// transaction and returns the cookie to set.
+pub fn start(
+    conn: &rusqlite::Connection,
+    state: &AppState,
+    user_id: &str,
+    amr: Vec<String>,
+    user_agent: Option<String>,
+    ip: Option<String>,
+    now: UnixTime,
+) -> Result<(Session, Cookie<'static>), StoreError> {
+    let token = random_token();
+    let session = Session {
+        id_hash: hash_token(&token),
+        sid: random_id(),
+        user_id: user_id.to_string(),
+        auth_time: now,
+        amr,
+        acr: None,
+        user_agent: user_agent.map(|u| u.chars().take(256).collect()),
+        ip,
+        created_at: now,
+        last_seen_at: now,
+        expires_at: now + state.config.session_lifetime.as_secs() as i64,
+    };
+    store::sessions::insert(conn, &session)?;
+    let cookie = ui::make_cookie(state, COOKIE, token, None);
+    Ok((session, cookie))
+}
+
+/// The live session and its user for this request, if any (and marks it used).
+pub async fn current(state: &AppState, req: &HttpRequest) -> Result<Option<(Session, User)>, StoreError> {
+    let Some(cookie) = req.cookie(&ui::cookie_name(state, COOKIE)) else { return Ok(None) };
+    let hash = hash_token(cookie.value());
+    let now = state.now();
+    let idle = state.config.session_idle_timeout.as_secs() as i64;
+    state
+        .db
+        .write(move |c| {
+            let Some(s) = store::sessions::live(c, &hash, now, idle)? else { return Ok(None) };
+            store::sessions::touch(c, &hash, now)?;
+            let Some(u) = store::users::by_id(c, &s.user_id)? else { return Ok(None) };
+            Ok(Some((s, u)))
+        })
+        .await
+}
+
+/// A signed-in person; signed-out browsers are sent to the login page and brought back.
+pub struct SignedIn {
+    pub session: Session,
+    pub user: User,
+    pub is_admin: bool,
+}
+
+impl SignedIn {
+    pub fn page(&self, state: &AppState, req: &HttpRequest, title: &str) -> ui::Page {
+        ui::Page::new(state, req, title).with_user(self.user.shown_name(), self.is_admin)
+    }
+}
+
+/// Redirect to the sign-in page (for `SignedIn` failures).
+#[derive(Debug)]
+pub struct SignInFirst(pub String);
+
+impl std::fmt::Display for SignInFirst {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("sign in first")
+    }
+}
+
+impl actix_web::ResponseError for SignInFirst {
+    fn status_code(&self) -> actix_web::http::StatusCode {
+        actix_web::http::StatusCode::SEE_OTHER
+    }
+    fn error_response(&self) -> HttpResponse {
+        let next = url::form_urlencoded::byte_serialize(self.0.as_bytes()).collect::<String>();
+        ui::see_other(&format!("/login?next={next}"))
+    }
+}
+
+impl FromRequest for SignedIn {
+    type Error = actix_web::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, actix_web::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let state = req.app_data::<State>().ok_or(PageError::Internal)?.clone();
+            let path = req.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/".into());
+            let Some((session, user)) = current(&state, &req).await.map_err(PageError::from)? else {
+                let next = if req.method() == actix_web::http::Method::GET { path } else { "/account".into() };
+                return Err(SignInFirst(next).into());
+            };
+            let uid = user.id.clone();
+            let is_admin = state.db.read(move |c| store::users::is_admin(c, &uid)).await.map_err(PageError::from)?;
+            Ok(SignedIn { session, user, is_admin })
+        })
+    }
+}
+
+/// Ends sessions by `sid` in one transaction: deletes them, revokes their non-offline tokens,
+/// records audit events. Returns the ended sessions with the clients that took part.
+pub fn end_sessions(
+    conn: &rusqlite::Connection,
+    sids: &[String],
+    actor: Option<&str>,
+    reason: &str,
+    now: UnixTime,
+) -> Result<Vec<(Session, Vec<String>)>, StoreError> {
+    let mut ended = Vec::new();
+    for sid in sids {
+        let clients = store::sessions::clients_of(conn, sid)?;
+        if let Some(s) = store::sessions::end(conn, sid, now)? {
+            store::audit::record(
+                conn,
+                &NewEvent {
+                    kind: "session.ended",
+                    actor_id: actor,
+                    user_id: Some(&s.user_id),
+                    detail: Some(serde_json::json!({"sid": s.sid, "reason": reason})),
+                    ..Default::default()
+                },
+                now,
+            )?;
+            ended.push((s, clients));
+        }
+    }
+    Ok(ended)
+}
+
+#[derive(serde::Deserialize)]
+pub struct SignOutForm {}
+
+/// POST /signout — ends this browser's session.
+pub async fn sign_out(
+    state: State,
+    req: HttpRequest,
+    _form: CsrfForm<SignOutForm>,
+) -> Result<HttpResponse, PageError> {
+    if let Some((s, u)) = current(&state, &req).await? {
+        let now = state.now();
+        let sid = s.sid.clone();
+        let uid = u.id.clone();
+        state.db.write(move |c| end_sessions(c, &[sid], Some(&uid), "sign_out", now)).await?;
+    }
+    let mut resp = ui::see_other("/login?signed_out=1");
+    let _ = resp.add_removal_cookie(&ui::removal_cookie(&state, COOKIE));
+    Ok(resp)
+}
+
+/// The new session's cookie on a redirect response.
+pub fn redirect_with_cookie(location: &str, cookie: Cookie<'static>) -> HttpResponse {
+    let mut resp = ui::see_other(location);
+    let _ = resp.add_cookie(&cookie);
+    resp
+}
+
+/// Request facts recorded on a session.
+pub fn user_agent(req: &HttpRequest) -> Option<String> {
+    req.headers().get(actix_web::http::header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_string)
+}
+
+pub fn ip_string(state: &AppState, req: &HttpRequest) -> Option<String> {
+    state.client_ip(req).map(|ip| ip.to_string())
+}
+

@@ -1,0 +1,85 @@
+//! CORS for the endpoints browsers call directly (discovery, JWKS, token, userinfo,
+//! revocation), allowed for the origins of registered redirect URIs only.
+
+use std::sync::{Arc, LazyLock, RwLock};
+use std::time::{Duration, Instant};
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder};
+
+use crate::app::{AppState, State};
+use crate::store;
+
+const CORS_PATHS: &[&str] = &[
+    "/.well-known/openid-configuration",
+    "/.well-known/oauth-authorization-server",
+    "/jwks",
+    "/token",
+    "/userinfo",
+    "/revoke",
+];
+
+/// Registered origins, refreshed at most every 10 s (the lookup runs only for requests that
+/// carry an Origin header).
+static ORIGINS: LazyLock<RwLock<(Option<Instant>, Arc<Vec<String>>)>> = LazyLock::new(Default::default);
+
+async fn allowed_origins(state: &AppState) -> Arc<Vec<String>> {
+    if let Ok(g) = ORIGINS.read() {
+        if g.0.is_some_and(|t| t.elapsed() < Duration::from_secs(10)) {
+            return g.1.clone();
+        }
+    }
+    let fresh = Arc::new(state.db.read(store::clients::redirect_origins).await.unwrap_or_default());
+    if let Ok(mut g) = ORIGINS.write() {
+        *g = (Some(Instant::now()), fresh.clone());
+    }
+    fresh
+}
+
+/// Forgets cached origins (after a client changes).
+pub fn invalidate() {
+    if let Ok(mut g) = ORIGINS.write() {
+        g.0 = None;
+    }
+}
+
+async fn allowed_origin(state: &AppState, req: &HttpRequest) -> Option<String> {
+    let origin = req.headers().get(header::ORIGIN)?.to_str().ok()?.to_string();
+    allowed_origins(state).await.iter().any(|o| *o == origin).then_some(origin)
+}
+
+/// Adds CORS headers for an allowed Origin.
+pub async fn apply(state: &AppState, req: &HttpRequest, resp: &mut HttpResponseBuilder) {
+    if req.headers().contains_key(header::ORIGIN) {
+        resp.insert_header((header::VARY, "Origin"));
+        if let Some(o) = allowed_origin(state, req).await {
+            resp.insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, o));
+        }
+    }
+}
+
+/// Adds CORS headers to a finished response.
+pub async fn apply_to(state: &AppState, req: &HttpRequest, resp: &mut HttpResponse) {
+    if req.headers().contains_key(header::ORIGIN) {
+        resp.headers_mut().insert(header::VARY, header::HeaderValue::from_static("Origin"));
+        if let Some(v) = allowed_origin(state, req).await.and_then(|o| header::HeaderValue::from_str(&o).ok()) {
+            resp.headers_mut().insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
+        }
+    }
+}
+
+/// OPTIONS preflight.
+pub async fn preflight(state: State, req: HttpRequest) -> HttpResponse {
+    if !CORS_PATHS.contains(&req.path()) {
+        return HttpResponse::MethodNotAllowed().finish();
+    }
+    let mut resp = HttpResponse::NoContent();
+    if let Some(o) = allowed_origin(&state, &req).await {
+        resp.insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, o))
+            .insert_header((header::ACCESS_CONTROL_ALLOW_METHODS, "GET, POST"))
+            .insert_header((header::ACCESS_CONTROL_ALLOW_HEADERS, "Authorization, Content-Type"))
+            .insert_header((header::ACCESS_CONTROL_MAX_AGE, "600"));
+    }
+    resp.insert_header((header::VARY, "Origin"));
+    resp.finish()
+}

@@ -1,0 +1,19 @@
+//! Everything a relying party calls: one module per protocol surface.
+
+pub mod authorize;
+pub mod claims;
+pub mod client_auth;
+pub mod cors;
+pub mod discovery;
+pub mod end_session;
+pub mod error;
+pub mod grants;
+pub mod introspection;
+pub mod jwks;
+pub mod pkce;
+pub mod redirect_uri;
+pub mod revocation;
+pub mod scope;
+pub mod token;
+pub mod tokens;
+pub mod userinfo;

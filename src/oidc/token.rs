@@ -1,0 +1,3 @@
+//! TODO(in progress)
+use crate::ui::PageError;
+pub async fn post() -> Result<actix_web::HttpResponse, PageError> { Err(PageError::NotFound) }

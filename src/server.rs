@@ -1,0 +1,83 @@
+//! Start-up shared by `portcullis serve` and the integration tests: data dir checks, database,
+//! master key, signing keys, the first-run setup link, then `app::serve`.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::sync::Arc;
+
+use actix_web::web;
+use anyhow::{Context, bail};
+
+use crate::app::{self, AppState};
+use crate::clock::Clock;
+use crate::config::Config;
+use crate::crypto::master_key::MasterKey;
+use crate::crypto::secret::{hash_token, random_token};
+use crate::store::{self, Db};
+
+/// Checks that the data dir exists (creating it 0700 if absent) and is writable.
+pub fn prepare_data_dir(dir: &Path) -> anyhow::Result<()> {
+    if !dir.exists() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create data dir {}", dir.display()))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+        }
+    }
+    if !dir.is_dir() {
+        bail!("data dir {} is not a directory", dir.display());
+    }
+    let probe = dir.join(".write-test");
+    std::fs::write(&probe, b"").with_context(|| format!("data dir {} is not writable", dir.display()))?;
+    let _ = std::fs::remove_file(probe);
+    Ok(())
+}
+
+/// Opens the database and master key of `config` (CLI and server alike).
+pub fn open(config: &Config) -> anyhow::Result<(Db, MasterKey)> {
+    prepare_data_dir(&config.data_dir)?;
+    let db = Db::open(&config.database_path())
+        .map_err(|e| anyhow::anyhow!("{}: {e}", config.database_path().display()))?;
+    let (path, create) = MasterKey::locate(&config.master_key_file, &config.data_dir);
+    let master = MasterKey::load_or_create(&path, create)?;
+    Ok((db, master))
+}
+
+/// Builds the state: opens storage, brings signing keys up to date.
+pub fn build_state(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<AppState> {
+    crate::crypto::jwt::install();
+    let (db, master) = open(&config)?;
+    let state = AppState::new(config, db, clock, master)?;
+    state.keys.maintain(state.now()).context("signing keys")?;
+    Ok(state)
+}
+
+/// When no administrator exists, a one-time setup link (1 hour, single use).
+pub fn setup_link_if_needed(state: &AppState) -> anyhow::Result<Option<String>> {
+    let now = state.now();
+    let token = random_token();
+    let hash = hash_token(&token);
+    let created = state.db.write_blocking(|c| {
+        if store::users::any_admin(c)? {
+            return Ok(false);
+        }
+        store::links::insert(c, &hash, store::links::Purpose::Setup, None, false, now, now + 3600)?;
+        Ok(true)
+    })?;
+    Ok(created.then(|| state.url(&format!("/setup?token={token}"))))
+}
+
+/// Binds, logs the setup link if needed, and serves until SIGTERM.
+pub async fn run(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(&config.bind).map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.bind))?;
+    let state = build_state(config, clock)?;
+    if let Some(url) = setup_link_if_needed(&state)? {
+        tracing::warn!("no administrator yet: open {url} within 1 hour to create one");
+        // Also on stdout, so it is easy to find in `journalctl` output and terminals.
+        println!("First run: create the administrator at {url}");
+    }
+    tracing::info!(bind = %listener.local_addr()?, issuer = %state.config.public_url, "listening");
+    app::serve(listener, web::Data::new(state)).await?;
+    Ok(())
+}

@@ -1,0 +1,60 @@
+//! Signing keys: private parts sealed with the master key, public JWK in the clear.
+
+use rusqlite::{Connection, params};
+
+use super::StoreError;
+use crate::clock::UnixTime;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredKey {
+    pub kid: String,
+    pub alg: String,
+    pub private_sealed: String,
+    pub public_jwk: String,
+    pub created_at: UnixTime,
+    pub activates_at: UnixTime,
+    pub retired_at: Option<UnixTime>,
+    pub prune_after: Option<UnixTime>,
+}
+
+pub fn insert(conn: &Connection, k: &StoredKey) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO signing_keys (kid, alg, private_sealed, public_jwk, created_at, activates_at, retired_at, prune_after)
+         VALUES (?1,?2,?3,?4,?5,?6,?7,?8)",
+        params![k.kid, k.alg, k.private_sealed, k.public_jwk, k.created_at, k.activates_at, k.retired_at, k.prune_after],
+    )?;
+    Ok(())
+}
+
+/// Every key not yet pruned, oldest first.
+pub fn all(conn: &Connection) -> Result<Vec<StoredKey>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT kid, alg, private_sealed, public_jwk, created_at, activates_at, retired_at, prune_after
+         FROM signing_keys ORDER BY activates_at, created_at",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok(StoredKey {
+            kid: r.get(0)?,
+            alg: r.get(1)?,
+            private_sealed: r.get(2)?,
+            public_jwk: r.get(3)?,
+            created_at: r.get(4)?,
+            activates_at: r.get(5)?,
+            retired_at: r.get(6)?,
+            prune_after: r.get(7)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+pub fn retire(conn: &Connection, kid: &str, at: UnixTime, prune_after: UnixTime) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE signing_keys SET retired_at = ?2, prune_after = ?3 WHERE kid = ?1 AND retired_at IS NULL",
+        params![kid, at, prune_after],
+    )?;
+    Ok(())
+}
+
+pub fn delete_pruned(conn: &Connection, now: UnixTime) -> Result<usize, StoreError> {
+    Ok(conn.execute("DELETE FROM signing_keys WHERE prune_after IS NOT NULL AND prune_after <= ?1", [now])?)
+}

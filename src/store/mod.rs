@@ -1,0 +1,202 @@
+//! The only module with SQL. `Db` wraps an r2d2 pool of SQLite connections; `read` and `write`
+//! run a closure on a blocking thread. `write` is one `BEGIN IMMEDIATE` transaction that
+//! commits only on `Ok` (a deferred transaction upgrading in WAL mode fails with SQLITE_BUSY
+//! whatever the busy_timeout). Nothing inside a closure awaits, hashes or calls the network.
+//! Repositories are plain functions over `&Connection`, one file per aggregate.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use r2d2::{CustomizeConnection, Pool};
+use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+
+pub mod audit;
+pub mod auth_requests;
+pub mod clients;
+pub mod codes;
+pub mod consents;
+pub mod groups;
+pub mod keys;
+pub mod links;
+pub mod migrate;
+pub mod sessions;
+pub mod throttle;
+pub mod tokens;
+pub mod users;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("database pool: {0}")]
+    Pool(#[from] r2d2::Error),
+    #[error("database task failed: {0}")]
+    Join(String),
+    #[error("{0}")]
+    Migration(String),
+    #[error("stored data is not valid: {0}")]
+    Corrupt(String),
+}
+
+impl StoreError {
+    /// SQLITE_BUSY/LOCKED after busy_timeout: the caller may say "temporarily unavailable".
+    pub fn is_busy(&self) -> bool {
+        matches!(self, StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _))
+            if matches!(e.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked))
+    }
+
+    /// A UNIQUE or PRIMARY KEY constraint failed.
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(self, StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _))
+            if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                || e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY)
+    }
+}
+
+#[derive(Debug)]
+struct Pragmas;
+
+impl CustomizeConnection<Connection, rusqlite::Error> for Pragmas {
+    fn on_acquire(&self, conn: &mut Connection) -> Result<(), rusqlite::Error> {
+        conn.busy_timeout(Duration::from_secs(5))?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             PRAGMA foreign_keys = ON;
+             PRAGMA synchronous = NORMAL;
+             PRAGMA temp_store = MEMORY;",
+        )?;
+        conn.set_prepared_statement_cache_capacity(128);
+        Ok(())
+    }
+}
+
+#[derive(Clone)]
+pub struct Db {
+    pool: Pool<SqliteConnectionManager>,
+    path: PathBuf,
+}
+
+impl Db {
+    /// Opens (creating if absent) the database file and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let manager = SqliteConnectionManager::file(path).with_flags(
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        );
+        let pool = Pool::builder()
+            .max_size(8)
+            .min_idle(Some(1))
+            .connection_customizer(Box::new(Pragmas))
+            .connection_timeout(Duration::from_secs(10))
+            .build(manager)
+            .map_err(|e| StoreError::Migration(format!("cannot open database {}: {}", path.display(), e)))?;
+        let db = Self { pool, path: path.to_path_buf() };
+        {
+            let mut conn = db.pool.get()?;
+            migrate::migrate(&mut conn)?;
+        }
+        Ok(db)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` on a pooled connection on a blocking thread.
+    pub async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = pool.get()?;
+            f(&conn)
+        })
+        .await
+        .map_err(|e| StoreError::Join(e.to_string()))?
+    }
+
+    /// Runs `f` in one IMMEDIATE transaction on a blocking thread; commits only on `Ok`.
+    pub async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.try_write(f).await
+    }
+
+    /// `write` with a domain error type: any `Err` rolls back everything the closure wrote.
+    pub async fn try_write<T, E, F>(&self, f: F) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        tokio::task::spawn_blocking(move || write_now(&pool, f))
+            .await
+            .map_err(|e| E::from(StoreError::Join(e.to_string())))?
+    }
+
+    /// `write` for synchronous callers (CLI, benchmarks, background threads).
+    pub fn write_blocking<T>(&self, f: impl FnOnce(&Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        write_now(&self.pool, f)
+    }
+
+    /// `try_write` for synchronous callers.
+    pub fn try_write_blocking<T, E: From<StoreError>>(&self, f: impl FnOnce(&Connection) -> Result<T, E>) -> Result<T, E> {
+        write_now(&self.pool, f)
+    }
+
+    /// `read` for synchronous callers.
+    pub fn read_blocking<T>(&self, f: impl FnOnce(&Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let conn = self.pool.get()?;
+        f(&conn)
+    }
+
+    /// A cheap end-to-end check for /health: a connection answers a query.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.read(|c| Ok(c.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0))?)).await?;
+        Ok(())
+    }
+
+    /// A consistent copy of the live database through SQLite's online backup API.
+    pub fn backup_to(&self, dest: &Path) -> Result<(), StoreError> {
+        let conn = self.pool.get()?;
+        let mut out = Connection::open(dest)?;
+        let backup = rusqlite::backup::Backup::new(&conn, &mut out)?;
+        backup.run_to_completion(256, Duration::from_millis(5), None)?;
+        Ok(())
+    }
+
+    /// Checkpoints the WAL into the main file (clean shutdown).
+    pub fn checkpoint(&self) {
+        if let Ok(conn) = self.pool.get() {
+            let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
+        }
+    }
+}
+
+fn write_now<T, E: From<StoreError>>(
+    pool: &Pool<SqliteConnectionManager>,
+    f: impl FnOnce(&Connection) -> Result<T, E>,
+) -> Result<T, E> {
+    let mut conn = pool.get().map_err(StoreError::from)?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(StoreError::from)?;
+    let out = f(&tx)?; // dropping `tx` on error rolls back
+    tx.commit().map_err(StoreError::from)?;
+    Ok(out)
+}
+
+/// Reads a JSON text column.
+pub(crate) fn json_col<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StoreError> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+#[cfg(test)]
+pub(crate) fn test_db() -> (tempfile::TempDir, Db) {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| unreachable!("{e}"));
+    let db = Db::open(&dir.path().join("t.db")).unwrap_or_else(|e| unreachable!("{e}"));
+    (dir, db)
+}
