@@ -39,7 +39,12 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(config: Config, db: Db, clock: Arc<dyn Clock>, master_key: MasterKey) -> anyhow::Result<Self> {
+    pub fn new(
+        config: Config,
+        db: Db,
+        clock: Arc<dyn Clock>,
+        master_key: MasterKey,
+    ) -> anyhow::Result<Self> {
         let hasher = PasswordHasher::new(
             config.argon2_memory_kib,
             config.argon2_iterations,
@@ -49,10 +54,14 @@ impl AppState {
         let master_key = Arc::new(master_key);
         // A MAC key derived from the master key (never the master key itself).
         let derived = master_key.seal("derive:mac", b"")?;
-        let mac_key = hmac::Key::new(hmac::HMAC_SHA256, crate::crypto::secret::sha256(derived.as_bytes()).as_slice());
+        let mac_key = hmac::Key::new(
+            hmac::HMAC_SHA256,
+            crate::crypto::secret::sha256(derived.as_bytes()).as_slice(),
+        );
         let keys = Arc::new(KeyManager::new(db.clone(), master_key.clone(), &config));
-        let issuer_origin =
-            url::Url::parse(&config.public_url).map(|u| u.origin().ascii_serialization()).unwrap_or_default();
+        let issuer_origin = url::Url::parse(&config.public_url)
+            .map(|u| u.origin().ascii_serialization())
+            .unwrap_or_default();
         let _ = BRAND.set(config.brand_name.clone());
         Ok(Self {
             trusted_proxies: config.trusted_proxy_nets(),
@@ -93,8 +102,17 @@ impl AppState {
         if !self.is_trusted_proxy(peer) {
             return Some(peer);
         }
-        let forwarded = req.headers().get_all("x-forwarded-for").filter_map(|v| v.to_str().ok()).collect::<Vec<_>>().join(",");
-        let mut hops = forwarded.split(',').map(str::trim).filter(|s| !s.is_empty()).rev();
+        let forwarded = req
+            .headers()
+            .get_all("x-forwarded-for")
+            .filter_map(|v| v.to_str().ok())
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut hops = forwarded
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .rev();
         for hop in hops.by_ref() {
             match hop.parse::<IpAddr>() {
                 Ok(ip) if self.is_trusted_proxy(ip) => continue,
@@ -124,7 +142,9 @@ tokio::task_local! {
 
 /// The current request's id (for error pages and logs), or "-" outside a request.
 pub fn request_id() -> String {
-    REQUEST_ID.try_with(|id| id.clone()).unwrap_or_else(|_| "-".into())
+    REQUEST_ID
+        .try_with(|id| id.clone())
+        .unwrap_or_else(|_| "-".into())
 }
 
 /// The route table.
@@ -137,8 +157,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/setup", web::post().to(setup::post))
         .route("/", web::get().to(account::home))
         // OpenID Connect provider
-        .route("/.well-known/openid-configuration", web::get().to(oidc::discovery::openid_configuration))
-        .route("/.well-known/oauth-authorization-server", web::get().to(oidc::discovery::oauth_authorization_server))
+        .route(
+            "/.well-known/openid-configuration",
+            web::get().to(oidc::discovery::openid_configuration),
+        )
+        .route(
+            "/.well-known/oauth-authorization-server",
+            web::get().to(oidc::discovery::oauth_authorization_server),
+        )
         .route("/jwks", web::get().to(oidc::jwks::get))
         .route("/authorize", web::get().to(oidc::authorize::get))
         .route("/authorize", web::post().to(oidc::authorize::post))
@@ -160,17 +186,29 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/signout", web::post().to(login::session::sign_out))
         // Self-service account
         .route("/account", web::get().to(account::get))
-        .route("/account/password", web::post().to(account::change_password))
-        .route("/account/sessions/end", web::post().to(account::end_session))
+        .route(
+            "/account/password",
+            web::post().to(account::change_password),
+        )
+        .route(
+            "/account/sessions/end",
+            web::post().to(account::end_session),
+        )
         .route("/account/apps/revoke", web::post().to(account::revoke_app))
         // Admin console
         .route("/admin", web::get().to(admin::get))
         // CORS preflight for the endpoints browsers call directly
-        .route("/{tail:.*}", web::method(actix_web::http::Method::OPTIONS).to(oidc::cors::preflight));
+        .route(
+            "/{tail:.*}",
+            web::method(actix_web::http::Method::OPTIONS).to(oidc::cors::preflight),
+        );
 }
 
 /// Request id, browser cookie, access log, security headers, JSON errors for API clients.
-async fn middleware(req: ServiceRequest, next: Next<impl MessageBody + 'static>) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+async fn middleware(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let rid = req
         .headers()
         .get("x-request-id")
@@ -183,7 +221,11 @@ async fn middleware(req: ServiceRequest, next: Next<impl MessageBody + 'static>)
     let mut new_browser = None;
     if let Some(state) = &state {
         let name = ui::cookie_name(state, "pc_browser");
-        let id = match req.cookie(&name).map(|c| c.value().to_string()).filter(|v| v.len() == 43) {
+        let id = match req
+            .cookie(&name)
+            .map(|c| c.value().to_string())
+            .filter(|v| v.len() == 43)
+        {
             Some(id) => id,
             None => {
                 let id = ui::new_browser_id();
@@ -208,7 +250,13 @@ async fn middleware(req: ServiceRequest, next: Next<impl MessageBody + 'static>)
         .await?;
     let mut res = res.map_into_boxed_body();
     let status = res.status();
-    span.in_scope(|| tracing::info!(status = status.as_u16(), ms = started.elapsed().as_millis() as u64, "served"));
+    span.in_scope(|| {
+        tracing::info!(
+            status = status.as_u16(),
+            ms = started.elapsed().as_millis() as u64,
+            "served"
+        )
+    });
 
     if wants_json && status.as_u16() >= 400 && is_html(&res) {
         let body = serde_json::json!({
@@ -232,7 +280,11 @@ async fn middleware(req: ServiceRequest, next: Next<impl MessageBody + 'static>)
         "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: https:; \
          connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'",
     );
-    set_default(headers, header::HeaderName::from_static("cross-origin-opener-policy"), "same-origin");
+    set_default(
+        headers,
+        header::HeaderName::from_static("cross-origin-opener-policy"),
+        "same-origin",
+    );
     if let (Some(state), Some(id)) = (state, new_browser) {
         let cookie = ui::make_cookie(&state, "pc_browser", id, Some(400 * 86_400));
         let _ = res.response_mut().add_cookie(&cookie);
@@ -241,10 +293,17 @@ async fn middleware(req: ServiceRequest, next: Next<impl MessageBody + 'static>)
 }
 
 fn is_html(res: &ServiceResponse<BoxBody>) -> bool {
-    res.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("text/html"))
+    res.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"))
 }
 
-fn set_default(headers: &mut actix_web::http::header::HeaderMap, name: header::HeaderName, value: &'static str) {
+fn set_default(
+    headers: &mut actix_web::http::header::HeaderMap,
+    name: header::HeaderName,
+    value: &'static str,
+) {
     if !headers.contains_key(&name) {
         headers.insert(name, HeaderValue::from_static(value));
     }

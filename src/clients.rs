@@ -68,7 +68,10 @@ pub enum ClientError {
 }
 
 fn field(field: &'static str, message: impl Into<String>) -> FieldError {
-    FieldError { field, message: message.into() }
+    FieldError {
+        field,
+        message: message.into(),
+    }
 }
 
 /// A redirect URI must be absolute and have no fragment (RFC 6749 §3.1.2). Custom schemes of
@@ -77,21 +80,36 @@ pub fn validate_redirect_uri(uri: &str, name: &'static str) -> Result<(), FieldE
     if uri != uri.trim() || uri.is_empty() {
         return Err(field(name, "Remove spaces around the address."));
     }
-    let parsed = url::Url::parse(uri).map_err(|_| field(name, format!("{uri:?} is not an absolute URI such as https://app.example.com/callback.")))?;
+    let parsed = url::Url::parse(uri).map_err(|_| {
+        field(
+            name,
+            format!("{uri:?} is not an absolute URI such as https://app.example.com/callback."),
+        )
+    })?;
     if uri.contains('#') || parsed.fragment().is_some() {
-        return Err(field(name, format!("{uri:?} must not contain a fragment (#…).")));
+        return Err(field(
+            name,
+            format!("{uri:?} must not contain a fragment (#…)."),
+        ));
     }
     if matches!(parsed.scheme(), "http" | "https") && parsed.host_str().is_none_or(str::is_empty) {
         return Err(field(name, format!("{uri:?} has no host.")));
     }
     if matches!(parsed.scheme(), "javascript" | "data" | "file" | "vbscript") {
-        return Err(field(name, format!("{uri:?} uses a scheme that cannot be a redirect target.")));
+        return Err(field(
+            name,
+            format!("{uri:?} uses a scheme that cannot be a redirect target."),
+        ));
     }
     Ok(())
 }
 
 fn is_loopback_host(host: &str) -> bool {
-    host == "localhost" || host.ends_with(".localhost") || host == "127.0.0.1" || host == "[::1]" || host.starts_with("127.")
+    host == "localhost"
+        || host.ends_with(".localhost")
+        || host == "127.0.0.1"
+        || host == "[::1]"
+        || host.starts_with("127.")
 }
 
 /// Settings that work but deserve a visible warning.
@@ -107,10 +125,16 @@ pub fn warnings(c: &Client) -> Vec<String> {
 
 pub fn validate(input: &ClientInput) -> Result<(), FieldError> {
     if input.name.trim().is_empty() || input.name.chars().count() > 100 {
-        return Err(field("name", "Give the application a name (up to 100 characters)."));
+        return Err(field(
+            "name",
+            "Give the application a name (up to 100 characters).",
+        ));
     }
     if input.redirect_uris.is_empty() && !input.allow_client_credentials {
-        return Err(field("redirect_uris", "Add at least one redirect URI (the app's callback address)."));
+        return Err(field(
+            "redirect_uris",
+            "Add at least one redirect URI (the app's callback address).",
+        ));
     }
     for u in &input.redirect_uris {
         validate_redirect_uri(u, "redirect_uris")?;
@@ -118,11 +142,22 @@ pub fn validate(input: &ClientInput) -> Result<(), FieldError> {
     for u in &input.post_logout_redirect_uris {
         validate_redirect_uri(u, "post_logout_redirect_uris")?;
     }
-    for (name, u) in [("backchannel_logout_uri", &input.backchannel_logout_uri), ("frontchannel_logout_uri", &input.frontchannel_logout_uri)] {
+    for (name, u) in [
+        ("backchannel_logout_uri", &input.backchannel_logout_uri),
+        ("frontchannel_logout_uri", &input.frontchannel_logout_uri),
+    ] {
         if let Some(u) = u {
-            let ok = url::Url::parse(u).is_ok_and(|p| matches!(p.scheme(), "http" | "https") && p.fragment().is_none());
+            let ok = url::Url::parse(u)
+                .is_ok_and(|p| matches!(p.scheme(), "http" | "https") && p.fragment().is_none());
             if !ok {
-                return Err(field(if name == "backchannel_logout_uri" { "backchannel_logout_uri" } else { "frontchannel_logout_uri" }, "Enter an absolute http(s) URL without a fragment."));
+                return Err(field(
+                    if name == "backchannel_logout_uri" {
+                        "backchannel_logout_uri"
+                    } else {
+                        "frontchannel_logout_uri"
+                    },
+                    "Enter an absolute http(s) URL without a fragment.",
+                ));
             }
         }
     }
@@ -132,7 +167,14 @@ pub fn validate(input: &ClientInput) -> Result<(), FieldError> {
         Some(m) => {
             return Err(field(
                 "auth_method",
-                format!("{m} does not fit a {} client.", if input.public { "public" } else { "confidential" }),
+                format!(
+                    "{m} does not fit a {} client.",
+                    if input.public {
+                        "public"
+                    } else {
+                        "confidential"
+                    }
+                ),
             ));
         }
         None => {}
@@ -141,27 +183,56 @@ pub fn validate(input: &ClientInput) -> Result<(), FieldError> {
         return Err(field("require_pkce", "Public clients must use PKCE."));
     }
     if input.public && input.allow_client_credentials {
-        return Err(field("allow_client_credentials", "Public clients cannot use client credentials."));
+        return Err(field(
+            "allow_client_credentials",
+            "Public clients cannot use client credentials.",
+        ));
     }
     if crate::crypto::keys::Alg::parse(&input.signing_alg).is_none() {
         return Err(field("signing_alg", "Choose RS256, ES256 or EdDSA."));
     }
     if let Some(scopes) = &input.allowed_scopes {
         for s in scopes.split_whitespace() {
-            if !KNOWN_SCOPES.contains(&s) && !s.chars().all(|c| c.is_ascii_graphic() && c != '"' && c != '\\') {
-                return Err(field("allowed_scopes", format!("{s:?} is not a valid scope name.")));
+            if !KNOWN_SCOPES.contains(&s)
+                && !s
+                    .chars()
+                    .all(|c| c.is_ascii_graphic() && c != '"' && c != '\\')
+            {
+                return Err(field(
+                    "allowed_scopes",
+                    format!("{s:?} is not a valid scope name."),
+                ));
             }
         }
     }
-    for (name, ttl) in [("access_token_ttl", input.access_token_ttl), ("id_token_ttl", input.id_token_ttl), ("refresh_token_ttl", input.refresh_token_ttl)] {
+    for (name, ttl) in [
+        ("access_token_ttl", input.access_token_ttl),
+        ("id_token_ttl", input.id_token_ttl),
+        ("refresh_token_ttl", input.refresh_token_ttl),
+    ] {
         if ttl.is_some_and(|t| t <= 0) {
-            return Err(field(if name == "access_token_ttl" { "access_token_ttl" } else if name == "id_token_ttl" { "id_token_ttl" } else { "refresh_token_ttl" }, "Use a positive number of seconds."));
+            return Err(field(
+                if name == "access_token_ttl" {
+                    "access_token_ttl"
+                } else if name == "id_token_ttl" {
+                    "id_token_ttl"
+                } else {
+                    "refresh_token_ttl"
+                },
+                "Use a positive number of seconds.",
+            ));
         }
     }
     Ok(())
 }
 
-fn build(id: String, input: ClientInput, secret_hash: Option<String>, created_at: UnixTime, now: UnixTime) -> Client {
+fn build(
+    id: String,
+    input: ClientInput,
+    secret_hash: Option<String>,
+    created_at: UnixTime,
+    now: UnixTime,
+) -> Client {
     Client {
         id,
         name: input.name.trim().to_string(),
@@ -190,7 +261,11 @@ fn build(id: String, input: ClientInput, secret_hash: Option<String>, created_at
 }
 
 /// Creates the client; returns it and, for confidential clients, the secret (shown once).
-pub fn create(conn: &rusqlite::Connection, input: ClientInput, now: UnixTime) -> Result<(Client, Option<String>), ClientError> {
+pub fn create(
+    conn: &rusqlite::Connection,
+    input: ClientInput,
+    now: UnixTime,
+) -> Result<(Client, Option<String>), ClientError> {
     validate(&input)?;
     for g in &input.allowed_groups {
         if store::groups::id_by_name(conn, g)?.is_none() {
@@ -198,14 +273,26 @@ pub fn create(conn: &rusqlite::Connection, input: ClientInput, now: UnixTime) ->
         }
     }
     let secret = (!input.public).then(random_token);
-    let client = build(random_id(), input, secret.as_deref().map(hash_token), now, now);
+    let client = build(
+        random_id(),
+        input,
+        secret.as_deref().map(hash_token),
+        now,
+        now,
+    );
     store::clients::save(conn, &client)?;
     Ok((client, secret))
 }
 
 /// A new secret for a confidential client (the old one stops working at once).
-pub fn rotate_secret(conn: &rusqlite::Connection, client_id: &str, now: UnixTime) -> Result<Option<String>, StoreError> {
-    let Some(c) = store::clients::by_id(conn, client_id)? else { return Ok(None) };
+pub fn rotate_secret(
+    conn: &rusqlite::Connection,
+    client_id: &str,
+    now: UnixTime,
+) -> Result<Option<String>, StoreError> {
+    let Some(c) = store::clients::by_id(conn, client_id)? else {
+        return Ok(None);
+    };
     if c.public {
         return Ok(None);
     }
@@ -258,7 +345,19 @@ mod tests {
 
     #[test]
     fn plain_http_off_loopback_warns() {
-        let mk = |u: &str| build("x".into(), ClientInput { name: "n".into(), redirect_uris: vec![u.into()], ..Default::default() }, None, 0, 0);
+        let mk = |u: &str| {
+            build(
+                "x".into(),
+                ClientInput {
+                    name: "n".into(),
+                    redirect_uris: vec![u.into()],
+                    ..Default::default()
+                },
+                None,
+                0,
+                0,
+            )
+        };
         assert_eq!(warnings(&mk("http://192.168.1.5/cb")).len(), 1);
         assert!(warnings(&mk("http://localhost:3000/cb")).is_empty());
         assert!(warnings(&mk("https://a.example/cb")).is_empty());
@@ -267,10 +366,17 @@ mod tests {
     #[test]
     fn creation_stores_the_uri_byte_for_byte_and_only_a_secret_hash() {
         let (_d, db) = store::test_db();
-        let input = ClientInput { name: "Immich".into(), redirect_uris: vec!["app.immich:///oauth-callback".into()], ..Default::default() };
+        let input = ClientInput {
+            name: "Immich".into(),
+            redirect_uris: vec!["app.immich:///oauth-callback".into()],
+            ..Default::default()
+        };
         let (c, secret) = db.try_write_blocking(|c| create(c, input, 0)).unwrap();
         let secret = secret.unwrap();
-        let stored = db.read_blocking(|x| store::clients::by_id(x, &c.id)).unwrap().unwrap();
+        let stored = db
+            .read_blocking(|x| store::clients::by_id(x, &c.id))
+            .unwrap()
+            .unwrap();
         assert_eq!(stored.redirect_uris, vec!["app.immich:///oauth-callback"]);
         assert_eq!(stored.secret_hash.unwrap(), hash_token(&secret));
     }
@@ -278,9 +384,19 @@ mod tests {
     #[test]
     fn invalid_input_saves_nothing() {
         let (_d, db) = store::test_db();
-        let input = ClientInput { name: "X".into(), redirect_uris: vec!["https://ok.example/cb".into(), "nope".into()], ..Default::default() };
+        let input = ClientInput {
+            name: "X".into(),
+            redirect_uris: vec!["https://ok.example/cb".into(), "nope".into()],
+            ..Default::default()
+        };
         let r = db.try_write_blocking(|c| create(c, input, 0));
-        assert!(matches!(r, Err(ClientError::Invalid(FieldError { field: "redirect_uris", .. }))));
+        assert!(matches!(
+            r,
+            Err(ClientError::Invalid(FieldError {
+                field: "redirect_uris",
+                ..
+            }))
+        ));
         assert!(db.read_blocking(store::clients::list).unwrap().is_empty());
     }
 }

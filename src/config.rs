@@ -19,34 +19,146 @@ struct FieldDoc {
 }
 
 const FIELDS: &[FieldDoc] = &[
-    FieldDoc { key: "public_url", doc: "The issuer: the public base URL people and apps reach Portcullis at (no trailing slash).\nUse https in production; cookies are marked Secure whenever it is https.", secret: false },
-    FieldDoc { key: "bind", doc: "Address and port to listen on. Keep it on loopback behind a reverse proxy.", secret: false },
-    FieldDoc { key: "data_dir", doc: "Where the SQLite database and the master key live. Defaults to $STATE_DIRECTORY under systemd, else ./data.", secret: false },
-    FieldDoc { key: "master_key_file", doc: "File holding the master key that encrypts signing keys and upstream secrets at rest.\nEmpty: $CREDENTIALS_DIRECTORY/master-key if present (systemd LoadCredential), else <data_dir>/master.key (created 0600 on first start).", secret: true },
-    FieldDoc { key: "log", doc: "Log level or filter: error, warn, info, debug, trace (or a tracing filter such as \"portcullis=debug\").", secret: false },
-    FieldDoc { key: "log_format", doc: "Log format: text or json.", secret: false },
-    FieldDoc { key: "trusted_proxies", doc: "Reverse proxies (IP addresses or CIDR ranges) whose X-Forwarded-For header is believed for the client IP.", secret: false },
-    FieldDoc { key: "brand_name", doc: "Product name shown on pages and in page titles.", secret: false },
-    FieldDoc { key: "logo_url", doc: "Logo shown on pages. Empty: the built-in logo.", secret: false },
-    FieldDoc { key: "session_idle_timeout", doc: "A browser session ends after this long without use.", secret: false },
-    FieldDoc { key: "session_lifetime", doc: "A browser session ends this long after sign-in, however active.", secret: false },
-    FieldDoc { key: "password_min_length", doc: "Shortest password accepted (NIST SP 800-63B: at least 8).", secret: false },
-    FieldDoc { key: "argon2_memory_kib", doc: "argon2id memory cost in KiB (OWASP: 19456).", secret: false },
-    FieldDoc { key: "argon2_iterations", doc: "argon2id time cost (OWASP: 2).", secret: false },
-    FieldDoc { key: "argon2_parallelism", doc: "argon2id lanes (OWASP: 1).", secret: false },
-    FieldDoc { key: "argon2_concurrency", doc: "Password hashes computed at once; further sign-ins queue. Bounds memory: each takes argon2_memory_kib.", secret: false },
-    FieldDoc { key: "login_throttle_threshold", doc: "Failed sign-ins (per account and per client IP) before each further attempt is slowed down.", secret: false },
-    FieldDoc { key: "login_throttle_max_delay", doc: "Longest slow-down after repeated failures (it doubles per failure up to this).", secret: false },
-    FieldDoc { key: "authorization_code_ttl", doc: "How long an authorization code may be redeemed.", secret: false },
-    FieldDoc { key: "access_token_ttl", doc: "Default access token lifetime (clients may override).", secret: false },
-    FieldDoc { key: "id_token_ttl", doc: "Default ID token lifetime (clients may override).", secret: false },
-    FieldDoc { key: "refresh_token_ttl", doc: "Sliding refresh token lifetime: unused this long, it expires (clients may override).", secret: false },
-    FieldDoc { key: "refresh_token_absolute_ttl", doc: "A refresh token family ends this long after sign-in, however often it is used.", secret: false },
-    FieldDoc { key: "refresh_token_reuse_grace", doc: "Window in which a just-rotated refresh token, used again in parallel, returns the same successor instead of revoking the family.", secret: false },
-    FieldDoc { key: "key_rotation_period", doc: "A new signing key is made this often.", secret: false },
-    FieldDoc { key: "key_publish_grace", doc: "A new key is published in JWKS this long before it signs, so apps caching JWKS know it first.", secret: false },
-    FieldDoc { key: "password_reset_ttl", doc: "How long a password reset or invite link stays valid.", secret: false },
-    FieldDoc { key: "audit_retention", doc: "Audit events older than this are deleted.", secret: false },
+    FieldDoc {
+        key: "public_url",
+        doc: "The issuer: the public base URL people and apps reach Portcullis at (no trailing slash).\nUse https in production; cookies are marked Secure whenever it is https.",
+        secret: false,
+    },
+    FieldDoc {
+        key: "bind",
+        doc: "Address and port to listen on. Keep it on loopback behind a reverse proxy.",
+        secret: false,
+    },
+    FieldDoc {
+        key: "data_dir",
+        doc: "Where the SQLite database and the master key live. Defaults to $STATE_DIRECTORY under systemd, else ./data.",
+        secret: false,
+    },
+    FieldDoc {
+        key: "master_key_file",
+        doc: "File holding the master key that encrypts signing keys and upstream secrets at rest.\nEmpty: $CREDENTIALS_DIRECTORY/master-key if present (systemd LoadCredential), else <data_dir>/master.key (created 0600 on first start).",
+        secret: true,
+    },
+    FieldDoc {
+        key: "log",
+        doc: "Log level or filter: error, warn, info, debug, trace (or a tracing filter such as \"portcullis=debug\").",
+        secret: false,
+    },
+    FieldDoc {
+        key: "log_format",
+        doc: "Log format: text or json.",
+        secret: false,
+    },
+    FieldDoc {
+        key: "trusted_proxies",
+        doc: "Reverse proxies (IP addresses or CIDR ranges) whose X-Forwarded-For header is believed for the client IP.",
+        secret: false,
+    },
+    FieldDoc {
+        key: "brand_name",
+        doc: "Product name shown on pages and in page titles.",
+        secret: false,
+    },
+    FieldDoc {
+        key: "logo_url",
+        doc: "Logo shown on pages. Empty: the built-in logo.",
+        secret: false,
+    },
+    FieldDoc {
+        key: "session_idle_timeout",
+        doc: "A browser session ends after this long without use.",
+        secret: false,
+    },
+    FieldDoc {
+        key: "session_lifetime",
+        doc: "A browser session ends this long after sign-in, however active.",
+        secret: false,
+    },
+    FieldDoc {
+        key: "password_min_length",
+        doc: "Shortest password accepted (NIST SP 800-63B: at least 8).",
+        secret: false,
+    },
+    FieldDoc {
+        key: "argon2_memory_kib",
+        doc: "argon2id memory cost in KiB (OWASP: 19456).",
+        secret: false,
+    },
+    FieldDoc {
+        key: "argon2_iterations",
+        doc: "argon2id time cost (OWASP: 2).",
+        secret: false,
+    },
+    FieldDoc {
+        key: "argon2_parallelism",
+        doc: "argon2id lanes (OWASP: 1).",
+        secret: false,
+    },
+    FieldDoc {
+        key: "argon2_concurrency",
+        doc: "Password hashes computed at once; further sign-ins queue. Bounds memory: each takes argon2_memory_kib.",
+        secret: false,
+    },
+    FieldDoc {
+        key: "login_throttle_threshold",
+        doc: "Failed sign-ins (per account and per client IP) before each further attempt is slowed down.",
+        secret: false,
+    },
+    FieldDoc {
+        key: "login_throttle_max_delay",
+        doc: "Longest slow-down after repeated failures (it doubles per failure up to this).",
+        secret: false,
+    },
+    FieldDoc {
+        key: "authorization_code_ttl",
+        doc: "How long an authorization code may be redeemed.",
+        secret: false,
+    },
+    FieldDoc {
+        key: "access_token_ttl",
+        doc: "Default access token lifetime (clients may override).",
+        secret: false,
+    },
+    FieldDoc {
+        key: "id_token_ttl",
+        doc: "Default ID token lifetime (clients may override).",
+        secret: false,
+    },
+    FieldDoc {
+        key: "refresh_token_ttl",
+        doc: "Sliding refresh token lifetime: unused this long, it expires (clients may override).",
+        secret: false,
+    },
+    FieldDoc {
+        key: "refresh_token_absolute_ttl",
+        doc: "A refresh token family ends this long after sign-in, however often it is used.",
+        secret: false,
+    },
+    FieldDoc {
+        key: "refresh_token_reuse_grace",
+        doc: "Window in which a just-rotated refresh token, used again in parallel, returns the same successor instead of revoking the family.",
+        secret: false,
+    },
+    FieldDoc {
+        key: "key_rotation_period",
+        doc: "A new signing key is made this often.",
+        secret: false,
+    },
+    FieldDoc {
+        key: "key_publish_grace",
+        doc: "A new key is published in JWKS this long before it signs, so apps caching JWKS know it first.",
+        secret: false,
+    },
+    FieldDoc {
+        key: "password_reset_ttl",
+        doc: "How long a password reset or invite link stays valid.",
+        secret: false,
+    },
+    FieldDoc {
+        key: "audit_retention",
+        doc: "Audit events older than this are deleted.",
+        secret: false,
+    },
 ];
 
 /// Effective configuration. Field docs live in `FIELDS` (printed by `config example`).
@@ -148,7 +260,10 @@ fn default_data_dir() -> PathBuf {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("config file {path}: {message}")]
     Parse { path: String, message: String },
     #[error("{0}")]
@@ -173,29 +288,39 @@ impl Config {
                 path: path.display().to_string(),
                 source,
             })?;
-            table = text.parse::<toml::Table>().map_err(|e| ConfigError::Parse {
-                path: path.display().to_string(),
-                message: e.message().to_string(),
-            })?;
+            table = text
+                .parse::<toml::Table>()
+                .map_err(|e| ConfigError::Parse {
+                    path: path.display().to_string(),
+                    message: e.message().to_string(),
+                })?;
             origin = path.display().to_string();
         }
         for (name, raw) in env {
-            let Some(key) = name.strip_prefix("PORTCULLIS_") else { continue };
+            let Some(key) = name.strip_prefix("PORTCULLIS_") else {
+                continue;
+            };
             let key = key.to_ascii_lowercase();
             if key == "config" {
                 continue;
             }
             let Some(default) = defaults.get(&key) else {
-                // An unknown PORTCULLIS_ variable is most likely a typo: say so.
-                return Err(ConfigError::Invalid(format!(
-                    "{name}: unknown setting (see `portcullis config example`)"
-                )));
+                // Most likely a typo, but scripts may set their own PORTCULLIS_ variables:
+                // warn rather than refuse to start.
+                eprintln!(
+                    "portcullis: warning: {name} is not a setting (see `portcullis config example`); ignored"
+                );
+                continue;
             };
             table.insert(key.clone(), env_value(&key, raw, default)?);
         }
-        let config: Config = toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| {
-            ConfigError::Parse { path: origin.clone(), message: e.message().to_string() }
-        })?;
+        let config: Config =
+            toml::Value::Table(table)
+                .try_into()
+                .map_err(|e: toml::de::Error| ConfigError::Parse {
+                    path: origin.clone(),
+                    message: e.message().to_string(),
+                })?;
         config.validate()?;
         Ok(config)
     }
@@ -217,17 +342,25 @@ impl Config {
             Err(e) => problems.push(format!("public_url: not a URL ({e})")),
         }
         if self.bind.parse::<std::net::SocketAddr>().is_err() {
-            problems.push(format!("bind: {:?} is not an address:port such as 127.0.0.1:8080", self.bind));
+            problems.push(format!(
+                "bind: {:?} is not an address:port such as 127.0.0.1:8080",
+                self.bind
+            ));
         }
         if !matches!(self.log_format.as_str(), "text" | "json") {
-            problems.push(format!("log_format: {:?} must be text or json", self.log_format));
+            problems.push(format!(
+                "log_format: {:?} must be text or json",
+                self.log_format
+            ));
         }
         if tracing_subscriber::EnvFilter::try_new(&self.log).is_err() {
             problems.push(format!("log: {:?} is not a log level or filter", self.log));
         }
         for p in &self.trusted_proxies {
             if p.parse::<IpNet>().is_err() && p.parse::<IpAddr>().is_err() {
-                problems.push(format!("trusted_proxies: {p:?} is not an IP address or CIDR range"));
+                problems.push(format!(
+                    "trusted_proxies: {p:?} is not an IP address or CIDR range"
+                ));
             }
         }
         if self.password_min_length < 8 {
@@ -255,7 +388,10 @@ impl Config {
             ("access_token_ttl", self.access_token_ttl),
             ("id_token_ttl", self.id_token_ttl),
             ("refresh_token_ttl", self.refresh_token_ttl),
-            ("refresh_token_absolute_ttl", self.refresh_token_absolute_ttl),
+            (
+                "refresh_token_absolute_ttl",
+                self.refresh_token_absolute_ttl,
+            ),
             ("key_rotation_period", self.key_rotation_period),
             ("password_reset_ttl", self.password_reset_ttl),
             ("audit_retention", self.audit_retention),
@@ -267,7 +403,11 @@ impl Config {
         if self.authorization_code_ttl > Duration::from_secs(600) {
             problems.push("authorization_code_ttl: at most 10m (RFC 6749 §4.1.2)".into());
         }
-        if problems.is_empty() { Ok(()) } else { Err(ConfigError::Invalid(problems.join("\n"))) }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid(problems.join("\n")))
+        }
     }
 
     /// The issuer exactly as it appears in discovery and every token.
@@ -282,7 +422,11 @@ impl Config {
     pub fn trusted_proxy_nets(&self) -> Vec<IpNet> {
         self.trusted_proxies
             .iter()
-            .filter_map(|p| p.parse::<IpNet>().ok().or_else(|| p.parse::<IpAddr>().ok().map(IpNet::from)))
+            .filter_map(|p| {
+                p.parse::<IpNet>()
+                    .ok()
+                    .or_else(|| p.parse::<IpAddr>().ok().map(IpNet::from))
+            })
             .collect()
     }
 
@@ -332,9 +476,16 @@ impl Config {
 
 /// Turns an environment string into the TOML type of the key's default.
 fn env_value(key: &str, raw: &str, default: &toml::Value) -> Result<toml::Value, ConfigError> {
-    let bad = |what: &str| ConfigError::Invalid(format!("PORTCULLIS_{}: {raw:?} is not {what}", key.to_ascii_uppercase()));
+    let bad = |what: &str| {
+        ConfigError::Invalid(format!(
+            "PORTCULLIS_{}: {raw:?} is not {what}",
+            key.to_ascii_uppercase()
+        ))
+    };
     Ok(match default {
-        toml::Value::Integer(_) => toml::Value::Integer(raw.trim().parse().map_err(|_| bad("a whole number"))?),
+        toml::Value::Integer(_) => {
+            toml::Value::Integer(raw.trim().parse().map_err(|_| bad("a whole number"))?)
+        }
         toml::Value::Boolean(_) => toml::Value::Boolean(match raw.trim() {
             "1" | "true" | "yes" | "on" => true,
             "0" | "false" | "no" | "off" => false,
@@ -373,8 +524,11 @@ mod duration_str {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let text = String::deserialize(d)?;
-        humantime::parse_duration(text.trim())
-            .map_err(|e| serde::de::Error::custom(format!("{text:?} is not a duration such as 90s, 15m or 30d ({e})")))
+        humantime::parse_duration(text.trim()).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "{text:?} is not a duration such as 90s, 15m or 30d ({e})"
+            ))
+        })
     }
 }
 
@@ -383,7 +537,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
@@ -433,25 +590,40 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.toml");
         std::fs::write(&path, "bind = \"127.0.0.1:1\"\nbrand_name = \"Home\"\n").unwrap();
-        let c = Config::load_from(Some(&path), &env(&[("PORTCULLIS_BIND", "127.0.0.1:2")])).unwrap();
+        let c =
+            Config::load_from(Some(&path), &env(&[("PORTCULLIS_BIND", "127.0.0.1:2")])).unwrap();
         assert_eq!(c.bind, "127.0.0.1:2");
         assert_eq!(c.brand_name, "Home");
     }
 
     #[test]
     fn bad_values_name_the_key() {
-        let e = Config::load_from(None, &env(&[("PORTCULLIS_BIND", "nope")])).unwrap_err().to_string();
-        assert!(e.contains("bind"), "{e}");
-        let e = Config::load_from(None, &env(&[("PORTCULLIS_PUBLIC_URL", "https://a.example/")]))
+        let e = Config::load_from(None, &env(&[("PORTCULLIS_BIND", "nope")]))
             .unwrap_err()
             .to_string();
-        assert!(e.contains("public_url") && e.contains("trailing slash"), "{e}");
-        let e = Config::load_from(None, &env(&[("PORTCULLIS_PASSWORD_MIN_LENGTH", "x")])).unwrap_err().to_string();
+        assert!(e.contains("bind"), "{e}");
+        let e = Config::load_from(
+            None,
+            &env(&[("PORTCULLIS_PUBLIC_URL", "https://a.example/")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("public_url") && e.contains("trailing slash"),
+            "{e}"
+        );
+        let e = Config::load_from(None, &env(&[("PORTCULLIS_PASSWORD_MIN_LENGTH", "x")]))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("PORTCULLIS_PASSWORD_MIN_LENGTH"), "{e}");
-        let e = Config::load_from(None, &env(&[("PORTCULLIS_SESSION_LIFETIME", "forever")])).unwrap_err().to_string();
+        let e = Config::load_from(None, &env(&[("PORTCULLIS_SESSION_LIFETIME", "forever")]))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("duration"), "{e}");
-        let e = Config::load_from(None, &env(&[("PORTCULLIS_TYPO", "1")])).unwrap_err().to_string();
-        assert!(e.contains("PORTCULLIS_TYPO"), "{e}");
+        assert!(
+            Config::load_from(None, &env(&[("PORTCULLIS_TYPO", "1")])).is_ok(),
+            "unknown variables are ignored"
+        );
     }
 
     #[test]
@@ -465,7 +637,11 @@ mod tests {
 
     #[test]
     fn validate_reports_every_problem_at_once() {
-        let c = Config { bind: "x".into(), log_format: "xml".into(), ..Config::default() };
+        let c = Config {
+            bind: "x".into(),
+            log_format: "xml".into(),
+            ..Config::default()
+        };
         let e = c.validate().unwrap_err().to_string();
         assert!(e.contains("bind") && e.contains("log_format"), "{e}");
     }
@@ -485,6 +661,10 @@ mod tests {
     #[test]
     fn packaged_example_equals_generated() {
         let packaged = include_str!("../packaging/config.example.toml");
-        assert_eq!(packaged, Config::example(), "run `portcullis config example > packaging/config.example.toml`");
+        assert_eq!(
+            packaged,
+            Config::example(),
+            "run `portcullis config example > packaging/config.example.toml`"
+        );
     }
 }

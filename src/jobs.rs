@@ -17,8 +17,14 @@ pub fn collect_garbage(state: &AppState, now: i64) -> Result<usize, StoreError> 
             + store::tokens::delete_expired(c, now)?
             + store::throttle::delete_stale(c, now)?
             + store::audit::delete_older_than(c, now - retention)?
-            + c.execute("DELETE FROM one_time_links WHERE expires_at <= ?1 - 86400", [now])?
-            + c.execute("DELETE FROM webauthn_ceremonies WHERE expires_at <= ?1", [now])?
+            + c.execute(
+                "DELETE FROM one_time_links WHERE expires_at <= ?1 - 86400",
+                [now],
+            )?
+            + c.execute(
+                "DELETE FROM webauthn_ceremonies WHERE expires_at <= ?1",
+                [now],
+            )?
             + c.execute("DELETE FROM upstream_logins WHERE expires_at <= ?1", [now])?)
     })
 }
@@ -33,7 +39,10 @@ pub fn run_once(state: &AppState) {
     }
 }
 
-pub fn spawn(state: web::Data<AppState>, _server: actix_web::dev::ServerHandle) -> tokio::task::JoinHandle<()> {
+pub fn spawn(
+    state: web::Data<AppState>,
+    _server: actix_web::dev::ServerHandle,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
         loop {

@@ -19,7 +19,11 @@ use portcullis::store;
 use portcullis::users::{self, NewUser};
 
 #[derive(Parser)]
-#[command(name = "portcullis", version, about = "A self-contained OpenID Connect identity provider")]
+#[command(
+    name = "portcullis",
+    version,
+    about = "A self-contained OpenID Connect identity provider"
+)]
 struct Cli {
     /// Configuration file (TOML). Every setting can also come from PORTCULLIS_* variables.
     #[arg(long, global = true, env = "PORTCULLIS_CONFIG")]
@@ -189,13 +193,22 @@ fn main() -> ExitCode {
 }
 
 fn one_line(e: &anyhow::Error) -> String {
-    e.chain().map(|c| c.to_string()).collect::<Vec<_>>().join(": ").replace('\n', "; ")
+    e.chain()
+        .map(|c| c.to_string())
+        .collect::<Vec<_>>()
+        .join(": ")
+        .replace('\n', "; ")
 }
 
 fn init_logging(config: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_new(&config.log)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none();
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
     if config.log_format == "json" {
         builder.json().init();
     } else {
@@ -208,13 +221,18 @@ fn run(command: Command, config: Config) -> anyhow::Result<()> {
     match command {
         Command::Serve => {
             init_logging(&config);
-            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
             rt.block_on(server::run(config, clock))
         }
         Command::Migrate => {
             let (db, _) = server::open(&config)?;
             let version = db.read_blocking(store::migrate::current_version)?;
-            println!("database {} is at schema version {version}", db.path().display());
+            println!(
+                "database {} is at schema version {version}",
+                db.path().display()
+            );
             Ok(())
         }
         Command::Config(ConfigCmd::Check) => {
@@ -235,7 +253,8 @@ fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 bail!("{} already exists; choose a new file name", file.display());
             }
             let (db, _) = server::open(&config)?;
-            db.backup_to(&file).with_context(|| format!("backup to {}", file.display()))?;
+            db.backup_to(&file)
+                .with_context(|| format!("backup to {}", file.display()))?;
             println!("backed up to {}", file.display());
             Ok(())
         }
@@ -253,7 +272,10 @@ fn run(command: Command, config: Config) -> anyhow::Result<()> {
                     if json {
                         println!("{}", serde_json::to_string_pretty(&list)?);
                     } else {
-                        println!("{:<18} {:<6} {:<8} {:<12} {}", "KID", "ALG", "STATE", "SIGNS FROM", "UNPUBLISHED AFTER");
+                        println!(
+                            "{:<18} {:<6} {:<8} {:<12} {}",
+                            "KID", "ALG", "STATE", "SIGNS FROM", "UNPUBLISHED AFTER"
+                        );
                         for k in list {
                             println!(
                                 "{:<18} {:<6} {:<8} {:<12} {}",
@@ -261,7 +283,9 @@ fn run(command: Command, config: Config) -> anyhow::Result<()> {
                                 k.alg,
                                 k.state,
                                 k.activates_at,
-                                k.prune_after.map(|p| p.to_string()).unwrap_or_else(|| "-".into())
+                                k.prune_after
+                                    .map(|p| p.to_string())
+                                    .unwrap_or_else(|| "-".into())
                             );
                         }
                     }
@@ -271,7 +295,11 @@ fn run(command: Command, config: Config) -> anyhow::Result<()> {
                     println!(
                         "published new keys {}; they sign {}",
                         kids.join(", "),
-                        if immediately { "now" } else { "after the publish grace (key_publish_grace)" }
+                        if immediately {
+                            "now"
+                        } else {
+                            "after the publish grace (key_publish_grace)"
+                        }
                     );
                 }
             }
@@ -282,14 +310,24 @@ fn run(command: Command, config: Config) -> anyhow::Result<()> {
 
 fn read_stdin_line() -> anyhow::Result<String> {
     let mut text = String::new();
-    std::io::stdin().read_to_string(&mut text).context("reading standard input")?;
+    std::io::stdin()
+        .read_to_string(&mut text)
+        .context("reading standard input")?;
     Ok(text.lines().next().unwrap_or("").to_string())
 }
 
 fn user_cmd(cmd: UserCmd, config: &Config, now: i64) -> anyhow::Result<()> {
     let (db, _) = server::open(config)?;
     match cmd {
-        UserCmd::Add { username, email, name, groups, admin, password_stdin, json } => {
+        UserCmd::Add {
+            username,
+            email,
+            name,
+            groups,
+            admin,
+            password_stdin,
+            json,
+        } => {
             let password_hash = if password_stdin {
                 let pw = read_stdin_line()?;
                 users::validate_password(&pw, config.password_min_length)?;
@@ -321,7 +359,10 @@ fn user_cmd(cmd: UserCmd, config: &Config, now: i64) -> anyhow::Result<()> {
             } else {
                 println!("created user {} (id {})", user.username, user.id);
                 if new.password_hash.is_none() {
-                    println!("no password set: create a link with `portcullis user reset-link {}`", user.username);
+                    println!(
+                        "no password set: create a link with `portcullis user reset-link {}`",
+                        user.username
+                    );
                 }
             }
             Ok(())
@@ -336,7 +377,12 @@ fn user_cmd(cmd: UserCmd, config: &Config, now: i64) -> anyhow::Result<()> {
                 println!("{}", serde_json::to_string_pretty(&arr)?);
             } else {
                 for u in list {
-                    println!("{:<24} {:<32} {}", u.username, u.email.unwrap_or_default(), if u.disabled { "disabled" } else { "" });
+                    println!(
+                        "{:<24} {:<32} {}",
+                        u.username,
+                        u.email.unwrap_or_default(),
+                        if u.disabled { "disabled" } else { "" }
+                    );
                 }
             }
             Ok(())
@@ -346,9 +392,24 @@ fn user_cmd(cmd: UserCmd, config: &Config, now: i64) -> anyhow::Result<()> {
             let hash = hash_token(&token);
             let ttl = config.password_reset_ttl.as_secs() as i64;
             let found = db.write_blocking(|c| {
-                let Some(u) = store::users::by_username(c, &username)? else { return Ok(false) };
-                store::links::invalidate_for_user(c, &u.id, store::links::Purpose::PasswordReset, now)?;
-                store::links::insert(c, &hash, store::links::Purpose::PasswordReset, Some(&u.id), true, now, now + ttl)?;
+                let Some(u) = store::users::by_username(c, &username)? else {
+                    return Ok(false);
+                };
+                store::links::invalidate_for_user(
+                    c,
+                    &u.id,
+                    store::links::Purpose::PasswordReset,
+                    now,
+                )?;
+                store::links::insert(
+                    c,
+                    &hash,
+                    store::links::Purpose::PasswordReset,
+                    Some(&u.id),
+                    true,
+                    now,
+                    now + ttl,
+                )?;
                 Ok(true)
             })?;
             if !found {
@@ -362,29 +423,40 @@ fn user_cmd(cmd: UserCmd, config: &Config, now: i64) -> anyhow::Result<()> {
 
 fn client_cmd(cmd: ClientCmd, config: &Config, now: i64) -> anyhow::Result<()> {
     let (db, _) = server::open(config)?;
-    let print_client = |c: &store::clients::Client, secret: Option<&str>, json: bool| -> anyhow::Result<()> {
-        if json {
-            let mut v = clients::to_json(c, &config.public_url);
-            if let (Some(obj), Some(s)) = (v.as_object_mut(), secret) {
-                obj.insert("client_secret".into(), serde_json::json!(s));
+    let print_client =
+        |c: &store::clients::Client, secret: Option<&str>, json: bool| -> anyhow::Result<()> {
+            if json {
+                let mut v = clients::to_json(c, &config.public_url);
+                if let (Some(obj), Some(s)) = (v.as_object_mut(), secret) {
+                    obj.insert("client_secret".into(), serde_json::json!(s));
+                }
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                println!("name:          {}", c.name);
+                println!("client_id:     {}", c.id);
+                if let Some(s) = secret {
+                    println!("client_secret: {s}");
+                    println!("(the secret is shown only now: copy it into the app's settings)");
+                }
+                println!(
+                    "type:          {}",
+                    if c.public {
+                        "public (PKCE)"
+                    } else {
+                        "confidential"
+                    }
+                );
+                for u in &c.redirect_uris {
+                    println!("redirect_uri:  {u}");
+                }
+                println!("issuer:        {}", config.public_url);
+                println!(
+                    "discovery:     {}/.well-known/openid-configuration",
+                    config.public_url
+                );
             }
-            println!("{}", serde_json::to_string_pretty(&v)?);
-        } else {
-            println!("name:          {}", c.name);
-            println!("client_id:     {}", c.id);
-            if let Some(s) = secret {
-                println!("client_secret: {s}");
-                println!("(the secret is shown only now: copy it into the app's settings)");
-            }
-            println!("type:          {}", if c.public { "public (PKCE)" } else { "confidential" });
-            for u in &c.redirect_uris {
-                println!("redirect_uri:  {u}");
-            }
-            println!("issuer:        {}", config.public_url);
-            println!("discovery:     {}/.well-known/openid-configuration", config.public_url);
-        }
-        Ok(())
-    };
+            Ok(())
+        };
     match cmd {
         ClientCmd::Add(a) => {
             let input = ClientInput {
@@ -411,7 +483,10 @@ fn client_cmd(cmd: ClientCmd, config: &Config, now: i64) -> anyhow::Result<()> {
         ClientCmd::List { json } => {
             let list = db.read_blocking(store::clients::list)?;
             if json {
-                let arr: Vec<_> = list.iter().map(|c| clients::to_json(c, &config.public_url)).collect();
+                let arr: Vec<_> = list
+                    .iter()
+                    .map(|c| clients::to_json(c, &config.public_url))
+                    .collect();
                 println!("{}", serde_json::to_string_pretty(&arr)?);
             } else {
                 for c in list {
@@ -434,11 +509,15 @@ fn client_cmd(cmd: ClientCmd, config: &Config, now: i64) -> anyhow::Result<()> {
             Ok(())
         }
         ClientCmd::RotateSecret { client_id, json } => {
-            let Some(secret) = db.write_blocking(|c| clients::rotate_secret(c, &client_id, now))? else {
+            let Some(secret) = db.write_blocking(|c| clients::rotate_secret(c, &client_id, now))?
+            else {
                 bail!("no confidential application with client id {client_id:?}");
             };
             if json {
-                println!("{}", serde_json::json!({"client_id": client_id, "client_secret": secret}));
+                println!(
+                    "{}",
+                    serde_json::json!({"client_id": client_id, "client_secret": secret})
+                );
             } else {
                 println!("client_secret: {secret}\n(the secret is shown only now)");
             }

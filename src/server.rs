@@ -18,7 +18,8 @@ use crate::store::{self, Db};
 /// Checks that the data dir exists (creating it 0700 if absent) and is writable.
 pub fn prepare_data_dir(dir: &Path) -> anyhow::Result<()> {
     if !dir.exists() {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create data dir {}", dir.display()))?;
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create data dir {}", dir.display()))?;
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -29,7 +30,8 @@ pub fn prepare_data_dir(dir: &Path) -> anyhow::Result<()> {
         bail!("data dir {} is not a directory", dir.display());
     }
     let probe = dir.join(".write-test");
-    std::fs::write(&probe, b"").with_context(|| format!("data dir {} is not writable", dir.display()))?;
+    std::fs::write(&probe, b"")
+        .with_context(|| format!("data dir {} is not writable", dir.display()))?;
     let _ = std::fs::remove_file(probe);
     Ok(())
 }
@@ -62,7 +64,15 @@ pub fn setup_link_if_needed(state: &AppState) -> anyhow::Result<Option<String>> 
         if store::users::any_admin(c)? {
             return Ok(false);
         }
-        store::links::insert(c, &hash, store::links::Purpose::Setup, None, false, now, now + 3600)?;
+        store::links::insert(
+            c,
+            &hash,
+            store::links::Purpose::Setup,
+            None,
+            false,
+            now,
+            now + 3600,
+        )?;
         Ok(true)
     })?;
     Ok(created.then(|| state.url(&format!("/setup?token={token}"))))
@@ -70,7 +80,8 @@ pub fn setup_link_if_needed(state: &AppState) -> anyhow::Result<Option<String>> 
 
 /// Binds, logs the setup link if needed, and serves until SIGTERM.
 pub async fn run(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<()> {
-    let listener = TcpListener::bind(&config.bind).map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.bind))?;
+    let listener = TcpListener::bind(&config.bind)
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.bind))?;
     let state = build_state(config, clock)?;
     if let Some(url) = setup_link_if_needed(&state)? {
         tracing::warn!("no administrator yet: open {url} within 1 hour to create one");

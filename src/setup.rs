@@ -43,10 +43,17 @@ fn link_gone() -> HttpResponse {
     )
 }
 
-pub async fn get(state: State, req: HttpRequest, q: web::Query<TokenQuery>) -> Result<HttpResponse, PageError> {
+pub async fn get(
+    state: State,
+    req: HttpRequest,
+    q: web::Query<TokenQuery>,
+) -> Result<HttpResponse, PageError> {
     let hash = hash_token(&q.token);
     let now = state.now();
-    let link = state.db.read(move |c| store::links::peek(c, &hash, Purpose::Setup, now)).await?;
+    let link = state
+        .db
+        .read(move |c| store::links::peek(c, &hash, Purpose::Setup, now))
+        .await?;
     if link.is_none() {
         return Ok(link_gone());
     }
@@ -72,7 +79,11 @@ pub struct SetupForm {
     password: String,
 }
 
-pub async fn post(state: State, req: HttpRequest, form: CsrfForm<SetupForm>) -> Result<HttpResponse, PageError> {
+pub async fn post(
+    state: State,
+    req: HttpRequest,
+    form: CsrfForm<SetupForm>,
+) -> Result<HttpResponse, PageError> {
     let f = form.0;
     let redisplay = |state: &State, f: &SetupForm, field: &str, error: String| {
         ui::render(
@@ -97,11 +108,20 @@ pub async fn post(state: State, req: HttpRequest, form: CsrfForm<SetupForm>) -> 
         admin: true,
         ..Default::default()
     };
-    if let Err(e) = users::validate_new(&new).and_then(|_| users::validate_password(&f.password, state.config.password_min_length)) {
+    if let Err(e) = users::validate_new(&new)
+        .and_then(|_| users::validate_password(&f.password, state.config.password_min_length))
+    {
         return Ok(redisplay(&state, &f, e.field, e.message));
     }
-    let hash = state.hasher.hash(Secret::new(f.password.clone())).await.map_err(|_| PageError::Internal)?;
-    let new = NewUser { password_hash: Some(hash), ..new };
+    let hash = state
+        .hasher
+        .hash(Secret::new(f.password.clone()))
+        .await
+        .map_err(|_| PageError::Internal)?;
+    let new = NewUser {
+        password_hash: Some(hash),
+        ..new
+    };
     let token_hash = hash_token(&f.token);
     let now = state.now();
     let (ua, ip) = (session::user_agent(&req), session::ip_string(&state, &req));
@@ -121,14 +141,26 @@ pub async fn post(state: State, req: HttpRequest, form: CsrfForm<SetupForm>) -> 
         .db
         .try_write(move |c| {
             // The link is consumed in the same transaction that creates the user.
-            if store::links::consume(c, &token_hash, Purpose::Setup, now)?.is_none() || store::users::any_admin(c)? {
+            if store::links::consume(c, &token_hash, Purpose::Setup, now)?.is_none()
+                || store::users::any_admin(c)?
+            {
                 return Err(Refused::Link);
             }
             let user = users::insert(c, &new, now).map_err(|e| match e {
                 UserError::Invalid(e) => Refused::Field(e),
                 UserError::Store(e) => Refused::Store(e),
             })?;
-            store::audit::record(c, &NewEvent { kind: "setup.admin_created", actor_id: Some(&user.id), user_id: Some(&user.id), ip: ip.as_deref(), ..Default::default() }, now)?;
+            store::audit::record(
+                c,
+                &NewEvent {
+                    kind: "setup.admin_created",
+                    actor_id: Some(&user.id),
+                    user_id: Some(&user.id),
+                    ip: ip.as_deref(),
+                    ..Default::default()
+                },
+                now,
+            )?;
             let (_, cookie) = session::start(c, &st, &user.id, vec!["pwd".into()], ua, ip, now)?;
             Ok(cookie)
         })

@@ -116,8 +116,12 @@ impl KeyManager {
         self.db.write_blocking(|c| {
             let all = store::keys::all(c)?;
             for alg in Alg::ALL {
-                let mut live: Vec<&StoredKey> =
-                    all.iter().filter(|k| k.alg == alg.as_str() && k.retired_at.is_none() && k.activates_at <= now).collect();
+                let mut live: Vec<&StoredKey> = all
+                    .iter()
+                    .filter(|k| {
+                        k.alg == alg.as_str() && k.retired_at.is_none() && k.activates_at <= now
+                    })
+                    .collect();
                 live.sort_by_key(|k| (k.activates_at, k.created_at));
                 // Every active key but the newest has been succeeded: retire it.
                 if let Some((_, older)) = live.split_last() {
@@ -135,7 +139,11 @@ impl KeyManager {
     /// Publishes a new key for every algorithm now; it signs after the publish grace unless
     /// `immediately` (for a compromised key: RPs refetch JWKS on an unknown kid).
     pub fn rotate(&self, now: UnixTime, immediately: bool) -> Result<Vec<String>, KeyError> {
-        let activates_at = if immediately { now } else { now + self.publish_grace };
+        let activates_at = if immediately {
+            now
+        } else {
+            now + self.publish_grace
+        };
         let mut kids = Vec::new();
         for alg in Alg::ALL {
             let fresh = generate_stored(&self.master, alg, now, activates_at)?;
@@ -161,7 +169,9 @@ impl KeyManager {
         let mut jwks = Vec::new();
         let mut valid_until = UnixTime::MAX;
         for k in &all {
-            let Some(alg) = Alg::parse(&k.alg) else { continue };
+            let Some(alg) = Alg::parse(&k.alg) else {
+                continue;
+            };
             if keys::registered(&k.kid).is_none() {
                 let der = self.master.open(&seal_context(&k.kid), &k.private_sealed)?;
                 keys::register(&k.kid, Arc::new(KeyPair::from_pkcs8(alg, &der)?));
@@ -169,7 +179,9 @@ impl KeyManager {
             jwks.push(store::json_col::<Value>(&k.public_jwk)?);
             if k.activates_at > now {
                 valid_until = valid_until.min(k.activates_at);
-            } else if k.retired_at.is_none() && active.get(&alg).is_none_or(|(at, _)| *at <= k.activates_at) {
+            } else if k.retired_at.is_none()
+                && active.get(&alg).is_none_or(|(at, _)| *at <= k.activates_at)
+            {
                 active.insert(alg, (k.activates_at, k.kid.clone()));
             }
         }
@@ -187,7 +199,11 @@ impl KeyManager {
     /// The kid that signs for `alg` now. A next key whose time has come is switched to
     /// without waiting for the periodic job.
     pub fn active_kid(&self, alg: Alg, now: UnixTime) -> Result<String, KeyError> {
-        let stale = self.snapshot.read().map(|s| s.valid_until <= now).unwrap_or(true);
+        let stale = self
+            .snapshot
+            .read()
+            .map(|s| s.valid_until <= now)
+            .unwrap_or(true);
         if stale {
             self.reload(now)?;
         }
@@ -200,11 +216,19 @@ impl KeyManager {
 
     /// The JWKS document (every key that may still verify a live token).
     pub fn jwks(&self) -> Arc<Vec<u8>> {
-        self.snapshot.read().map(|s| s.jwks.clone()).unwrap_or_default()
+        self.snapshot
+            .read()
+            .map(|s| s.jwks.clone())
+            .unwrap_or_default()
     }
 
     pub fn list(&self, now: UnixTime) -> Result<Vec<KeyInfo>, KeyError> {
-        Ok(self.db.read_blocking(store::keys::all)?.into_iter().map(|k| info(k, now)).collect())
+        Ok(self
+            .db
+            .read_blocking(store::keys::all)?
+            .into_iter()
+            .map(|k| info(k, now))
+            .collect())
     }
 }
 
@@ -228,8 +252,17 @@ fn info(k: StoredKey, now: UnixTime) -> KeyInfo {
 }
 
 /// When a key must be added for `alg`, the moment it should start signing.
-fn plan_for(alg: Alg, keys: &[StoredKey], now: UnixTime, period: i64, grace: i64) -> Option<UnixTime> {
-    let mine: Vec<&StoredKey> = keys.iter().filter(|k| k.alg == alg.as_str() && k.retired_at.is_none()).collect();
+fn plan_for(
+    alg: Alg,
+    keys: &[StoredKey],
+    now: UnixTime,
+    period: i64,
+    grace: i64,
+) -> Option<UnixTime> {
+    let mine: Vec<&StoredKey> = keys
+        .iter()
+        .filter(|k| k.alg == alg.as_str() && k.retired_at.is_none())
+        .collect();
     if mine.is_empty() {
         return Some(now); // first start: nothing to be published ahead of
     }
@@ -241,9 +274,17 @@ fn plan_for(alg: Alg, keys: &[StoredKey], now: UnixTime, period: i64, grace: i64
     (now >= newest + period - grace).then_some((newest + period).max(now + grace.min(period)))
 }
 
-fn generate_stored(master: &MasterKey, alg: Alg, now: UnixTime, activates_at: UnixTime) -> Result<StoredKey, KeyError> {
+fn generate_stored(
+    master: &MasterKey,
+    alg: Alg,
+    now: UnixTime,
+    activates_at: UnixTime,
+) -> Result<StoredKey, KeyError> {
     let (der, pair) = keys::generate(alg)?;
-    let kid = crate::crypto::secret::random_id().chars().take(16).collect::<String>();
+    let kid = crate::crypto::secret::random_id()
+        .chars()
+        .take(16)
+        .collect::<String>();
     let public_jwk = pair.public_jwk(&kid, alg).to_string();
     keys::register(&kid, Arc::new(pair));
     Ok(StoredKey {
@@ -294,7 +335,12 @@ mod tests {
         let t = 30 * day - day;
         m.maintain(t).unwrap();
         assert_eq!(m.active_kid(Alg::RS256, t).unwrap(), first);
-        let next: Vec<KeyInfo> = m.list(t).unwrap().into_iter().filter(|k| k.state == "next").collect();
+        let next: Vec<KeyInfo> = m
+            .list(t)
+            .unwrap()
+            .into_iter()
+            .filter(|k| k.state == "next")
+            .collect();
         assert_eq!(next.len(), 3);
         let rs_next = next.iter().find(|k| k.alg == "RS256").unwrap().kid.clone();
         let jwks = String::from_utf8(m.jwks().to_vec()).unwrap();
@@ -303,12 +349,25 @@ mod tests {
         let t2 = 30 * day;
         assert_eq!(m.active_kid(Alg::RS256, t2).unwrap(), rs_next);
         m.maintain(t2).unwrap();
-        let old = m.list(t2).unwrap().into_iter().find(|k| k.kid == first).unwrap();
+        let old = m
+            .list(t2)
+            .unwrap()
+            .into_iter()
+            .find(|k| k.kid == first)
+            .unwrap();
         assert_eq!(old.state, "retired");
-        assert!(String::from_utf8(m.jwks().to_vec()).unwrap().contains(&first));
+        assert!(
+            String::from_utf8(m.jwks().to_vec())
+                .unwrap()
+                .contains(&first)
+        );
         // After every token it signed has expired, it is pruned.
         m.maintain(t2 + 2 * 3600).unwrap();
-        assert!(!String::from_utf8(m.jwks().to_vec()).unwrap().contains(&first));
+        assert!(
+            !String::from_utf8(m.jwks().to_vec())
+                .unwrap()
+                .contains(&first)
+        );
     }
 
     #[test]
@@ -329,6 +388,10 @@ mod tests {
         manager(&db).maintain(0).unwrap();
         let stored = db.read_blocking(store::keys::all).unwrap();
         let other = MasterKey::from_bytes(&[2u8; 32]).unwrap();
-        assert!(other.open(&seal_context(&stored[0].kid), &stored[0].private_sealed).is_err());
+        assert!(
+            other
+                .open(&seal_context(&stored[0].kid), &stored[0].private_sealed)
+                .is_err()
+        );
     }
 }

@@ -28,8 +28,11 @@ pub struct Page {
 
 impl Page {
     pub fn new(state: &AppState, req: &HttpRequest, title: impl Into<String>) -> Self {
-        let logo =
-            if state.config.logo_url.is_empty() { "/static/logo.svg".to_string() } else { state.config.logo_url.clone() };
+        let logo = if state.config.logo_url.is_empty() {
+            "/static/logo.svg".to_string()
+        } else {
+            state.config.logo_url.clone()
+        };
         Self {
             brand: state.config.brand_name.clone(),
             logo,
@@ -67,18 +70,29 @@ pub fn ok<T: Template>(t: &T) -> HttpResponse {
 
 /// POST-redirect-GET.
 pub fn see_other(location: &str) -> HttpResponse {
-    HttpResponse::SeeOther().insert_header((header::LOCATION, location)).finish()
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, location))
+        .finish()
 }
 
 // ---- browser cookie and CSRF ---------------------------------------------------------------
 
 /// Name of a cookie: `__Host-` prefixed when the issuer is https (Secure, host-only, Path=/).
 pub fn cookie_name(state: &AppState, base: &str) -> String {
-    if state.config.secure_cookies() { format!("__Host-{base}") } else { base.to_string() }
+    if state.config.secure_cookies() {
+        format!("__Host-{base}")
+    } else {
+        base.to_string()
+    }
 }
 
 /// A cookie with our flags: HttpOnly, Secure on https, SameSite=Lax, host-only, Path=/.
-pub fn make_cookie(state: &AppState, base: &str, value: String, max_age: Option<i64>) -> Cookie<'static> {
+pub fn make_cookie(
+    state: &AppState,
+    base: &str,
+    value: String,
+    max_age: Option<i64>,
+) -> Cookie<'static> {
     let mut c = Cookie::build(cookie_name(state, base), value)
         .path("/")
         .http_only(true)
@@ -132,12 +146,18 @@ impl<T: DeserializeOwned + 'static> FromRequest for CsrfForm<T> {
         let req = req.clone();
         let body = web::Bytes::from_request(&req, payload);
         Box::pin(async move {
-            let state = req.app_data::<web::Data<AppState>>().ok_or(PageError::Internal)?.clone();
+            let state = req
+                .app_data::<web::Data<AppState>>()
+                .ok_or(PageError::Internal)?
+                .clone();
             if !same_origin(&state, &req) {
                 return Err(PageError::Csrf);
             }
-            let body = body.await.map_err(|_| PageError::BadRequest("The form could not be read.".into()))?;
-            let field: CsrfField = serde_urlencoded::from_bytes(&body).map_err(|_| PageError::Csrf)?;
+            let body = body
+                .await
+                .map_err(|_| PageError::BadRequest("The form could not be read.".into()))?;
+            let field: CsrfField =
+                serde_urlencoded::from_bytes(&body).map_err(|_| PageError::Csrf)?;
             let expected = csrf_token(&state, &browser_id(&req));
             if field.csrf.is_empty() || !ct_eq(field.csrf.as_bytes(), expected.as_bytes()) {
                 return Err(PageError::Csrf);
@@ -152,12 +172,20 @@ impl<T: DeserializeOwned + 'static> FromRequest for CsrfForm<T> {
 /// Refuses cross-origin form posts: Origin, when present, must be the issuer's origin, and
 /// Sec-Fetch-Site, when present, must not be cross-site.
 fn same_origin(state: &AppState, req: &HttpRequest) -> bool {
-    if let Some(site) = req.headers().get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+    if let Some(site) = req
+        .headers()
+        .get("sec-fetch-site")
+        .and_then(|v| v.to_str().ok())
+    {
         if site == "cross-site" {
             return false;
         }
     }
-    match req.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
+    match req
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+    {
         None => true,
         Some(origin) => origin == state.issuer_origin,
     }
@@ -221,7 +249,11 @@ impl PageError {
 impl From<crate::store::StoreError> for PageError {
     fn from(e: crate::store::StoreError) -> Self {
         tracing::error!(error = %e, "store error");
-        if e.is_busy() { PageError::Unavailable } else { PageError::Internal }
+        if e.is_busy() {
+            PageError::Unavailable
+        } else {
+            PageError::Internal
+        }
     }
 }
 
@@ -247,7 +279,12 @@ impl ResponseError for PageError {
 }
 
 /// An error page outside a request context (no CSRF token needed: it has no form).
-pub fn error_page(status: StatusCode, heading: &str, message: &str, back: Option<String>) -> HttpResponse {
+pub fn error_page(
+    status: StatusCode,
+    heading: &str,
+    message: &str,
+    back: Option<String>,
+) -> HttpResponse {
     let rid = request_id();
     let page = Page {
         brand: crate::app::brand(),
@@ -259,10 +296,17 @@ pub fn error_page(status: StatusCode, heading: &str, message: &str, back: Option
     };
     let mut resp = render(
         status,
-        &ErrorPage { page, heading: heading.into(), message: message.into(), request_id: rid.clone(), back },
+        &ErrorPage {
+            page,
+            heading: heading.into(),
+            message: message.into(),
+            request_id: rid.clone(),
+            back,
+        },
     );
     if let Ok(v) = HeaderValue::from_str(&rid) {
-        resp.headers_mut().insert(header::HeaderName::from_static("x-request-id"), v);
+        resp.headers_mut()
+            .insert(header::HeaderName::from_static("x-request-id"), v);
     }
     resp
 }

@@ -31,7 +31,10 @@ pub struct FieldError {
 }
 
 fn field(field: &'static str, message: impl Into<String>) -> FieldError {
-    FieldError { field, message: message.into() }
+    FieldError {
+        field,
+        message: message.into(),
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -46,7 +49,10 @@ pub fn validate_username(username: &str) -> Result<(), FieldError> {
     if username.is_empty() || username.chars().count() > 64 {
         return Err(field("username", "Use 1 to 64 characters."));
     }
-    if !username.chars().all(|c| c.is_alphanumeric() || matches!(c, '.' | '_' | '-' | '@')) {
+    if !username
+        .chars()
+        .all(|c| c.is_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'))
+    {
         return Err(field("username", "Use letters, digits, and . _ - @ only."));
     }
     Ok(())
@@ -55,13 +61,26 @@ pub fn validate_username(username: &str) -> Result<(), FieldError> {
 pub fn validate_email(email: &str) -> Result<(), FieldError> {
     let ok = email.len() <= 254
         && !email.chars().any(char::is_whitespace)
-        && email.split_once('@').is_some_and(|(local, domain)| !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !domain.ends_with('.'));
-    if ok { Ok(()) } else { Err(field("email", "Enter an email address such as name@example.com.")) }
+        && email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(field(
+            "email",
+            "Enter an email address such as name@example.com.",
+        ))
+    }
 }
 
 /// Checks a password against the policy (before hashing it).
 pub fn validate_password(password: &str, min_length: u32) -> Result<(), FieldError> {
-    password_policy::check(password, min_length as usize).map_err(|e| field("password", e.to_string()))
+    password_policy::check(password, min_length as usize)
+        .map_err(|e| field("password", e.to_string()))
 }
 
 /// Checks the fields of a new user without touching the database.
@@ -81,7 +100,11 @@ pub fn insert(conn: &rusqlite::Connection, u: &NewUser, now: UnixTime) -> Result
         return Err(field("username", "This username is taken.").into());
     }
     if let Some(e) = &u.email {
-        if store::users::by_login(conn, e)?.is_some_and(|x| x.email.as_deref().is_some_and(|m| m.eq_ignore_ascii_case(e))) {
+        if store::users::by_login(conn, e)?.is_some_and(|x| {
+            x.email
+                .as_deref()
+                .is_some_and(|m| m.eq_ignore_ascii_case(e))
+        }) {
             return Err(field("email", "Another account uses this email address.").into());
         }
     }
@@ -134,14 +157,37 @@ mod tests {
     #[test]
     fn duplicates_are_refused_with_the_field_named() {
         let (_d, db) = store::test_db();
-        let u = NewUser { username: "alice".into(), email: Some("a@example.com".into()), admin: true, ..Default::default() };
+        let u = NewUser {
+            username: "alice".into(),
+            email: Some("a@example.com".into()),
+            admin: true,
+            ..Default::default()
+        };
         db.try_write_blocking(|c| insert(c, &u, 0)).unwrap();
-        let again = NewUser { username: "ALICE".into(), ..Default::default() };
+        let again = NewUser {
+            username: "ALICE".into(),
+            ..Default::default()
+        };
         let e = db.try_write_blocking(|c| insert(c, &again, 0)).unwrap_err();
-        assert!(matches!(e, UserError::Invalid(FieldError { field: "username", .. })));
-        let same_mail = NewUser { username: "bob".into(), email: Some("A@example.com".into()), ..Default::default() };
-        let e = db.try_write_blocking(|c| insert(c, &same_mail, 0)).unwrap_err();
-        assert!(matches!(e, UserError::Invalid(FieldError { field: "email", .. })));
+        assert!(matches!(
+            e,
+            UserError::Invalid(FieldError {
+                field: "username",
+                ..
+            })
+        ));
+        let same_mail = NewUser {
+            username: "bob".into(),
+            email: Some("A@example.com".into()),
+            ..Default::default()
+        };
+        let e = db
+            .try_write_blocking(|c| insert(c, &same_mail, 0))
+            .unwrap_err();
+        assert!(matches!(
+            e,
+            UserError::Invalid(FieldError { field: "email", .. })
+        ));
         assert!(db.read_blocking(store::users::any_admin).unwrap());
     }
 }

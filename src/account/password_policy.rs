@@ -8,7 +8,10 @@ use std::sync::LazyLock;
 pub const MAX_LENGTH: usize = 256;
 
 static COMMON: LazyLock<HashSet<&'static str>> = LazyLock::new(|| {
-    include_str!("common_passwords.txt").lines().filter(|l| !l.starts_with('#') && !l.is_empty()).collect()
+    include_str!("common_passwords.txt")
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .collect()
 });
 
 /// Why a password is refused, in words for the person choosing it.

@@ -26,17 +26,24 @@ impl JwtSigner for RegistrySigner {
     }
 }
 
-fn signer_factory(alg: &Algorithm, key: &EncodingKey) -> jsonwebtoken::errors::Result<Box<dyn JwtSigner>> {
-    let kid = std::str::from_utf8(key.as_bytes()).map_err(|_| jsonwebtoken::errors::ErrorKind::InvalidKeyFormat)?;
+fn signer_factory(
+    alg: &Algorithm,
+    key: &EncodingKey,
+) -> jsonwebtoken::errors::Result<Box<dyn JwtSigner>> {
+    let kid = std::str::from_utf8(key.as_bytes())
+        .map_err(|_| jsonwebtoken::errors::ErrorKind::InvalidKeyFormat)?;
     let pair = keys::registered(kid).ok_or(jsonwebtoken::errors::ErrorKind::InvalidKeyFormat)?;
     Ok(Box::new(RegistrySigner { alg: *alg, pair }))
 }
 
-static PROVIDER: std::sync::LazyLock<CryptoProvider> = std::sync::LazyLock::new(|| CryptoProvider {
-    signer_factory,
-    verifier_factory: jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER.verifier_factory,
-    key_utils: jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER.key_utils.clone(),
-});
+static PROVIDER: std::sync::LazyLock<CryptoProvider> =
+    std::sync::LazyLock::new(|| CryptoProvider {
+        signer_factory,
+        verifier_factory: jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER.verifier_factory,
+        key_utils: jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER
+            .key_utils
+            .clone(),
+    });
 
 /// Installs the provider; call once at start (later calls are harmless).
 pub fn install() {
@@ -45,7 +52,12 @@ pub fn install() {
 }
 
 /// Signs `claims` with the registered key `kid`, setting `typ` and `kid` in the header.
-pub fn sign<T: Serialize>(claims: &T, kid: &str, alg: Alg, typ: &str) -> Result<String, CryptoError> {
+pub fn sign<T: Serialize>(
+    claims: &T,
+    kid: &str,
+    alg: Alg,
+    typ: &str,
+) -> Result<String, CryptoError> {
     install();
     let mut header = Header::new(alg.jwt());
     header.kid = Some(kid.to_string());

@@ -58,11 +58,16 @@ pub enum KeyPair {
 impl KeyPair {
     pub fn from_pkcs8(alg: Alg, der: &[u8]) -> Result<Self, CryptoError> {
         Ok(match alg {
-            Alg::RS256 => KeyPair::Rsa(aws_lc_rs::rsa::KeyPair::from_pkcs8(der).map_err(|_| CryptoError::KeyGeneration)?),
-            Alg::ES256 => KeyPair::Ec(
-                EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, der).map_err(|_| CryptoError::KeyGeneration)?,
+            Alg::RS256 => KeyPair::Rsa(
+                aws_lc_rs::rsa::KeyPair::from_pkcs8(der).map_err(|_| CryptoError::KeyGeneration)?,
             ),
-            Alg::EdDSA => KeyPair::Ed(Ed25519KeyPair::from_pkcs8(der).map_err(|_| CryptoError::KeyGeneration)?),
+            Alg::ES256 => KeyPair::Ec(
+                EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, der)
+                    .map_err(|_| CryptoError::KeyGeneration)?,
+            ),
+            Alg::EdDSA => KeyPair::Ed(
+                Ed25519KeyPair::from_pkcs8(der).map_err(|_| CryptoError::KeyGeneration)?,
+            ),
         })
     }
 
@@ -99,7 +104,9 @@ impl KeyPair {
                 let y = point.get(33..65).unwrap_or_default();
                 json!({"kty": "EC", "crv": "P-256", "x": b64(x), "y": b64(y)})
             }
-            KeyPair::Ed(k) => json!({"kty": "OKP", "crv": "Ed25519", "x": b64(k.public_key().as_ref())}),
+            KeyPair::Ed(k) => {
+                json!({"kty": "OKP", "crv": "Ed25519", "x": b64(k.public_key().as_ref())})
+            }
         };
         if let Some(obj) = jwk.as_object_mut() {
             obj.insert("kid".into(), json!(kid));
@@ -116,13 +123,21 @@ pub fn generate(alg: Alg) -> Result<(Vec<u8>, KeyPair), CryptoError> {
         Alg::RS256 => {
             let k = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048)
                 .map_err(|_| CryptoError::KeyGeneration)?;
-            AsDer::<aws_lc_rs::encoding::Pkcs8V1Der>::as_der(&k).map_err(|_| CryptoError::KeyGeneration)?.as_ref().to_vec()
+            AsDer::<aws_lc_rs::encoding::Pkcs8V1Der>::as_der(&k)
+                .map_err(|_| CryptoError::KeyGeneration)?
+                .as_ref()
+                .to_vec()
         }
-        Alg::ES256 => EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
+        Alg::ES256 => {
+            EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
+                .map_err(|_| CryptoError::KeyGeneration)?
+                .as_ref()
+                .to_vec()
+        }
+        Alg::EdDSA => Ed25519KeyPair::generate_pkcs8(&SystemRandom::new())
             .map_err(|_| CryptoError::KeyGeneration)?
             .as_ref()
             .to_vec(),
-        Alg::EdDSA => Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).map_err(|_| CryptoError::KeyGeneration)?.as_ref().to_vec(),
     };
     let pair = KeyPair::from_pkcs8(alg, &der)?;
     Ok((der, pair))

@@ -23,8 +23,11 @@ impl std::fmt::Debug for MasterKey {
 
 impl MasterKey {
     pub fn from_bytes(bytes: &[u8; 32]) -> Result<Self, CryptoError> {
-        let unbound = UnboundKey::new(&AES_256_GCM, bytes).map_err(|_| CryptoError::MasterKey("bad key".into()))?;
-        Ok(Self { key: LessSafeKey::new(unbound) })
+        let unbound = UnboundKey::new(&AES_256_GCM, bytes)
+            .map_err(|_| CryptoError::MasterKey("bad key".into()))?;
+        Ok(Self {
+            key: LessSafeKey::new(unbound),
+        })
     }
 
     /// Where the key is read from: the configured file, else systemd's credential, else the
@@ -48,20 +51,26 @@ impl MasterKey {
             Ok(text) => {
                 let bytes = STANDARD_NO_PAD
                     .decode(text.trim().trim_end_matches('='))
-                    .map_err(|_| CryptoError::MasterKey(format!("{} is not base64", path.display())))?;
-                let arr: [u8; 32] = bytes
-                    .try_into()
-                    .map_err(|_| CryptoError::MasterKey(format!("{} must hold 32 bytes", path.display())))?;
+                    .map_err(|_| {
+                        CryptoError::MasterKey(format!("{} is not base64", path.display()))
+                    })?;
+                let arr: [u8; 32] = bytes.try_into().map_err(|_| {
+                    CryptoError::MasterKey(format!("{} must hold 32 bytes", path.display()))
+                })?;
                 Self::from_bytes(&arr)
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => {
                 let mut bytes = [0u8; 32];
                 rand::rngs::OsRng.fill_bytes(&mut bytes);
-                write_private(path, &STANDARD_NO_PAD.encode(bytes))
-                    .map_err(|e| CryptoError::MasterKey(format!("cannot create {}: {e}", path.display())))?;
+                write_private(path, &STANDARD_NO_PAD.encode(bytes)).map_err(|e| {
+                    CryptoError::MasterKey(format!("cannot create {}: {e}", path.display()))
+                })?;
                 Self::from_bytes(&bytes)
             }
-            Err(e) => Err(CryptoError::MasterKey(format!("cannot read {}: {e}", path.display()))),
+            Err(e) => Err(CryptoError::MasterKey(format!(
+                "cannot read {}: {e}",
+                path.display()
+            ))),
         }
     }
 
@@ -72,7 +81,11 @@ impl MasterKey {
         rand::rngs::OsRng.fill_bytes(&mut nonce);
         let mut buf = plaintext.to_vec();
         self.key
-            .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(context.as_bytes()), &mut buf)
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(context.as_bytes()),
+                &mut buf,
+            )
             .map_err(|_| CryptoError::Unseal)?;
         let mut out = nonce.to_vec();
         out.extend_from_slice(&buf);
@@ -80,7 +93,9 @@ impl MasterKey {
     }
 
     pub fn open(&self, context: &str, sealed: &str) -> Result<Vec<u8>, CryptoError> {
-        let bytes = STANDARD_NO_PAD.decode(sealed).map_err(|_| CryptoError::Unseal)?;
+        let bytes = STANDARD_NO_PAD
+            .decode(sealed)
+            .map_err(|_| CryptoError::Unseal)?;
         if bytes.len() < NONCE_LEN {
             return Err(CryptoError::Unseal);
         }
@@ -99,7 +114,11 @@ impl MasterKey {
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
     f.write_all(text.as_bytes())?;
     f.sync_all()
 }
@@ -131,7 +150,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+            assert_eq!(
+                std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
         }
         let b = MasterKey::load_or_create(&p, true).unwrap();
         let sealed = a.seal("x", b"y").unwrap();

@@ -32,16 +32,29 @@ pub enum Verified {
 }
 
 impl PasswordHasher {
-    pub fn new(memory_kib: u32, iterations: u32, parallelism: u32, concurrency: u32) -> Result<Self, CryptoError> {
+    pub fn new(
+        memory_kib: u32,
+        iterations: u32,
+        parallelism: u32,
+        concurrency: u32,
+    ) -> Result<Self, CryptoError> {
         let params = Params::new(memory_kib, iterations, parallelism, None)
             .map_err(|e| CryptoError::Password(e.to_string()))?;
         let dummy = hash_blocking(&params, &super::secret::random_token())?;
-        Ok(Self { params, permits: Arc::new(Semaphore::new(concurrency.max(1) as usize)), dummy: Arc::new(dummy) })
+        Ok(Self {
+            params,
+            permits: Arc::new(Semaphore::new(concurrency.max(1) as usize)),
+            dummy: Arc::new(dummy),
+        })
     }
 
     /// Hashes on the blocking pool, waiting for a permit first.
     pub async fn hash(&self, password: Secret<String>) -> Result<String, CryptoError> {
-        let _permit = self.permits.acquire().await.map_err(|_| CryptoError::PoolClosed)?;
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| CryptoError::PoolClosed)?;
         let params = self.params.clone();
         tokio::task::spawn_blocking(move || hash_blocking(&params, password.expose()))
             .await
@@ -49,14 +62,23 @@ impl PasswordHasher {
     }
 
     /// Verifies `password` against `phc`, or against the dummy hash when there is none.
-    pub async fn verify(&self, password: Secret<String>, phc: Option<String>) -> Result<Verified, CryptoError> {
-        let _permit = self.permits.acquire().await.map_err(|_| CryptoError::PoolClosed)?;
+    pub async fn verify(
+        &self,
+        password: Secret<String>,
+        phc: Option<String>,
+    ) -> Result<Verified, CryptoError> {
+        let _permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| CryptoError::PoolClosed)?;
         let params = self.params.clone();
         let real = phc.is_some();
         let phc = phc.unwrap_or_else(|| (*self.dummy).clone());
-        let ok = tokio::task::spawn_blocking(move || verify_blocking(&params, password.expose(), &phc))
-            .await
-            .map_err(|e| CryptoError::Password(e.to_string()))?;
+        let ok =
+            tokio::task::spawn_blocking(move || verify_blocking(&params, password.expose(), &phc))
+                .await
+                .map_err(|e| CryptoError::Password(e.to_string()))?;
         Ok(if real { ok } else { Verified::No })
     }
 
@@ -79,16 +101,27 @@ fn hash_blocking(params: &Params, password: &str) -> Result<String, CryptoError>
 }
 
 fn verify_blocking(params: &Params, password: &str, phc: &str) -> Verified {
-    let Ok(parsed) = PasswordHash::new(phc) else { return Verified::No };
+    let Ok(parsed) = PasswordHash::new(phc) else {
+        return Verified::No;
+    };
     // Verify with the parameters recorded in the PHC string, then compare with the current ones.
-    if Argon2::default().verify_password(password.as_bytes(), &parsed).is_err() {
+    if Argon2::default()
+        .verify_password(password.as_bytes(), &parsed)
+        .is_err()
+    {
         return Verified::No;
     }
     let current = parsed.algorithm.as_str() == "argon2id"
         && Params::try_from(&parsed).map(|p| {
-            p.m_cost() >= params.m_cost() && p.t_cost() >= params.t_cost() && p.p_cost() >= params.p_cost()
+            p.m_cost() >= params.m_cost()
+                && p.t_cost() >= params.t_cost()
+                && p.p_cost() >= params.p_cost()
         }) == Ok(true);
-    if current { Verified::Yes } else { Verified::YesRehash }
+    if current {
+        Verified::Yes
+    } else {
+        Verified::YesRehash
+    }
 }
 
 #[cfg(test)]
@@ -104,13 +137,26 @@ mod tests {
         let h = small();
         let phc = h.hash(Secret::new("correct horse".into())).await.unwrap();
         assert!(phc.starts_with("$argon2id$"));
-        assert_eq!(h.verify(Secret::new("correct horse".into()), Some(phc.clone())).await.unwrap(), Verified::Yes);
-        assert_eq!(h.verify(Secret::new("wrong".into()), Some(phc)).await.unwrap(), Verified::No);
+        assert_eq!(
+            h.verify(Secret::new("correct horse".into()), Some(phc.clone()))
+                .await
+                .unwrap(),
+            Verified::Yes
+        );
+        assert_eq!(
+            h.verify(Secret::new("wrong".into()), Some(phc))
+                .await
+                .unwrap(),
+            Verified::No
+        );
     }
 
     #[tokio::test]
     async fn unknown_user_is_refused_after_a_real_verification() {
-        assert_eq!(small().verify(Secret::new("x".into()), None).await.unwrap(), Verified::No);
+        assert_eq!(
+            small().verify(Secret::new("x".into()), None).await.unwrap(),
+            Verified::No
+        );
     }
 
     #[tokio::test]
@@ -118,6 +164,12 @@ mod tests {
         let weak = small();
         let phc = weak.hash(Secret::new("pw".into())).await.unwrap();
         let strong = PasswordHasher::new(128, 2, 1, 1).unwrap();
-        assert_eq!(strong.verify(Secret::new("pw".into()), Some(phc)).await.unwrap(), Verified::YesRehash);
+        assert_eq!(
+            strong
+                .verify(Secret::new("pw".into()), Some(phc))
+                .await
+                .unwrap(),
+            Verified::YesRehash
+        );
     }
 }

@@ -50,17 +50,26 @@ pub fn start(
 }
 
 /// The live session and its user for this request, if any (and marks it used).
-pub async fn current(state: &AppState, req: &HttpRequest) -> Result<Option<(Session, User)>, StoreError> {
-    let Some(cookie) = req.cookie(&ui::cookie_name(state, COOKIE)) else { return Ok(None) };
+pub async fn current(
+    state: &AppState,
+    req: &HttpRequest,
+) -> Result<Option<(Session, User)>, StoreError> {
+    let Some(cookie) = req.cookie(&ui::cookie_name(state, COOKIE)) else {
+        return Ok(None);
+    };
     let hash = hash_token(cookie.value());
     let now = state.now();
     let idle = state.config.session_idle_timeout.as_secs() as i64;
     state
         .db
         .write(move |c| {
-            let Some(s) = store::sessions::live(c, &hash, now, idle)? else { return Ok(None) };
+            let Some(s) = store::sessions::live(c, &hash, now, idle)? else {
+                return Ok(None);
+            };
             store::sessions::touch(c, &hash, now)?;
-            let Some(u) = store::users::by_id(c, &s.user_id)? else { return Ok(None) };
+            let Some(u) = store::users::by_id(c, &s.user_id)? else {
+                return Ok(None);
+            };
             Ok(Some((s, u)))
         })
         .await
@@ -107,14 +116,31 @@ impl FromRequest for SignedIn {
         let req = req.clone();
         Box::pin(async move {
             let state = req.app_data::<State>().ok_or(PageError::Internal)?.clone();
-            let path = req.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/".into());
-            let Some((session, user)) = current(&state, &req).await.map_err(PageError::from)? else {
-                let next = if req.method() == actix_web::http::Method::GET { path } else { "/account".into() };
+            let path = req
+                .uri()
+                .path_and_query()
+                .map(|p| p.as_str().to_string())
+                .unwrap_or_else(|| "/".into());
+            let Some((session, user)) = current(&state, &req).await.map_err(PageError::from)?
+            else {
+                let next = if req.method() == actix_web::http::Method::GET {
+                    path
+                } else {
+                    "/account".into()
+                };
                 return Err(SignInFirst(next).into());
             };
             let uid = user.id.clone();
-            let is_admin = state.db.read(move |c| store::users::is_admin(c, &uid)).await.map_err(PageError::from)?;
-            Ok(SignedIn { session, user, is_admin })
+            let is_admin = state
+                .db
+                .read(move |c| store::users::is_admin(c, &uid))
+                .await
+                .map_err(PageError::from)?;
+            Ok(SignedIn {
+                session,
+                user,
+                is_admin,
+            })
         })
     }
 }
@@ -162,7 +188,10 @@ pub async fn sign_out(
         let now = state.now();
         let sid = s.sid.clone();
         let uid = u.id.clone();
-        state.db.write(move |c| end_sessions(c, &[sid], Some(&uid), "sign_out", now)).await?;
+        state
+            .db
+            .write(move |c| end_sessions(c, &[sid], Some(&uid), "sign_out", now))
+            .await?;
     }
     let mut resp = ui::see_other("/login?signed_out=1");
     let _ = resp.add_removal_cookie(&ui::removal_cookie(&state, COOKIE));
@@ -178,10 +207,12 @@ pub fn redirect_with_cookie(location: &str, cookie: Cookie<'static>) -> HttpResp
 
 /// Request facts recorded on a session.
 pub fn user_agent(req: &HttpRequest) -> Option<String> {
-    req.headers().get(actix_web::http::header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_string)
+    req.headers()
+        .get(actix_web::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
 }
 
 pub fn ip_string(state: &AppState, req: &HttpRequest) -> Option<String> {
     state.client_ip(req).map(|ip| ip.to_string())
 }
-

@@ -1,5 +1,11 @@
 //! TODO(in progress)
 use crate::ui::PageError;
-pub async fn get() -> Result<actix_web::HttpResponse, PageError> { Err(PageError::NotFound) }
-pub async fn post() -> Result<actix_web::HttpResponse, PageError> { Err(PageError::NotFound) }
-pub async fn resume() -> Result<actix_web::HttpResponse, PageError> { Err(PageError::NotFound) }
+pub async fn get() -> Result<actix_web::HttpResponse, PageError> {
+    Err(PageError::NotFound)
+}
+pub async fn post() -> Result<actix_web::HttpResponse, PageError> {
+    Err(PageError::NotFound)
+}
+pub async fn resume() -> Result<actix_web::HttpResponse, PageError> {
+    Err(PageError::NotFound)
+}

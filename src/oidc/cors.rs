@@ -21,7 +21,8 @@ const CORS_PATHS: &[&str] = &[
 
 /// Registered origins, refreshed at most every 10 s (the lookup runs only for requests that
 /// carry an Origin header).
-static ORIGINS: LazyLock<RwLock<(Option<Instant>, Arc<Vec<String>>)>> = LazyLock::new(Default::default);
+static ORIGINS: LazyLock<RwLock<(Option<Instant>, Arc<Vec<String>>)>> =
+    LazyLock::new(Default::default);
 
 async fn allowed_origins(state: &AppState) -> Arc<Vec<String>> {
     if let Ok(g) = ORIGINS.read() {
@@ -29,7 +30,13 @@ async fn allowed_origins(state: &AppState) -> Arc<Vec<String>> {
             return g.1.clone();
         }
     }
-    let fresh = Arc::new(state.db.read(store::clients::redirect_origins).await.unwrap_or_default());
+    let fresh = Arc::new(
+        state
+            .db
+            .read(store::clients::redirect_origins)
+            .await
+            .unwrap_or_default(),
+    );
     if let Ok(mut g) = ORIGINS.write() {
         *g = (Some(Instant::now()), fresh.clone());
     }
@@ -44,8 +51,17 @@ pub fn invalidate() {
 }
 
 async fn allowed_origin(state: &AppState, req: &HttpRequest) -> Option<String> {
-    let origin = req.headers().get(header::ORIGIN)?.to_str().ok()?.to_string();
-    allowed_origins(state).await.iter().any(|o| *o == origin).then_some(origin)
+    let origin = req
+        .headers()
+        .get(header::ORIGIN)?
+        .to_str()
+        .ok()?
+        .to_string();
+    allowed_origins(state)
+        .await
+        .iter()
+        .any(|o| *o == origin)
+        .then_some(origin)
 }
 
 /// Adds CORS headers for an allowed Origin.
@@ -61,9 +77,14 @@ pub async fn apply(state: &AppState, req: &HttpRequest, resp: &mut HttpResponseB
 /// Adds CORS headers to a finished response.
 pub async fn apply_to(state: &AppState, req: &HttpRequest, resp: &mut HttpResponse) {
     if req.headers().contains_key(header::ORIGIN) {
-        resp.headers_mut().insert(header::VARY, header::HeaderValue::from_static("Origin"));
-        if let Some(v) = allowed_origin(state, req).await.and_then(|o| header::HeaderValue::from_str(&o).ok()) {
-            resp.headers_mut().insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
+        resp.headers_mut()
+            .insert(header::VARY, header::HeaderValue::from_static("Origin"));
+        if let Some(v) = allowed_origin(state, req)
+            .await
+            .and_then(|o| header::HeaderValue::from_str(&o).ok())
+        {
+            resp.headers_mut()
+                .insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, v);
         }
     }
 }
@@ -77,7 +98,10 @@ pub async fn preflight(state: State, req: HttpRequest) -> HttpResponse {
     if let Some(o) = allowed_origin(&state, &req).await {
         resp.insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, o))
             .insert_header((header::ACCESS_CONTROL_ALLOW_METHODS, "GET, POST"))
-            .insert_header((header::ACCESS_CONTROL_ALLOW_HEADERS, "Authorization, Content-Type"))
+            .insert_header((
+                header::ACCESS_CONTROL_ALLOW_HEADERS,
+                "Authorization, Content-Type",
+            ))
             .insert_header((header::ACCESS_CONTROL_MAX_AGE, "600"));
     }
     resp.insert_header((header::VARY, "Origin"));

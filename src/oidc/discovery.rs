@@ -68,7 +68,8 @@ static OAUTH: OnceLock<Vec<u8>> = OnceLock::new();
 
 async fn respond(req: &HttpRequest, state: &AppState, body: &[u8]) -> HttpResponse {
     let mut resp = HttpResponse::Ok();
-    resp.content_type("application/json").insert_header(("Cache-Control", "public, max-age=3600"));
+    resp.content_type("application/json")
+        .insert_header(("Cache-Control", "public, max-age=3600"));
     super::cors::apply(state, req, &mut resp).await;
     resp.body(body.to_vec())
 }
@@ -79,6 +80,7 @@ pub async fn openid_configuration(state: State, req: HttpRequest) -> HttpRespons
 }
 
 pub async fn oauth_authorization_server(state: State, req: HttpRequest) -> HttpResponse {
-    let body = OAUTH.get_or_init(|| serde_json::to_vec(&rfc8414_document(&state)).unwrap_or_default());
+    let body =
+        OAUTH.get_or_init(|| serde_json::to_vec(&rfc8414_document(&state)).unwrap_or_default());
     respond(&req, &state, body).await
 }

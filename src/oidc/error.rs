@@ -76,7 +76,12 @@ impl std::fmt::Display for OAuthError {
 
 impl OAuthError {
     pub fn new(code: ErrorCode, description: impl Into<Cow<'static, str>>) -> Self {
-        Self { code, description: description.into(), basic_auth_attempted: false, bearer: false }
+        Self {
+            code,
+            description: description.into(),
+            basic_auth_attempted: false,
+            bearer: false,
+        }
     }
 
     pub fn invalid_request(d: impl Into<Cow<'static, str>>) -> Self {
@@ -88,16 +93,25 @@ impl OAuthError {
     }
 
     pub fn server_error() -> Self {
-        Self::new(ErrorCode::ServerError, "the server could not complete the request")
+        Self::new(
+            ErrorCode::ServerError,
+            "the server could not complete the request",
+        )
     }
 
     pub fn bearer(code: ErrorCode, d: impl Into<Cow<'static, str>>) -> Self {
-        Self { bearer: true, ..Self::new(code, d) }
+        Self {
+            bearer: true,
+            ..Self::new(code, d)
+        }
     }
 
     /// `error_description` must not contain `"` or `\` (RFC 6749 §5.2: %x20-21 / %x23-5B / %x5D-7E).
     pub fn safe_description(&self) -> String {
-        self.description.chars().filter(|c| matches!(*c as u32, 0x20..=0x21 | 0x23..=0x5B | 0x5D..=0x7E)).collect()
+        self.description
+            .chars()
+            .filter(|c| matches!(*c as u32, 0x20..=0x21 | 0x23..=0x5B | 0x5D..=0x7E))
+            .collect()
     }
 }
 
@@ -105,7 +119,10 @@ impl From<crate::store::StoreError> for OAuthError {
     fn from(e: crate::store::StoreError) -> Self {
         tracing::error!(error = %e, "store error");
         if e.is_busy() {
-            OAuthError::new(ErrorCode::TemporarilyUnavailable, "the server is busy, retry shortly")
+            OAuthError::new(
+                ErrorCode::TemporarilyUnavailable,
+                "the server is busy, retry shortly",
+            )
         } else {
             OAuthError::server_error()
         }
@@ -127,19 +144,27 @@ impl ResponseError for OAuthError {
     fn error_response(&self) -> HttpResponse {
         let description = self.safe_description();
         let mut resp = HttpResponse::build(self.status_code());
-        resp.insert_header((header::CACHE_CONTROL, "no-store")).insert_header((header::PRAGMA, "no-cache"));
+        resp.insert_header((header::CACHE_CONTROL, "no-store"))
+            .insert_header((header::PRAGMA, "no-cache"));
         if self.bearer {
             // RFC 6750 §3: a request without any token gets no error attribute.
             let value = if self.code == ErrorCode::InvalidRequest && description.is_empty() {
                 "Bearer".to_string()
             } else {
-                format!("Bearer error=\"{}\", error_description=\"{}\"", self.code.as_str(), description)
+                format!(
+                    "Bearer error=\"{}\", error_description=\"{}\"",
+                    self.code.as_str(),
+                    description
+                )
             };
             if let Ok(v) = HeaderValue::from_str(&value) {
                 resp.insert_header((header::WWW_AUTHENTICATE, v));
             }
         } else if self.code == ErrorCode::InvalidClient && self.basic_auth_attempted {
-            resp.insert_header((header::WWW_AUTHENTICATE, "Basic realm=\"token\", charset=\"UTF-8\""));
+            resp.insert_header((
+                header::WWW_AUTHENTICATE,
+                "Basic realm=\"token\", charset=\"UTF-8\"",
+            ));
         }
         resp.json(json!({"error": self.code.as_str(), "error_description": description}))
     }
@@ -161,7 +186,14 @@ mod tests {
         e.basic_auth_attempted = true;
         let r = e.error_response();
         assert_eq!(r.status(), 401);
-        assert!(r.headers().get("www-authenticate").unwrap().to_str().unwrap().starts_with("Basic"));
+        assert!(
+            r.headers()
+                .get("www-authenticate")
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with("Basic")
+        );
         assert_eq!(r.headers().get("cache-control").unwrap(), "no-store");
     }
 }

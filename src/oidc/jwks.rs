@@ -8,7 +8,8 @@ pub async fn get(state: State, req: HttpRequest) -> HttpResponse {
     let body = state.keys.jwks();
     let mut resp = HttpResponse::Ok();
     // Short caching: a key is published a whole grace period before it signs.
-    resp.content_type("application/jwk-set+json").insert_header(("Cache-Control", "public, max-age=300"));
+    resp.content_type("application/jwk-set+json")
+        .insert_header(("Cache-Control", "public, max-age=300"));
     super::cors::apply(&state, &req, &mut resp).await;
     resp.body(body.as_ref().clone())
 }

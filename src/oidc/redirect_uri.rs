@@ -15,15 +15,25 @@ impl ValidatedRedirect {
     /// `redirect_uri` is allowed only when exactly one is registered.
     pub fn for_client(client: &Client, requested: Option<&str>) -> Option<Self> {
         match requested {
-            Some(r) => client.redirect_uris.iter().find(|u| u.as_str() == r).map(|u| Self(u.clone())),
-            None if client.redirect_uris.len() == 1 => client.redirect_uris.first().map(|u| Self(u.clone())),
+            Some(r) => client
+                .redirect_uris
+                .iter()
+                .find(|u| u.as_str() == r)
+                .map(|u| Self(u.clone())),
+            None if client.redirect_uris.len() == 1 => {
+                client.redirect_uris.first().map(|u| Self(u.clone()))
+            }
             None => None,
         }
     }
 
     /// Like `for_client` but against the post-logout list (exact, no default).
     pub fn for_post_logout(client: &Client, requested: &str) -> Option<Self> {
-        client.post_logout_redirect_uris.iter().find(|u| u.as_str() == requested).map(|u| Self(u.clone()))
+        client
+            .post_logout_redirect_uris
+            .iter()
+            .find(|u| u.as_str() == requested)
+            .map(|u| Self(u.clone()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -40,7 +50,15 @@ impl ValidatedRedirect {
         if query.is_empty() {
             return self.0.clone();
         }
-        let sep = if self.0.contains('?') { if self.0.ends_with('?') || self.0.ends_with('&') { "" } else { "&" } } else { "?" };
+        let sep = if self.0.contains('?') {
+            if self.0.ends_with('?') || self.0.ends_with('&') {
+                ""
+            } else {
+                "&"
+            }
+        } else {
+            "?"
+        };
         format!("{}{sep}{query}", self.0)
     }
 }
@@ -93,14 +111,24 @@ mod tests {
     #[test]
     fn missing_redirect_uri_only_with_a_single_registration() {
         assert!(ValidatedRedirect::for_client(&client(&["https://a/cb"]), None).is_some());
-        assert!(ValidatedRedirect::for_client(&client(&["https://a/cb", "https://b/cb"]), None).is_none());
+        assert!(
+            ValidatedRedirect::for_client(&client(&["https://a/cb", "https://b/cb"]), None)
+                .is_none()
+        );
     }
 
     #[test]
     fn parameters_are_appended_keeping_the_registered_uri() {
-        let r = ValidatedRedirect::for_client(&client(&["app.immich:///oauth-callback"]), None).unwrap();
-        assert_eq!(r.with_query(&[("code", "a b"), ("state", "x=")]), "app.immich:///oauth-callback?code=a+b&state=x%3D");
+        let r = ValidatedRedirect::for_client(&client(&["app.immich:///oauth-callback"]), None)
+            .unwrap();
+        assert_eq!(
+            r.with_query(&[("code", "a b"), ("state", "x=")]),
+            "app.immich:///oauth-callback?code=a+b&state=x%3D"
+        );
         let r = ValidatedRedirect::for_client(&client(&["https://a/cb?tenant=1"]), None).unwrap();
-        assert_eq!(r.with_query(&[("code", "c")]), "https://a/cb?tenant=1&code=c");
+        assert_eq!(
+            r.with_query(&[("code", "c")]),
+            "https://a/cb?tenant=1&code=c"
+        );
     }
 }

@@ -6,7 +6,9 @@ pub const KNOWN_SCOPES: &[&str] = &["openid", "profile", "email", "groups", "off
 
 /// RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ).
 pub fn is_scope_token(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
 }
 
 /// Parses a space-delimited scope string; `None` if a token is malformed.
@@ -30,7 +32,10 @@ pub fn grantable(requested: &[String], allowed: Option<&str>, custom: &[String])
     requested
         .iter()
         .filter(|s| KNOWN_SCOPES.contains(&s.as_str()) || custom.iter().any(|c| c == *s))
-        .filter(|s| s.as_str() == "openid" || allowed.is_none_or(|a| a.split_whitespace().any(|x| x == s.as_str())))
+        .filter(|s| {
+            s.as_str() == "openid"
+                || allowed.is_none_or(|a| a.split_whitespace().any(|x| x == s.as_str()))
+        })
         .cloned()
         .collect()
 }
@@ -64,8 +69,14 @@ mod tests {
 
     #[test]
     fn unknown_and_disallowed_scopes_are_dropped() {
-        let req: Vec<String> = ["openid", "email", "profile", "weird", "immich"].iter().map(|s| s.to_string()).collect();
-        assert_eq!(grantable(&req, None, &["immich".into()]), vec!["openid", "email", "profile", "immich"]);
+        let req: Vec<String> = ["openid", "email", "profile", "weird", "immich"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(
+            grantable(&req, None, &["immich".into()]),
+            vec!["openid", "email", "profile", "immich"]
+        );
         assert_eq!(grantable(&req, Some("email"), &[]), vec!["openid", "email"]);
     }
 }

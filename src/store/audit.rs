@@ -57,7 +57,12 @@ pub struct Filter {
 }
 
 /// Newest first (or, with `after_id`, oldest first after that id, for `audit tail --follow`).
-pub fn list(conn: &Connection, f: &Filter, limit: u32, offset: u32) -> Result<Vec<Event>, StoreError> {
+pub fn list(
+    conn: &Connection,
+    f: &Filter,
+    limit: u32,
+    offset: u32,
+) -> Result<Vec<Event>, StoreError> {
     let order = if f.after_id.is_some() { "ASC" } else { "DESC" };
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT id, at, kind, actor_id, user_id, client_id, ip, detail FROM audit_events
@@ -67,7 +72,16 @@ pub fn list(conn: &Connection, f: &Filter, limit: u32, offset: u32) -> Result<Ve
          ORDER BY id {order} LIMIT ?7 OFFSET ?8"
     ))?;
     let rows = stmt.query_map(
-        params![f.user_id, f.client_id, f.kind_prefix, f.since, f.until, f.after_id, limit, offset],
+        params![
+            f.user_id,
+            f.client_id,
+            f.kind_prefix,
+            f.since,
+            f.until,
+            f.after_id,
+            limit,
+            offset
+        ],
         |r| {
             Ok(Event {
                 id: r.get(0)?,

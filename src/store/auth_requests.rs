@@ -22,7 +22,12 @@ pub fn insert(
 }
 
 /// The stored parameters, if the request exists, is unexpired and belongs to this browser.
-pub fn get(conn: &Connection, id_hash: &str, browser: &str, now: UnixTime) -> Result<Option<String>, StoreError> {
+pub fn get(
+    conn: &Connection,
+    id_hash: &str,
+    browser: &str,
+    now: UnixTime,
+) -> Result<Option<String>, StoreError> {
     Ok(conn
         .query_row(
             "SELECT params FROM auth_requests WHERE id_hash = ?1 AND browser = ?2 AND expires_at > ?3",

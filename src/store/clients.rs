@@ -68,9 +68,12 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Client> {
 }
 
 fn load_lists(conn: &Connection, c: &mut Client) -> Result<(), StoreError> {
-    let mut stmt =
-        conn.prepare_cached("SELECT kind, uri FROM client_redirect_uris WHERE client_id = ?1 ORDER BY position")?;
-    for row in stmt.query_map([&c.id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))? {
+    let mut stmt = conn.prepare_cached(
+        "SELECT kind, uri FROM client_redirect_uris WHERE client_id = ?1 ORDER BY position",
+    )?;
+    for row in stmt.query_map([&c.id], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+    })? {
         let (kind, uri) = row?;
         if kind == "login" {
             c.redirect_uris.push(uri);
@@ -81,13 +84,20 @@ fn load_lists(conn: &Connection, c: &mut Client) -> Result<(), StoreError> {
     let mut stmt = conn.prepare_cached(
         "SELECT g.name FROM client_allowed_groups a JOIN groups g ON g.id = a.group_id WHERE a.client_id = ?1 ORDER BY g.name",
     )?;
-    c.allowed_groups = stmt.query_map([&c.id], |r| r.get(0))?.collect::<Result<_, _>>()?;
+    c.allowed_groups = stmt
+        .query_map([&c.id], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
     Ok(())
 }
 
 pub fn by_id(conn: &Connection, id: &str) -> Result<Option<Client>, StoreError> {
-    let Some(mut c) =
-        conn.query_row(&format!("SELECT {COLUMNS} FROM clients WHERE id = ?1"), [id], from_row).optional()?
+    let Some(mut c) = conn
+        .query_row(
+            &format!("SELECT {COLUMNS} FROM clients WHERE id = ?1"),
+            [id],
+            from_row,
+        )
+        .optional()?
     else {
         return Ok(None);
     };
@@ -96,7 +106,9 @@ pub fn by_id(conn: &Connection, id: &str) -> Result<Option<Client>, StoreError> 
 }
 
 pub fn list(conn: &Connection) -> Result<Vec<Client>, StoreError> {
-    let mut stmt = conn.prepare_cached(&format!("SELECT {COLUMNS} FROM clients ORDER BY name COLLATE NOCASE"))?;
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM clients ORDER BY name COLLATE NOCASE"
+    ))?;
     let mut out: Vec<Client> = stmt.query_map([], from_row)?.collect::<Result<_, _>>()?;
     for c in &mut out {
         load_lists(conn, c)?;
@@ -142,7 +154,10 @@ pub fn save(conn: &Connection, c: &Client) -> Result<(), StoreError> {
             c.updated_at
         ],
     )?;
-    conn.execute("DELETE FROM client_redirect_uris WHERE client_id = ?1", [&c.id])?;
+    conn.execute(
+        "DELETE FROM client_redirect_uris WHERE client_id = ?1",
+        [&c.id],
+    )?;
     let mut ins = conn.prepare_cached(
         "INSERT OR IGNORE INTO client_redirect_uris (client_id, kind, uri, position) VALUES (?1, ?2, ?3, ?4)",
     )?;
@@ -152,7 +167,10 @@ pub fn save(conn: &Connection, c: &Client) -> Result<(), StoreError> {
     for (i, uri) in c.post_logout_redirect_uris.iter().enumerate() {
         ins.execute(params![c.id, "post_logout", uri, i as i64])?;
     }
-    conn.execute("DELETE FROM client_allowed_groups WHERE client_id = ?1", [&c.id])?;
+    conn.execute(
+        "DELETE FROM client_allowed_groups WHERE client_id = ?1",
+        [&c.id],
+    )?;
     for name in &c.allowed_groups {
         let n = conn.execute(
             "INSERT OR IGNORE INTO client_allowed_groups (client_id, group_id) SELECT ?1, id FROM groups WHERE name = ?2",
@@ -165,8 +183,16 @@ pub fn save(conn: &Connection, c: &Client) -> Result<(), StoreError> {
     Ok(())
 }
 
-pub fn set_secret_hash(conn: &Connection, id: &str, hash: &str, now: UnixTime) -> Result<bool, StoreError> {
-    Ok(conn.execute("UPDATE clients SET secret_hash = ?2, updated_at = ?3 WHERE id = ?1", params![id, hash, now])? == 1)
+pub fn set_secret_hash(
+    conn: &Connection,
+    id: &str,
+    hash: &str,
+    now: UnixTime,
+) -> Result<bool, StoreError> {
+    Ok(conn.execute(
+        "UPDATE clients SET secret_hash = ?2, updated_at = ?3 WHERE id = ?1",
+        params![id, hash, now],
+    )? == 1)
 }
 
 pub fn delete(conn: &Connection, id: &str) -> Result<bool, StoreError> {
@@ -176,7 +202,9 @@ pub fn delete(conn: &Connection, id: &str) -> Result<bool, StoreError> {
 /// Origins (scheme://host:port) of every registered redirect URI, for CORS.
 pub fn redirect_origins(conn: &Connection) -> Result<Vec<String>, StoreError> {
     let mut stmt = conn.prepare_cached("SELECT DISTINCT uri FROM client_redirect_uris")?;
-    let uris: Vec<String> = stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+    let uris: Vec<String> = stmt
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
     let mut out: Vec<String> = uris
         .iter()
         .filter_map(|u| url::Url::parse(u).ok())

@@ -22,7 +22,13 @@ pub struct CodeGrant {
     pub acr: Option<String>,
 }
 
-pub fn insert(conn: &Connection, code_hash: &str, g: &CodeGrant, now: UnixTime, expires_at: UnixTime) -> Result<(), StoreError> {
+pub fn insert(
+    conn: &Connection,
+    code_hash: &str,
+    g: &CodeGrant,
+    now: UnixTime,
+    expires_at: UnixTime,
+) -> Result<(), StoreError> {
     conn.execute(
         "INSERT INTO authorization_codes (code_hash, client_id, user_id, sid, redirect_uri, scope, nonce, code_challenge,
             challenge_method, claims, auth_time, amr, acr, created_at, expires_at)
@@ -60,7 +66,12 @@ pub enum Consumed {
 /// Consumes the code for `client_id` atomically. A second use revokes the tokens the first
 /// use issued (RFC 6749 §4.1.2: "…SHOULD revoke (when possible) all tokens previously issued
 /// based on that authorization code").
-pub fn consume(conn: &Connection, code_hash: &str, client_id: &str, now: UnixTime) -> Result<Consumed, StoreError> {
+pub fn consume(
+    conn: &Connection,
+    code_hash: &str,
+    client_id: &str,
+    now: UnixTime,
+) -> Result<Consumed, StoreError> {
     let row = conn
         .query_row(
             "UPDATE authorization_codes SET consumed_at = ?3
@@ -92,7 +103,11 @@ pub fn consume(conn: &Connection, code_hash: &str, client_id: &str, now: UnixTim
         return Ok(Consumed::Fresh(grant));
     }
     let consumed: Option<Option<i64>> = conn
-        .query_row("SELECT consumed_at FROM authorization_codes WHERE code_hash = ?1", [code_hash], |r| r.get(0))
+        .query_row(
+            "SELECT consumed_at FROM authorization_codes WHERE code_hash = ?1",
+            [code_hash],
+            |r| r.get(0),
+        )
         .optional()?;
     if let Some(Some(_)) = consumed {
         super::tokens::revoke_issued_from_code(conn, code_hash, now)?;
@@ -103,5 +118,8 @@ pub fn consume(conn: &Connection, code_hash: &str, client_id: &str, now: UnixTim
 
 /// Codes are kept a while after expiry so a late replay is still recognised and revokes.
 pub fn delete_expired(conn: &Connection, now: UnixTime) -> Result<usize, StoreError> {
-    Ok(conn.execute("DELETE FROM authorization_codes WHERE expires_at <= ?1 - 86400", [now])?)
+    Ok(conn.execute(
+        "DELETE FROM authorization_codes WHERE expires_at <= ?1 - 86400",
+        [now],
+    )?)
 }

@@ -13,17 +13,29 @@ pub struct Consent {
     pub granted_at: UnixTime,
 }
 
-pub fn scopes(conn: &Connection, user_id: &str, client_id: &str) -> Result<Option<Vec<String>>, StoreError> {
+pub fn scopes(
+    conn: &Connection,
+    user_id: &str,
+    client_id: &str,
+) -> Result<Option<Vec<String>>, StoreError> {
     let text: Option<String> = conn
-        .query_row("SELECT scopes FROM consents WHERE user_id = ?1 AND client_id = ?2", params![user_id, client_id], |r| {
-            r.get(0)
-        })
+        .query_row(
+            "SELECT scopes FROM consents WHERE user_id = ?1 AND client_id = ?2",
+            params![user_id, client_id],
+            |r| r.get(0),
+        )
         .optional()?;
     Ok(text.map(|t| t.split_whitespace().map(str::to_string).collect()))
 }
 
 /// Records consent to `scopes`, merged with what was granted before.
-pub fn grant(conn: &Connection, user_id: &str, client_id: &str, scopes: &[String], now: UnixTime) -> Result<(), StoreError> {
+pub fn grant(
+    conn: &Connection,
+    user_id: &str,
+    client_id: &str,
+    scopes: &[String],
+    now: UnixTime,
+) -> Result<(), StoreError> {
     let mut all = self::scopes(conn, user_id, client_id)?.unwrap_or_default();
     all.extend(scopes.iter().cloned());
     all.sort();
@@ -45,7 +57,11 @@ pub fn list_for_user(conn: &Connection, user_id: &str) -> Result<Vec<Consent>, S
         Ok(Consent {
             client_id: r.get(0)?,
             client_name: r.get(1)?,
-            scopes: r.get::<_, String>(2)?.split_whitespace().map(str::to_string).collect(),
+            scopes: r
+                .get::<_, String>(2)?
+                .split_whitespace()
+                .map(str::to_string)
+                .collect(),
             granted_at: r.get(3)?,
         })
     })?;
@@ -53,8 +69,16 @@ pub fn list_for_user(conn: &Connection, user_id: &str) -> Result<Vec<Consent>, S
 }
 
 /// Deletes the consent and revokes that client's tokens for the user.
-pub fn revoke(conn: &Connection, user_id: &str, client_id: &str, now: UnixTime) -> Result<bool, StoreError> {
-    let n = conn.execute("DELETE FROM consents WHERE user_id = ?1 AND client_id = ?2", params![user_id, client_id])?;
+pub fn revoke(
+    conn: &Connection,
+    user_id: &str,
+    client_id: &str,
+    now: UnixTime,
+) -> Result<bool, StoreError> {
+    let n = conn.execute(
+        "DELETE FROM consents WHERE user_id = ?1 AND client_id = ?2",
+        params![user_id, client_id],
+    )?;
     conn.execute(
         "UPDATE refresh_tokens SET revoked_at = ?3 WHERE user_id = ?1 AND client_id = ?2 AND revoked_at IS NULL",
         params![user_id, client_id, now],

@@ -20,21 +20,34 @@ pub fn ensure(conn: &Connection, name: &str, now: UnixTime) -> Result<String, St
         return Ok(id);
     }
     let id = random_id();
-    conn.execute("INSERT INTO groups (id, name, created_at) VALUES (?1, ?2, ?3)", params![id, name, now])?;
+    conn.execute(
+        "INSERT INTO groups (id, name, created_at) VALUES (?1, ?2, ?3)",
+        params![id, name, now],
+    )?;
     Ok(id)
 }
 
 pub fn id_by_name(conn: &Connection, name: &str) -> Result<Option<String>, StoreError> {
-    Ok(conn.query_row("SELECT id FROM groups WHERE name = ?1", [name], |r| r.get(0)).optional()?)
+    Ok(conn
+        .query_row("SELECT id FROM groups WHERE name = ?1", [name], |r| {
+            r.get(0)
+        })
+        .optional()?)
 }
 
 pub fn add_member(conn: &Connection, group_id: &str, user_id: &str) -> Result<(), StoreError> {
-    conn.execute("INSERT OR IGNORE INTO group_members (group_id, user_id) VALUES (?1, ?2)", params![group_id, user_id])?;
+    conn.execute(
+        "INSERT OR IGNORE INTO group_members (group_id, user_id) VALUES (?1, ?2)",
+        params![group_id, user_id],
+    )?;
     Ok(())
 }
 
 pub fn remove_member(conn: &Connection, group_id: &str, user_id: &str) -> Result<bool, StoreError> {
-    Ok(conn.execute("DELETE FROM group_members WHERE group_id = ?1 AND user_id = ?2", params![group_id, user_id])? == 1)
+    Ok(conn.execute(
+        "DELETE FROM group_members WHERE group_id = ?1 AND user_id = ?2",
+        params![group_id, user_id],
+    )? == 1)
 }
 
 pub fn list(conn: &Connection) -> Result<Vec<Group>, StoreError> {
@@ -43,7 +56,12 @@ pub fn list(conn: &Connection) -> Result<Vec<Group>, StoreError> {
          FROM groups g ORDER BY g.name",
     )?;
     let rows = stmt.query_map([], |r| {
-        Ok(Group { id: r.get(0)?, name: r.get(1)?, description: r.get(2)?, members: r.get(3)? })
+        Ok(Group {
+            id: r.get(0)?,
+            name: r.get(1)?,
+            description: r.get(2)?,
+            members: r.get(3)?,
+        })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }

@@ -47,7 +47,12 @@ pub fn all(conn: &Connection) -> Result<Vec<StoredKey>, StoreError> {
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-pub fn retire(conn: &Connection, kid: &str, at: UnixTime, prune_after: UnixTime) -> Result<(), StoreError> {
+pub fn retire(
+    conn: &Connection,
+    kid: &str,
+    at: UnixTime,
+    prune_after: UnixTime,
+) -> Result<(), StoreError> {
     conn.execute(
         "UPDATE signing_keys SET retired_at = ?2, prune_after = ?3 WHERE kid = ?1 AND retired_at IS NULL",
         params![kid, at, prune_after],
@@ -56,5 +61,8 @@ pub fn retire(conn: &Connection, kid: &str, at: UnixTime, prune_after: UnixTime)
 }
 
 pub fn delete_pruned(conn: &Connection, now: UnixTime) -> Result<usize, StoreError> {
-    Ok(conn.execute("DELETE FROM signing_keys WHERE prune_after IS NOT NULL AND prune_after <= ?1", [now])?)
+    Ok(conn.execute(
+        "DELETE FROM signing_keys WHERE prune_after IS NOT NULL AND prune_after <= ?1",
+        [now],
+    )?)
 }

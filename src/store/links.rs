@@ -47,32 +47,59 @@ pub fn insert(
 }
 
 /// The link if it is unused and unexpired (does not use it).
-pub fn peek(conn: &Connection, token_hash: &str, purpose: Purpose, now: UnixTime) -> Result<Option<Link>, StoreError> {
+pub fn peek(
+    conn: &Connection,
+    token_hash: &str,
+    purpose: Purpose,
+    now: UnixTime,
+) -> Result<Option<Link>, StoreError> {
     Ok(conn
         .query_row(
             "SELECT user_id, allow_password, expires_at FROM one_time_links
              WHERE token_hash = ?1 AND purpose = ?2 AND used_at IS NULL AND expires_at > ?3",
             params![token_hash, purpose.as_str(), now],
-            |r| Ok(Link { user_id: r.get(0)?, allow_password: r.get(1)?, expires_at: r.get(2)? }),
+            |r| {
+                Ok(Link {
+                    user_id: r.get(0)?,
+                    allow_password: r.get(1)?,
+                    expires_at: r.get(2)?,
+                })
+            },
         )
         .optional()?)
 }
 
 /// Uses the link atomically; `None` if it was unknown, used or expired.
-pub fn consume(conn: &Connection, token_hash: &str, purpose: Purpose, now: UnixTime) -> Result<Option<Link>, StoreError> {
+pub fn consume(
+    conn: &Connection,
+    token_hash: &str,
+    purpose: Purpose,
+    now: UnixTime,
+) -> Result<Option<Link>, StoreError> {
     Ok(conn
         .query_row(
             "UPDATE one_time_links SET used_at = ?3
              WHERE token_hash = ?1 AND purpose = ?2 AND used_at IS NULL AND expires_at > ?3
              RETURNING user_id, allow_password, expires_at",
             params![token_hash, purpose.as_str(), now],
-            |r| Ok(Link { user_id: r.get(0)?, allow_password: r.get(1)?, expires_at: r.get(2)? }),
+            |r| {
+                Ok(Link {
+                    user_id: r.get(0)?,
+                    allow_password: r.get(1)?,
+                    expires_at: r.get(2)?,
+                })
+            },
         )
         .optional()?)
 }
 
 /// Earlier unused links of the same purpose for the user stop working when a new one is made.
-pub fn invalidate_for_user(conn: &Connection, user_id: &str, purpose: Purpose, now: UnixTime) -> Result<(), StoreError> {
+pub fn invalidate_for_user(
+    conn: &Connection,
+    user_id: &str,
+    purpose: Purpose,
+    now: UnixTime,
+) -> Result<(), StoreError> {
     conn.execute(
         "UPDATE one_time_links SET used_at = ?3 WHERE user_id = ?1 AND purpose = ?2 AND used_at IS NULL",
         params![user_id, purpose.as_str(), now],

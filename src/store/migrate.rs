@@ -24,12 +24,15 @@ pub fn latest_version() -> u32 {
 }
 
 pub fn current_version(conn: &Connection) -> Result<u32, StoreError> {
-    conn.query_row("PRAGMA user_version", [], |r| r.get::<_, u32>(0)).map_err(|e| match e {
-        rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::NotADatabase => {
-            StoreError::Migration("the database file is not a SQLite database (corrupt or another file)".into())
-        }
-        other => StoreError::Sqlite(other),
-    })
+    conn.query_row("PRAGMA user_version", [], |r| r.get::<_, u32>(0))
+        .map_err(|e| match e {
+            rusqlite::Error::SqliteFailure(f, _) if f.code == rusqlite::ErrorCode::NotADatabase => {
+                StoreError::Migration(
+                    "the database file is not a SQLite database (corrupt or another file)".into(),
+                )
+            }
+            other => StoreError::Sqlite(other),
+        })
 }
 
 /// Applies every pending migration; returns the versions applied.
@@ -76,7 +79,8 @@ mod tests {
     #[test]
     fn a_newer_database_is_refused() {
         let mut conn = Connection::open_in_memory().unwrap();
-        conn.pragma_update(None, "user_version", latest_version() + 1).unwrap();
+        conn.pragma_update(None, "user_version", latest_version() + 1)
+            .unwrap();
         let e = migrate(&mut conn).unwrap_err().to_string();
         assert!(e.contains("newer"), "{e}");
     }
@@ -91,6 +95,12 @@ mod tests {
             .execute("INSERT INTO clients (id, name, public, created_at, updated_at) VALUES ('c', 'C', 0, 0, 0)", [])
             .is_err());
         // Memberships need real users and groups.
-        assert!(conn.execute("INSERT INTO group_members (group_id, user_id) VALUES ('g', 'u')", []).is_err());
+        assert!(
+            conn.execute(
+                "INSERT INTO group_members (group_id, user_id) VALUES ('g', 'u')",
+                []
+            )
+            .is_err()
+        );
     }
 }

@@ -81,7 +81,9 @@ impl Db {
     /// Opens (creating if absent) the database file and brings its schema up to date.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let manager = SqliteConnectionManager::file(path).with_flags(
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         );
         let pool = Pool::builder()
             .max_size(8)
@@ -89,8 +91,13 @@ impl Db {
             .connection_customizer(Box::new(Pragmas))
             .connection_timeout(Duration::from_secs(10))
             .build(manager)
-            .map_err(|e| StoreError::Migration(format!("cannot open database {}: {}", path.display(), e)))?;
-        let db = Self { pool, path: path.to_path_buf() };
+            .map_err(|e| {
+                StoreError::Migration(format!("cannot open database {}: {}", path.display(), e))
+            })?;
+        let db = Self {
+            pool,
+            path: path.to_path_buf(),
+        };
         {
             let mut conn = db.pool.get()?;
             migrate::migrate(&mut conn)?;
@@ -140,24 +147,38 @@ impl Db {
     }
 
     /// `write` for synchronous callers (CLI, benchmarks, background threads).
-    pub fn write_blocking<T>(&self, f: impl FnOnce(&Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
+    pub fn write_blocking<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         write_now(&self.pool, f)
     }
 
     /// `try_write` for synchronous callers.
-    pub fn try_write_blocking<T, E: From<StoreError>>(&self, f: impl FnOnce(&Connection) -> Result<T, E>) -> Result<T, E> {
+    pub fn try_write_blocking<T, E: From<StoreError>>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, E>,
+    ) -> Result<T, E> {
         write_now(&self.pool, f)
     }
 
     /// `read` for synchronous callers.
-    pub fn read_blocking<T>(&self, f: impl FnOnce(&Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
+    pub fn read_blocking<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         let conn = self.pool.get()?;
         f(&conn)
     }
 
     /// A cheap end-to-end check for /health: a connection answers a query.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        self.read(|c| Ok(c.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0))?)).await?;
+        self.read(|c| {
+            Ok(c.query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+                r.get::<_, i64>(0)
+            })?)
+        })
+        .await?;
         Ok(())
     }
 
@@ -183,7 +204,9 @@ fn write_now<T, E: From<StoreError>>(
     f: impl FnOnce(&Connection) -> Result<T, E>,
 ) -> Result<T, E> {
     let mut conn = pool.get().map_err(StoreError::from)?;
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(StoreError::from)?;
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(StoreError::from)?;
     let out = f(&tx)?; // dropping `tx` on error rolls back
     tx.commit().map_err(StoreError::from)?;
     Ok(out)

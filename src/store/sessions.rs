@@ -68,7 +68,12 @@ pub fn insert(conn: &Connection, s: &Session) -> Result<(), StoreError> {
 
 /// The live session for a cookie hash: not past its absolute lifetime nor idle too long,
 /// and its user not disabled.
-pub fn live(conn: &Connection, id_hash: &str, now: UnixTime, idle_timeout: i64) -> Result<Option<Session>, StoreError> {
+pub fn live(
+    conn: &Connection,
+    id_hash: &str,
+    now: UnixTime,
+    idle_timeout: i64,
+) -> Result<Option<Session>, StoreError> {
     conn.query_row(
         &format!(
             "SELECT {} FROM sessions s JOIN users u ON u.id = s.user_id
@@ -84,28 +89,48 @@ pub fn live(conn: &Connection, id_hash: &str, now: UnixTime, idle_timeout: i64) 
 }
 
 pub fn by_sid(conn: &Connection, sid: &str) -> Result<Option<Session>, StoreError> {
-    conn.query_row(&format!("SELECT {COLUMNS} FROM sessions WHERE sid = ?1"), [sid], from_row)
-        .optional()?
-        .map(finish)
-        .transpose()
+    conn.query_row(
+        &format!("SELECT {COLUMNS} FROM sessions WHERE sid = ?1"),
+        [sid],
+        from_row,
+    )
+    .optional()?
+    .map(finish)
+    .transpose()
 }
 
 /// Marks the session used (at most once a minute, to keep writes rare).
 pub fn touch(conn: &Connection, id_hash: &str, now: UnixTime) -> Result<(), StoreError> {
-    conn.execute("UPDATE sessions SET last_seen_at = ?2 WHERE id_hash = ?1 AND last_seen_at < ?2 - 60", params![id_hash, now])?;
-    Ok(())
-}
-
-/// Adds an authentication method to a live session (e.g. a passkey after the password).
-pub fn update_auth(conn: &Connection, sid: &str, amr: &[String], auth_time: UnixTime) -> Result<(), StoreError> {
     conn.execute(
-        "UPDATE sessions SET amr = ?2, auth_time = ?3 WHERE sid = ?1",
-        params![sid, serde_json::to_string(amr).unwrap_or_else(|_| "[]".into()), auth_time],
+        "UPDATE sessions SET last_seen_at = ?2 WHERE id_hash = ?1 AND last_seen_at < ?2 - 60",
+        params![id_hash, now],
     )?;
     Ok(())
 }
 
-pub fn list_for_user(conn: &Connection, user_id: &str, now: UnixTime) -> Result<Vec<Session>, StoreError> {
+/// Adds an authentication method to a live session (e.g. a passkey after the password).
+pub fn update_auth(
+    conn: &Connection,
+    sid: &str,
+    amr: &[String],
+    auth_time: UnixTime,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE sessions SET amr = ?2, auth_time = ?3 WHERE sid = ?1",
+        params![
+            sid,
+            serde_json::to_string(amr).unwrap_or_else(|_| "[]".into()),
+            auth_time
+        ],
+    )?;
+    Ok(())
+}
+
+pub fn list_for_user(
+    conn: &Connection,
+    user_id: &str,
+    now: UnixTime,
+) -> Result<Vec<Session>, StoreError> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM sessions WHERE user_id = ?1 AND expires_at > ?2 ORDER BY last_seen_at DESC"
     ))?;
@@ -122,7 +147,12 @@ pub fn list_all(conn: &Connection, now: UnixTime, limit: u32) -> Result<Vec<Sess
 }
 
 /// Records that `client_id` received tokens within the session (logout fan-out).
-pub fn record_client(conn: &Connection, sid: &str, client_id: &str, now: UnixTime) -> Result<(), StoreError> {
+pub fn record_client(
+    conn: &Connection,
+    sid: &str,
+    client_id: &str,
+    now: UnixTime,
+) -> Result<(), StoreError> {
     conn.execute(
         "INSERT OR IGNORE INTO session_clients (sid, client_id, first_at)
          SELECT ?1, ?2, ?3 WHERE EXISTS (SELECT 1 FROM sessions WHERE sid = ?1)",
@@ -132,14 +162,19 @@ pub fn record_client(conn: &Connection, sid: &str, client_id: &str, now: UnixTim
 }
 
 pub fn clients_of(conn: &Connection, sid: &str) -> Result<Vec<String>, StoreError> {
-    let mut stmt = conn.prepare_cached("SELECT client_id FROM session_clients WHERE sid = ?1 ORDER BY first_at")?;
-    Ok(stmt.query_map([sid], |r| r.get(0))?.collect::<Result<_, _>>()?)
+    let mut stmt = conn
+        .prepare_cached("SELECT client_id FROM session_clients WHERE sid = ?1 ORDER BY first_at")?;
+    Ok(stmt
+        .query_map([sid], |r| r.get(0))?
+        .collect::<Result<_, _>>()?)
 }
 
 /// Deletes the session and revokes the refresh and access tokens bound to it that are not
 /// offline. Returns the ended session.
 pub fn end(conn: &Connection, sid: &str, now: UnixTime) -> Result<Option<Session>, StoreError> {
-    let Some(s) = by_sid(conn, sid)? else { return Ok(None) };
+    let Some(s) = by_sid(conn, sid)? else {
+        return Ok(None);
+    };
     // Back-channel logout: one outbox row per client of the session that asked for it,
     // written in the same transaction so no ended session goes unannounced.
     conn.execute(
@@ -162,11 +197,25 @@ pub fn end(conn: &Connection, sid: &str, now: UnixTime) -> Result<Option<Session
 }
 
 /// Every live session id of the user, optionally but one.
-pub fn sids_of_user(conn: &Connection, user_id: &str, except_sid: Option<&str>) -> Result<Vec<String>, StoreError> {
-    let mut stmt = conn.prepare_cached("SELECT sid FROM sessions WHERE user_id = ?1 AND sid != ?2")?;
-    Ok(stmt.query_map(params![user_id, except_sid.unwrap_or("")], |r| r.get(0))?.collect::<Result<_, _>>()?)
+pub fn sids_of_user(
+    conn: &Connection,
+    user_id: &str,
+    except_sid: Option<&str>,
+) -> Result<Vec<String>, StoreError> {
+    let mut stmt =
+        conn.prepare_cached("SELECT sid FROM sessions WHERE user_id = ?1 AND sid != ?2")?;
+    Ok(stmt
+        .query_map(params![user_id, except_sid.unwrap_or("")], |r| r.get(0))?
+        .collect::<Result<_, _>>()?)
 }
 
-pub fn delete_expired(conn: &Connection, now: UnixTime, idle_timeout: i64) -> Result<usize, StoreError> {
-    Ok(conn.execute("DELETE FROM sessions WHERE expires_at <= ?1 OR last_seen_at <= ?1 - ?2", params![now, idle_timeout])?)
+pub fn delete_expired(
+    conn: &Connection,
+    now: UnixTime,
+    idle_timeout: i64,
+) -> Result<usize, StoreError> {
+    Ok(conn.execute(
+        "DELETE FROM sessions WHERE expires_at <= ?1 OR last_seen_at <= ?1 - ?2",
+        params![now, idle_timeout],
+    )?)
 }

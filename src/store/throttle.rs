@@ -12,9 +12,11 @@ const WINDOW: i64 = 24 * 3600;
 /// Until when `key` must wait (0 or past = free to try).
 pub fn blocked_until(conn: &Connection, key: &str, now: UnixTime) -> Result<UnixTime, StoreError> {
     let until: Option<(i64, i64)> = conn
-        .query_row("SELECT blocked_until, first_at FROM login_failures WHERE key = ?1", [key], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
+        .query_row(
+            "SELECT blocked_until, first_at FROM login_failures WHERE key = ?1",
+            [key],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
         .optional()?;
     Ok(match until {
         Some((until, first_at)) if now - first_at < WINDOW => until,
@@ -46,7 +48,10 @@ pub fn record_failure(
     } else {
         0
     };
-    conn.execute("UPDATE login_failures SET blocked_until = ?2 WHERE key = ?1", params![key, until])?;
+    conn.execute(
+        "UPDATE login_failures SET blocked_until = ?2 WHERE key = ?1",
+        params![key, until],
+    )?;
     Ok((failures, until))
 }
 
@@ -56,7 +61,10 @@ pub fn clear(conn: &Connection, key: &str) -> Result<(), StoreError> {
 }
 
 pub fn delete_stale(conn: &Connection, now: UnixTime) -> Result<usize, StoreError> {
-    Ok(conn.execute("DELETE FROM login_failures WHERE first_at <= ?1 - ?2 AND blocked_until <= ?1", params![now, WINDOW])?)
+    Ok(conn.execute(
+        "DELETE FROM login_failures WHERE first_at <= ?1 - ?2 AND blocked_until <= ?1",
+        params![now, WINDOW],
+    )?)
 }
 
 #[cfg(test)]
@@ -76,8 +84,16 @@ mod tests {
             for _ in 0..40 {
                 record_failure(c, "user:a", 100, 5, 900)?;
             }
-            assert_eq!(blocked_until(c, "user:a", 100)?, 1000, "capped at max_delay");
-            assert_eq!(blocked_until(c, "user:a", 100 + WINDOW)?, 0, "forgotten after the window");
+            assert_eq!(
+                blocked_until(c, "user:a", 100)?,
+                1000,
+                "capped at max_delay"
+            );
+            assert_eq!(
+                blocked_until(c, "user:a", 100 + WINDOW)?,
+                0,
+                "forgotten after the window"
+            );
             clear(c, "user:a")?;
             assert_eq!(blocked_until(c, "user:a", 100)?, 0);
             Ok(())

@@ -89,7 +89,10 @@ fn refresh_from_row(r: &Row<'_>) -> rusqlite::Result<(RefreshRecord, String)> {
     ))
 }
 
-pub fn refresh_by_hash(conn: &Connection, token_hash: &str) -> Result<Option<RefreshRecord>, StoreError> {
+pub fn refresh_by_hash(
+    conn: &Connection,
+    token_hash: &str,
+) -> Result<Option<RefreshRecord>, StoreError> {
     let row = conn
         .query_row(
             "SELECT family_id, client_id, user_id, sid, scope, claims, auth_time, amr, acr, offline, code_hash,
@@ -99,7 +102,9 @@ pub fn refresh_by_hash(conn: &Connection, token_hash: &str) -> Result<Option<Ref
             refresh_from_row,
         )
         .optional()?;
-    let Some((mut rec, amr)) = row else { return Ok(None) };
+    let Some((mut rec, amr)) = row else {
+        return Ok(None);
+    };
     rec.grant.amr = json_col(&amr)?;
     Ok(Some(rec))
 }
@@ -133,7 +138,11 @@ pub fn revoke_family(conn: &Connection, family_id: &str, now: UnixTime) -> Resul
     Ok(())
 }
 
-pub fn revoke_issued_from_code(conn: &Connection, code_hash: &str, now: UnixTime) -> Result<(), StoreError> {
+pub fn revoke_issued_from_code(
+    conn: &Connection,
+    code_hash: &str,
+    now: UnixTime,
+) -> Result<(), StoreError> {
     let families: Vec<String> = conn
         .prepare_cached("SELECT DISTINCT family_id FROM refresh_tokens WHERE code_hash = ?1")?
         .query_map([code_hash], |r| r.get(0))?
@@ -149,9 +158,19 @@ pub fn revoke_issued_from_code(conn: &Connection, code_hash: &str, now: UnixTime
 }
 
 /// Revokes every token the user holds (disabled or deleted user, admin action).
-pub fn revoke_all_for_user(conn: &Connection, user_id: &str, now: UnixTime) -> Result<(), StoreError> {
-    conn.execute("UPDATE refresh_tokens SET revoked_at = ?2 WHERE user_id = ?1 AND revoked_at IS NULL", params![user_id, now])?;
-    conn.execute("UPDATE access_tokens SET revoked_at = ?2 WHERE user_id = ?1 AND revoked_at IS NULL", params![user_id, now])?;
+pub fn revoke_all_for_user(
+    conn: &Connection,
+    user_id: &str,
+    now: UnixTime,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE refresh_tokens SET revoked_at = ?2 WHERE user_id = ?1 AND revoked_at IS NULL",
+        params![user_id, now],
+    )?;
+    conn.execute(
+        "UPDATE access_tokens SET revoked_at = ?2 WHERE user_id = ?1 AND revoked_at IS NULL",
+        params![user_id, now],
+    )?;
     Ok(())
 }
 
@@ -206,14 +225,23 @@ pub fn access_by_jti(conn: &Connection, jti: &str) -> Result<Option<AccessRecord
 }
 
 pub fn revoke_access(conn: &Connection, jti: &str, now: UnixTime) -> Result<(), StoreError> {
-    conn.execute("UPDATE access_tokens SET revoked_at = ?2 WHERE jti = ?1 AND revoked_at IS NULL", params![jti, now])?;
+    conn.execute(
+        "UPDATE access_tokens SET revoked_at = ?2 WHERE jti = ?1 AND revoked_at IS NULL",
+        params![jti, now],
+    )?;
     Ok(())
 }
 
 pub fn delete_expired(conn: &Connection, now: UnixTime) -> Result<usize, StoreError> {
     let a = conn.execute("DELETE FROM access_tokens WHERE expires_at <= ?1", [now])?;
-    let r = conn.execute("DELETE FROM refresh_tokens WHERE family_expires_at <= ?1", [now])?;
+    let r = conn.execute(
+        "DELETE FROM refresh_tokens WHERE family_expires_at <= ?1",
+        [now],
+    )?;
     // Successors are kept sealed only for the grace window.
-    conn.execute("UPDATE refresh_tokens SET successor_sealed = NULL WHERE rotated_at <= ?1 - 300", [now])?;
+    conn.execute(
+        "UPDATE refresh_tokens SET successor_sealed = NULL WHERE rotated_at <= ?1 - 300",
+        [now],
+    )?;
     Ok(a + r)
 }

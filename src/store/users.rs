@@ -30,7 +30,10 @@ pub struct User {
 impl User {
     /// What pages call the person.
     pub fn shown_name(&self) -> &str {
-        self.display_name.as_deref().filter(|s| !s.is_empty()).unwrap_or(&self.username)
+        self.display_name
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .unwrap_or(&self.username)
     }
 }
 
@@ -111,17 +114,25 @@ pub fn update_profile(conn: &Connection, u: &User, now: UnixTime) -> Result<bool
 }
 
 pub fn by_id(conn: &Connection, id: &str) -> Result<Option<User>, StoreError> {
-    conn.query_row(&format!("SELECT {COLUMNS} FROM users WHERE id = ?1"), [id], from_row)
-        .optional()?
-        .map(finish)
-        .transpose()
+    conn.query_row(
+        &format!("SELECT {COLUMNS} FROM users WHERE id = ?1"),
+        [id],
+        from_row,
+    )
+    .optional()?
+    .map(finish)
+    .transpose()
 }
 
 pub fn by_username(conn: &Connection, username: &str) -> Result<Option<User>, StoreError> {
-    conn.query_row(&format!("SELECT {COLUMNS} FROM users WHERE username = ?1"), [username], from_row)
-        .optional()?
-        .map(finish)
-        .transpose()
+    conn.query_row(
+        &format!("SELECT {COLUMNS} FROM users WHERE username = ?1"),
+        [username],
+        from_row,
+    )
+    .optional()?
+    .map(finish)
+    .transpose()
 }
 
 /// Finds a user by username or email, case-insensitively.
@@ -136,7 +147,12 @@ pub fn by_login(conn: &Connection, login: &str) -> Result<Option<User>, StoreErr
     .transpose()
 }
 
-pub fn list(conn: &Connection, search: &str, limit: u32, offset: u32) -> Result<Vec<User>, StoreError> {
+pub fn list(
+    conn: &Connection,
+    search: &str,
+    limit: u32,
+    offset: u32,
+) -> Result<Vec<User>, StoreError> {
     let pattern = format!("%{}%", search.replace('%', "").replace('_', ""));
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM users
@@ -151,8 +167,16 @@ pub fn count(conn: &Connection) -> Result<i64, StoreError> {
     Ok(conn.query_row("SELECT count(*) FROM users", [], |r| r.get(0))?)
 }
 
-pub fn set_password_hash(conn: &Connection, id: &str, hash: &str, now: UnixTime) -> Result<(), StoreError> {
-    conn.execute("UPDATE users SET password_hash = ?2, updated_at = ?3 WHERE id = ?1", params![id, hash, now])?;
+pub fn set_password_hash(
+    conn: &Connection,
+    id: &str,
+    hash: &str,
+    now: UnixTime,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE users SET password_hash = ?2, updated_at = ?3 WHERE id = ?1",
+        params![id, hash, now],
+    )?;
     Ok(())
 }
 

@@ -132,6 +132,7 @@ export async function startPortcullis({ env = {}, dataDir, args = ['serve'], tim
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (exited) {
+      if (ownDir && !keepData && !process.env.PORTCULLIS_E2E_KEEP) await rm(dataDir, { recursive: true, force: true });
       throw new Error(`portcullis exited before becoming healthy (${JSON.stringify(exited)}; bin ${binPath()})\n${logs()}`);
     }
     try {

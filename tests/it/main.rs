@@ -1,0 +1,6 @@
+//! The one integration test binary: every test starts the real server on 127.0.0.1:0 with a
+//! temporary data dir and talks HTTP to it.
+
+mod support;
+
+mod appliance;

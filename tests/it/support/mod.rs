@@ -1,0 +1,169 @@
+//! `TestApp::spawn()` starts the same `app::serve` as `main`, on 127.0.0.1:0, with a temporary
+//! data dir and a `FixedClock` tests can advance.
+
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::web;
+use portcullis::app::AppState;
+use portcullis::clients::{self, ClientInput};
+use portcullis::clock::FixedClock;
+use portcullis::config::Config;
+use portcullis::store::Db;
+use portcullis::users::{self, NewUser};
+
+pub const PASSWORD: &str = "correct horse battery staple";
+
+pub struct TestApp {
+    pub url: String,
+    pub port: u16,
+    pub clock: FixedClock,
+    pub db: Db,
+    pub state: web::Data<AppState>,
+    pub dir: tempfile::TempDir,
+    pub config: Config,
+    handle: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.handle.abort();
+    }
+}
+
+/// Cheap argon2 parameters so tests stay fast (production defaults are tested in unit tests).
+pub fn test_config(dir: &std::path::Path, port: u16) -> Config {
+    Config {
+        public_url: format!("http://127.0.0.1:{port}"),
+        bind: format!("127.0.0.1:{port}"),
+        data_dir: dir.to_path_buf(),
+        argon2_memory_kib: 64,
+        argon2_iterations: 1,
+        ..Config::default()
+    }
+}
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    pub async fn spawn_with(tweak: impl FnOnce(&mut Config)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mut config = test_config(dir.path(), port);
+        tweak(&mut config);
+        Self::start(dir, listener, config).await
+    }
+
+    pub async fn start(dir: tempfile::TempDir, listener: TcpListener, config: Config) -> Self {
+        let port = listener.local_addr().unwrap().port();
+        let clock = FixedClock::new(1_800_000_000);
+        let cfg = config.clone();
+        let c2 = clock.clone();
+        let state =
+            tokio::task::spawn_blocking(move || portcullis::server::build_state(cfg, Arc::new(c2)))
+                .await
+                .unwrap()
+                .unwrap();
+        let state = web::Data::new(state);
+        let db = state.db.clone();
+        let handle = tokio::spawn(portcullis::app::serve(listener, state.clone()));
+        Self {
+            url: format!("http://127.0.0.1:{port}"),
+            port,
+            clock,
+            db,
+            state,
+            dir,
+            config,
+            handle,
+        }
+    }
+
+    /// A reqwest client with a cookie jar that does not follow redirects.
+    pub fn browser(&self) -> reqwest::Client {
+        reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+    }
+
+    pub fn add_user(
+        &self,
+        username: &str,
+        groups: &[&str],
+        admin: bool,
+    ) -> portcullis::store::users::User {
+        let hash = self.state.hasher.hash_now(PASSWORD).unwrap();
+        let new = NewUser {
+            username: username.into(),
+            email: Some(format!("{username}@example.com")),
+            display_name: Some(format!("{username} Example")),
+            password_hash: Some(hash),
+            email_verified: true,
+            groups: groups.iter().map(|s| s.to_string()).collect(),
+            admin,
+        };
+        let now = self.clock_now();
+        self.db
+            .try_write_blocking(|c| users::insert(c, &new, now))
+            .unwrap()
+    }
+
+    /// A confidential client; returns (client_id, secret).
+    pub fn add_client(&self, input: ClientInput) -> (String, Option<String>) {
+        let now = self.clock_now();
+        let (c, s) = self
+            .db
+            .try_write_blocking(|c| clients::create(c, input, now))
+            .unwrap();
+        (c.id, s)
+    }
+
+    pub fn confidential(&self, name: &str, redirect: &str) -> (String, String) {
+        let (id, s) = self.add_client(ClientInput {
+            name: name.into(),
+            redirect_uris: vec![redirect.into()],
+            skip_consent: true,
+            ..Default::default()
+        });
+        (id, s.unwrap())
+    }
+
+    pub fn clock_now(&self) -> i64 {
+        use portcullis::clock::Clock;
+        self.clock.now()
+    }
+}
+
+/// The CSRF token of the first form on a page.
+pub fn csrf_from(html: &str) -> String {
+    let marker = "name=\"csrf\" value=\"";
+    let start = html.find(marker).expect("page has a csrf field") + marker.len();
+    html[start..].split('"').next().unwrap().to_string()
+}
+
+/// The value of a hidden input or query parameter named `name` in a page.
+pub fn input_value(html: &str, name: &str) -> Option<String> {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = html.find(&marker)? + marker.len();
+    Some(
+        html[start..]
+            .split('"')
+            .next()?
+            .replace("&amp;", "&")
+            .replace("&#x2f;", "/")
+            .replace("&#x3d;", "="),
+    )
+}
