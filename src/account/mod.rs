@@ -1,18 +1,339 @@
-//! TODO(in progress)
-use crate::ui::PageError;
-pub async fn home() -> Result<actix_web::HttpResponse, PageError> {
-    Err(PageError::NotFound)
-}
-pub async fn get() -> Result<actix_web::HttpResponse, PageError> {
-    Err(PageError::NotFound)
-}
-pub async fn change_password() -> Result<actix_web::HttpResponse, PageError> {
-    Err(PageError::NotFound)
-}
-pub async fn end_session() -> Result<actix_web::HttpResponse, PageError> {
-    Err(PageError::NotFound)
-}
-pub async fn revoke_app() -> Result<actix_web::HttpResponse, PageError> {
-    Err(PageError::NotFound)
-}
+//! Self-service account page (GET /account) and its forms: change password, end a
+//! session, withdraw an app's access.
+
 pub mod password_policy;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse};
+use askama::Template;
+use serde::Deserialize;
+
+use crate::app::{AppState, State};
+use crate::clock::UnixTime;
+use crate::crypto::password::Verified;
+use crate::crypto::secret::Secret;
+use crate::login::session::{self, SignedIn};
+use crate::oidc::scope;
+use crate::store::audit::NewEvent;
+use crate::store::{self, StoreError};
+use crate::ui::{self, CsrfForm, PageError};
+use crate::users;
+
+/// GET / — the account page when signed in, else the sign-in page.
+pub async fn home(state: State, req: HttpRequest) -> Result<HttpResponse, PageError> {
+    let signed_in = session::current(&state, &req).await?.is_some();
+    Ok(ui::see_other(if signed_in { "/account" } else { "/login" }))
+}
+
+struct SessionRow {
+    sid: String,
+    device: String,
+    ip: String,
+    last_seen: String,
+    current: bool,
+}
+
+struct AppRow {
+    client_id: String,
+    name: String,
+    scopes: String,
+}
+
+#[derive(Template)]
+#[template(path = "account/index.html")]
+struct AccountPage {
+    page: ui::Page,
+    display_name: String,
+    username: String,
+    email: Option<String>,
+    groups: Vec<String>,
+    sessions: Vec<SessionRow>,
+    apps: Vec<AppRow>,
+    min_length: u32,
+    notice: Option<String>,
+    error: Option<String>,
+}
+
+/// "Firefox on Linux" from a User-Agent header (a hint for people, not a security check).
+pub fn describe_device(ua: Option<&str>) -> String {
+    let Some(ua) = ua else {
+        return "Unknown device".into();
+    };
+    let browser = [
+        ("Edg/", "Edge"),
+        ("Firefox/", "Firefox"),
+        ("Chrome/", "Chrome"),
+        ("Safari/", "Safari"),
+        ("curl/", "curl"),
+    ]
+    .iter()
+    .find(|(k, _)| ua.contains(k))
+    .map(|(_, v)| *v)
+    .unwrap_or("Browser");
+    let os = [
+        ("Android", "Android"),
+        ("iPhone", "iPhone"),
+        ("iPad", "iPad"),
+        ("Windows", "Windows"),
+        ("Mac OS", "macOS"),
+        ("Linux", "Linux"),
+    ]
+    .iter()
+    .find(|(k, _)| ua.contains(k))
+    .map(|(_, v)| *v);
+    match os {
+        Some(os) => format!("{browser} on {os}"),
+        None => browser.to_string(),
+    }
+}
+
+/// "3 minutes ago" style.
+pub fn ago(now: UnixTime, then: UnixTime) -> String {
+    let d = (now - then).max(0);
+    match d {
+        0..=59 => "just now".into(),
+        60..=3599 => format!("{} min ago", d / 60),
+        3600..=86_399 => format!("{} h ago", d / 3600),
+        _ => format!("{} days ago", d / 86_400),
+    }
+}
+
+async fn render(
+    state: &AppState,
+    req: &HttpRequest,
+    me: &SignedIn,
+    status: StatusCode,
+    notice: Option<String>,
+    error: Option<String>,
+) -> Result<HttpResponse, PageError> {
+    let uid = me.user.id.clone();
+    let now = state.now();
+    let (groups, sessions, consents) = state
+        .db
+        .read(move |c| {
+            Ok((
+                store::users::group_names(c, &uid)?,
+                store::sessions::list_for_user(c, &uid, now)?,
+                store::consents::list_for_user(c, &uid)?,
+            ))
+        })
+        .await?;
+    let page = AccountPage {
+        page: me.page(state, req, "Your account"),
+        display_name: me.user.shown_name().to_string(),
+        username: me.user.username.clone(),
+        email: me.user.email.clone(),
+        groups,
+        sessions: sessions
+            .into_iter()
+            .map(|s| SessionRow {
+                current: s.sid == me.session.sid,
+                device: describe_device(s.user_agent.as_deref()),
+                ip: s.ip.clone().unwrap_or_default(),
+                last_seen: ago(now, s.last_seen_at),
+                sid: s.sid,
+            })
+            .collect(),
+        apps: consents
+            .into_iter()
+            .map(|c| AppRow {
+                name: c.client_name,
+                scopes: {
+                    let words: Vec<String> =
+                        c.scopes.iter().filter_map(|s| scope::describe(s)).collect();
+                    if words.is_empty() {
+                        "who you are".into()
+                    } else {
+                        words.join(", ")
+                    }
+                },
+                client_id: c.client_id,
+            })
+            .collect(),
+        min_length: state.config.password_min_length,
+        notice,
+        error,
+    };
+    Ok(ui::render(status, &page))
+}
+
+#[derive(Deserialize, Default)]
+pub struct Flash {
+    #[serde(default)]
+    done: Option<String>,
+}
+
+pub async fn get(
+    state: State,
+    req: HttpRequest,
+    me: SignedIn,
+    q: actix_web::web::Query<Flash>,
+) -> Result<HttpResponse, PageError> {
+    let notice = match q.done.as_deref() {
+        Some("password") => {
+            Some("Your password is changed. Your other devices are signed out.".to_string())
+        }
+        Some("session") => Some("That device is signed out.".to_string()),
+        Some("app") => Some("The app no longer has access to your account.".to_string()),
+        _ => None,
+    };
+    render(&state, &req, &me, StatusCode::OK, notice, None).await
+}
+
+#[derive(Deserialize)]
+pub struct PasswordForm {
+    current: String,
+    new_password: String,
+}
+
+/// POST /account/password — asks for the current password; signs out the other sessions.
+pub async fn change_password(
+    state: State,
+    req: HttpRequest,
+    me: SignedIn,
+    form: CsrfForm<PasswordForm>,
+) -> Result<HttpResponse, PageError> {
+    let f = form.0;
+    let ok = state
+        .hasher
+        .verify(
+            Secret::new(f.current.clone()),
+            me.user.password_hash.clone(),
+        )
+        .await
+        .map_err(|_| PageError::Internal)?;
+    if ok == Verified::No {
+        return render(
+            &state,
+            &req,
+            &me,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            None,
+            Some("Your current password is not correct.".into()),
+        )
+        .await;
+    }
+    if let Err(e) = users::validate_password(&f.new_password, state.config.password_min_length) {
+        return render(
+            &state,
+            &req,
+            &me,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            None,
+            Some(format!("New password: {}", e.message)),
+        )
+        .await;
+    }
+    let hash = state
+        .hasher
+        .hash(Secret::new(f.new_password))
+        .await
+        .map_err(|_| PageError::Internal)?;
+    let (uid, sid, now) = (me.user.id.clone(), me.session.sid.clone(), state.now());
+    state
+        .db
+        .write(move |c| -> Result<(), StoreError> {
+            store::users::set_password_hash(c, &uid, &hash, now)?;
+            let others = store::sessions::sids_of_user(c, &uid, Some(&sid))?;
+            session::end_sessions(c, &others, Some(&uid), "password_changed", now)?;
+            store::audit::record(
+                c,
+                &NewEvent {
+                    kind: "password.changed",
+                    actor_id: Some(&uid),
+                    user_id: Some(&uid),
+                    ..Default::default()
+                },
+                now,
+            )
+        })
+        .await?;
+    Ok(ui::see_other("/account?done=password"))
+}
+
+#[derive(Deserialize)]
+pub struct EndSessionForm {
+    sid: String,
+}
+
+/// POST /account/sessions/end — signs out one of the user's own sessions.
+pub async fn end_session(
+    state: State,
+    me: SignedIn,
+    form: CsrfForm<EndSessionForm>,
+) -> Result<HttpResponse, PageError> {
+    let (uid, sid, now) = (me.user.id.clone(), form.0.sid, state.now());
+    let own = sid.clone();
+    state
+        .db
+        .write(move |c| {
+            // Only the user's own sessions.
+            if store::sessions::by_sid(c, &sid)?.is_some_and(|s| s.user_id == uid) {
+                session::end_sessions(c, &[sid], Some(&uid), "signed_out_from_account", now)?;
+            }
+            Ok(())
+        })
+        .await?;
+    if own == me.session.sid {
+        let mut resp = ui::see_other("/login?signed_out=1");
+        let _ = resp.add_removal_cookie(&ui::removal_cookie(&state, session::COOKIE));
+        return Ok(resp);
+    }
+    Ok(ui::see_other("/account?done=session"))
+}
+
+#[derive(Deserialize)]
+pub struct RevokeAppForm {
+    client_id: String,
+}
+
+/// POST /account/apps/revoke — deletes the consent and revokes that app's tokens for the user.
+pub async fn revoke_app(
+    state: State,
+    me: SignedIn,
+    form: CsrfForm<RevokeAppForm>,
+) -> Result<HttpResponse, PageError> {
+    let (uid, cid, now) = (me.user.id.clone(), form.0.client_id, state.now());
+    state
+        .db
+        .write(move |c| {
+            if store::consents::revoke(c, &uid, &cid, now)? {
+                store::audit::record(
+                    c,
+                    &NewEvent {
+                        kind: "consent.revoked",
+                        actor_id: Some(&uid),
+                        user_id: Some(&uid),
+                        client_id: Some(&cid),
+                        ..Default::default()
+                    },
+                    now,
+                )?;
+            }
+            Ok(())
+        })
+        .await?;
+    Ok(ui::see_other("/account?done=app"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn devices_are_described_in_words() {
+        assert_eq!(
+            describe_device(Some(
+                "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
+            )),
+            "Firefox on Linux"
+        );
+        assert_eq!(describe_device(None), "Unknown device");
+    }
+
+    #[test]
+    fn relative_times() {
+        assert_eq!(ago(100, 90), "just now");
+        assert_eq!(ago(10_000, 10_000 - 7200), "2 h ago");
+    }
+}

@@ -1,8 +1,315 @@
-//! TODO(in progress)
-use crate::ui::PageError;
-pub async fn get() -> Result<actix_web::HttpResponse, PageError> {
-    Err(PageError::NotFound)
+//! GET|POST /login — password sign-in, reached from the authorization endpoint
+//! (`?req=…`) or directly (`?next=/account`).
+//!
+//! Errors never reveal whether an account exists; unknown users cost one argon2 verification
+//! like known ones; failures are throttled per account and per client IP.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use serde::Deserialize;
+
+use crate::app::{AppState, State};
+use crate::crypto::password::Verified;
+use crate::crypto::secret::{Secret, hash_token};
+use crate::login::{session, throttle};
+use crate::oidc::authorize;
+use crate::store::audit::NewEvent;
+use crate::store::{self, StoreError};
+use crate::ui::{self, CsrfForm, Page, PageError};
+
+#[derive(Template)]
+#[template(path = "login/password.html")]
+struct LoginPage {
+    page: Page,
+    client_name: Option<String>,
+    req: String,
+    next: String,
+    username: String,
+    error: Option<String>,
+    notice: Option<String>,
 }
-pub async fn post() -> Result<actix_web::HttpResponse, PageError> {
-    Err(PageError::NotFound)
+
+#[derive(Deserialize, Default)]
+pub struct LoginQuery {
+    #[serde(default)]
+    req: String,
+    #[serde(default)]
+    next: String,
+    #[serde(default)]
+    signed_out: Option<String>,
+    #[serde(default)]
+    reset: Option<String>,
+}
+
+/// Only same-site paths are followed after sign-in (no open redirect).
+pub fn safe_next(next: &str) -> &str {
+    if next.starts_with('/')
+        && !next.starts_with("//")
+        && !next.starts_with("/\\")
+        && !next.contains(['\r', '\n'])
+    {
+        next
+    } else {
+        "/account"
+    }
+}
+
+async fn render(
+    state: &AppState,
+    req: &HttpRequest,
+    status: StatusCode,
+    pending: &str,
+    next: &str,
+    username: String,
+    error: Option<String>,
+    notice: Option<String>,
+) -> Result<HttpResponse, PageError> {
+    let mut client_name = None;
+    let mut username = username;
+    if !pending.is_empty() {
+        if let Some((ar, client)) = authorize::load_pending(state, req, pending).await? {
+            client_name = Some(client.name);
+            if username.is_empty() {
+                username = ar.login_hint.unwrap_or_default();
+            }
+        }
+    }
+    let title = client_name
+        .as_ref()
+        .map(|n| format!("Sign in to {n}"))
+        .unwrap_or_else(|| "Sign in".into());
+    Ok(ui::render(
+        status,
+        &LoginPage {
+            page: Page::new(state, req, title),
+            client_name,
+            req: pending.to_string(),
+            next: next.to_string(),
+            username,
+            error,
+            notice,
+        },
+    ))
+}
+
+pub async fn get(
+    state: State,
+    req: HttpRequest,
+    q: web::Query<LoginQuery>,
+) -> Result<HttpResponse, PageError> {
+    let notice = if q.signed_out.is_some() {
+        Some("You are signed out.".to_string())
+    } else if q.reset.is_some() {
+        Some("Your password is changed. Sign in with the new one.".to_string())
+    } else {
+        None
+    };
+    // Already signed in and not part of an authorization request: nothing to do here.
+    if q.req.is_empty() && notice.is_none() && session::current(&state, &req).await?.is_some() {
+        return Ok(ui::see_other(safe_next(&q.next)));
+    }
+    render(
+        &state,
+        &req,
+        StatusCode::OK,
+        &q.req,
+        &q.next,
+        String::new(),
+        None,
+        notice,
+    )
+    .await
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    #[serde(default)]
+    req: String,
+    #[serde(default)]
+    next: String,
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    password: String,
+}
+
+const WRONG: &str = "The username or password is incorrect.";
+
+pub async fn post(
+    state: State,
+    req: HttpRequest,
+    form: CsrfForm<LoginForm>,
+) -> Result<HttpResponse, PageError> {
+    let f = form.0;
+    let login = f.username.trim().to_string();
+    let ip = session::ip_string(&state, &req);
+    let keys = vec![
+        throttle::user_key(&login),
+        throttle::ip_key(ip.as_deref().unwrap_or("unknown")),
+    ];
+    let now = state.now();
+
+    let wait = throttle::wait_seconds(&state, keys.clone()).await?;
+    if wait > 0 {
+        let l = login.clone();
+        let ip2 = ip.clone();
+        state
+            .db
+            .write(move |c| {
+                store::audit::record(
+                    c,
+                    &NewEvent {
+                        kind: "login.throttled",
+                        ip: ip2.as_deref(),
+                        detail: Some(serde_json::json!({"login": l})),
+                        ..Default::default()
+                    },
+                    now,
+                )
+            })
+            .await?;
+        let msg = format!("Too many failed attempts. Wait {wait} seconds, then try again.");
+        return render(
+            &state,
+            &req,
+            StatusCode::TOO_MANY_REQUESTS,
+            &f.req,
+            &f.next,
+            login,
+            Some(msg),
+            None,
+        )
+        .await;
+    }
+
+    let l = login.clone();
+    let user = if login.is_empty() {
+        None
+    } else {
+        state
+            .db
+            .read(move |c| store::users::by_login(c, &l))
+            .await?
+    };
+    // Always one verification, against the dummy hash when there is no usable password.
+    let phc = user.as_ref().and_then(|u| u.password_hash.clone());
+    let verified = state
+        .hasher
+        .verify(Secret::new(f.password.clone()), phc)
+        .await
+        .map_err(|_| PageError::Internal)?;
+    let usable = user.as_ref().filter(|u| !u.disabled);
+
+    let Some(user) = usable.filter(|_| verified != Verified::No) else {
+        let uid = user.as_ref().map(|u| u.id.clone());
+        let (l, ip2, st) = (login.clone(), ip.clone(), state.clone());
+        let failures = state
+            .db
+            .write(move |c| {
+                let n = throttle::record_failure(c, &st, &keys, now)?;
+                store::audit::record(
+                    c,
+                    &NewEvent {
+                        kind: "login.failed",
+                        user_id: uid.as_deref(),
+                        ip: ip2.as_deref(),
+                        detail: Some(serde_json::json!({"login": l, "failures": n})),
+                        ..Default::default()
+                    },
+                    now,
+                )?;
+                Ok(n)
+            })
+            .await?;
+        tracing::info!(failures, "sign-in failed");
+        return render(
+            &state,
+            &req,
+            StatusCode::UNAUTHORIZED,
+            &f.req,
+            &f.next,
+            login,
+            Some(WRONG.into()),
+            None,
+        )
+        .await;
+    };
+
+    // Upgrade a hash made with weaker parameters while we hold the password.
+    let rehash = if verified == Verified::YesRehash {
+        state
+            .hasher
+            .hash(Secret::new(f.password.clone()))
+            .await
+            .ok()
+    } else {
+        None
+    };
+    let old_cookie = req
+        .cookie(&ui::cookie_name(&state, session::COOKIE))
+        .map(|c| hash_token(c.value()));
+    let (uid, ua, st, user_key) = (
+        user.id.clone(),
+        session::user_agent(&req),
+        state.clone(),
+        throttle::user_key(&login),
+    );
+    let cookie = state
+        .db
+        .write(move |c| -> Result<_, StoreError> {
+            if let Some(h) = rehash {
+                store::users::set_password_hash(c, &uid, &h, now)?;
+            }
+            store::throttle::clear(c, &user_key)?;
+            // A fresh session id at every sign-in; the browser's previous session ends.
+            if let Some(old) = old_cookie {
+                let sid: Option<String> = c
+                    .query_row("SELECT sid FROM sessions WHERE id_hash = ?1", [old], |r| {
+                        r.get(0)
+                    })
+                    .ok();
+                if let Some(sid) = sid {
+                    session::end_sessions(c, &[sid], Some(&uid), "replaced", now)?;
+                }
+            }
+            let (s, cookie) =
+                session::start(c, &st, &uid, vec!["pwd".into()], ua, ip.clone(), now)?;
+            store::audit::record(
+                c,
+                &NewEvent {
+                    kind: "login.succeeded",
+                    actor_id: Some(&uid),
+                    user_id: Some(&uid),
+                    ip: ip.as_deref(),
+                    detail: Some(serde_json::json!({"method": "pwd", "sid": s.sid})),
+                    ..Default::default()
+                },
+                now,
+            )?;
+            Ok(cookie)
+        })
+        .await?;
+    let location = if f.req.is_empty() {
+        safe_next(&f.next).to_string()
+    } else {
+        format!(
+            "/authorize/resume?req={}",
+            url::form_urlencoded::byte_serialize(f.req.as_bytes()).collect::<String>()
+        )
+    };
+    Ok(session::redirect_with_cookie(&location, cookie))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn next_is_only_followed_to_local_paths() {
+        assert_eq!(safe_next("/account"), "/account");
+        assert_eq!(safe_next("//evil.example"), "/account");
+        assert_eq!(safe_next("https://evil.example"), "/account");
+        assert_eq!(safe_next("/\\evil.example"), "/account");
+    }
 }

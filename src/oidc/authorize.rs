@@ -1,11 +1,731 @@
-//! TODO(in progress)
-use crate::ui::PageError;
-pub async fn get() -> Result<actix_web::HttpResponse, PageError> {
-    Err(PageError::NotFound)
+//! GET|POST /authorize and GET /authorize/resume — the authorization endpoint
+//! (RFC 6749 §4.1.1, OpenID Connect Core §3.1.2).
+//!
+//! Phase A never redirects: the client must exist and the redirect URI match exactly, giving a
+//! `ValidatedRedirect`; otherwise an error page. Phase B errors go back to the client with
+//! `error`, `error_description`, `state` and `iss` (RFC 9207). Without a usable session the
+//! request is stored (bound to this browser) and the user goes to /login; without consent to
+//! /consent; both come back to /authorize/resume, which re-checks and issues the code.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use serde::{Deserialize, Serialize};
+
+use crate::app::{AppState, State};
+use crate::clock::UnixTime;
+use crate::crypto::secret::{hash_token, random_token};
+use crate::login::session;
+use crate::oidc::error::ErrorCode;
+use crate::oidc::redirect_uri::ValidatedRedirect;
+use crate::oidc::{pkce, scope};
+use crate::store::audit::NewEvent;
+use crate::store::clients::Client;
+use crate::store::codes::CodeGrant;
+use crate::store::sessions::Session;
+use crate::store::users::User;
+use crate::store::{self, StoreError};
+use crate::ui::{self, PageError};
+
+/// How long a pending request waits for sign-in and consent.
+const PENDING_TTL: i64 = 30 * 60;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ResponseMode {
+    Query,
+    FormPost,
 }
-pub async fn post() -> Result<actix_web::HttpResponse, PageError> {
-    Err(PageError::NotFound)
+
+/// A request that passed every check, as stored while the user signs in or consents.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuthorizationRequest {
+    pub client_id: String,
+    pub redirect: ValidatedRedirect,
+    pub response_mode: ResponseMode,
+    /// Granted scopes (requested ∩ known ∩ allowed for the client).
+    pub scopes: Vec<String>,
+    pub state: Option<String>,
+    pub nonce: Option<String>,
+    pub code_challenge: Option<String>,
+    pub prompt: Vec<String>,
+    pub max_age: Option<i64>,
+    pub login_hint: Option<String>,
+    /// The `claims` parameter (OIDC Core §5.5), as validated JSON text.
+    pub claims: Option<String>,
+    pub created_at: UnixTime,
+    /// Set by the consent page once the user allowed this request.
+    #[serde(default)]
+    pub consented: bool,
 }
-pub async fn resume() -> Result<actix_web::HttpResponse, PageError> {
-    Err(PageError::NotFound)
+
+impl AuthorizationRequest {
+    fn prompts(&self, p: &str) -> bool {
+        self.prompt.iter().any(|x| x == p)
+    }
+}
+
+/// The outcome of a failed authorization: a page, or a redirect back to the client.
+pub enum AuthorizeError {
+    Page(StatusCode, &'static str, String),
+    Redirect {
+        redirect: ValidatedRedirect,
+        mode: ResponseMode,
+        code: ErrorCode,
+        description: String,
+        state: Option<String>,
+    },
+}
+
+impl AuthorizeError {
+    fn redirect(
+        ar_redirect: &ValidatedRedirect,
+        mode: ResponseMode,
+        state: Option<String>,
+        code: ErrorCode,
+        d: &str,
+    ) -> Self {
+        AuthorizeError::Redirect {
+            redirect: ar_redirect.clone(),
+            mode,
+            code,
+            description: d.to_string(),
+            state,
+        }
+    }
+
+    fn of(ar: &AuthorizationRequest, code: ErrorCode, d: &str) -> Self {
+        Self::redirect(&ar.redirect, ar.response_mode, ar.state.clone(), code, d)
+    }
+
+    fn respond(self, state: &AppState) -> HttpResponse {
+        match self {
+            AuthorizeError::Page(status, heading, message) => {
+                ui::error_page(status, heading, &message, None)
+            }
+            AuthorizeError::Redirect {
+                redirect,
+                mode,
+                code,
+                description,
+                state: st,
+            } => {
+                let description: String = description
+                    .chars()
+                    .filter(|c| matches!(*c as u32, 0x20..=0x21 | 0x23..=0x5B | 0x5D..=0x7E))
+                    .collect();
+                let mut params = vec![
+                    ("error", code.as_str().to_string()),
+                    ("error_description", description),
+                ];
+                if let Some(s) = st {
+                    params.push(("state", s));
+                }
+                params.push(("iss", state.config.issuer().to_string()));
+                respond_to_client(&redirect, mode, &params)
+            }
+        }
+    }
+}
+
+impl From<StoreError> for AuthorizeError {
+    fn from(e: StoreError) -> Self {
+        tracing::error!(error = %e, "store error in authorize");
+        AuthorizeError::Page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Something went wrong",
+            "Try again in a moment.".into(),
+        )
+    }
+}
+
+// ---- parsing -------------------------------------------------------------------------------
+
+/// Raw parameters; OAuth forbids repeating one (RFC 6749 §3.1).
+struct Params(Vec<(String, String)>);
+
+impl Params {
+    fn parse(raw: &[u8]) -> Result<Self, String> {
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(raw)
+            .map_err(|_| "the parameters could not be read".to_string())?;
+        for (i, (k, _)) in pairs.iter().enumerate() {
+            if pairs.iter().skip(i + 1).any(|(k2, _)| k2 == k) {
+                return Err(format!("the parameter {k} is repeated"));
+            }
+        }
+        Ok(Self(pairs))
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Present and non-empty (OAuth treats empty parameters as omitted, RFC 6749 §3.1).
+    fn value(&self, name: &str) -> Option<String> {
+        self.get(name).filter(|v| !v.is_empty()).map(str::to_string)
+    }
+}
+
+/// Phase A: find the client and the exact redirect URI. Errors here are pages.
+async fn phase_a(
+    state: &AppState,
+    p: &Params,
+) -> Result<(Client, ValidatedRedirect), AuthorizeError> {
+    let Some(client_id) = p.value("client_id") else {
+        return Err(AuthorizeError::Page(
+            StatusCode::BAD_REQUEST,
+            "This sign-in link is incomplete",
+            "The app that sent you here did not say who it is (client_id is missing). Go back to the app and try again."
+                .into(),
+        ));
+    };
+    let id = client_id.clone();
+    let client = state
+        .db
+        .read(move |c| store::clients::by_id(c, &id))
+        .await?;
+    let Some(client) = client else {
+        return Err(AuthorizeError::Page(
+            StatusCode::BAD_REQUEST,
+            "Unknown application",
+            "The app that sent you here is not registered with this sign-in service. Ask your administrator to add it."
+                .into(),
+        ));
+    };
+    let Some(redirect) = ValidatedRedirect::for_client(&client, p.value("redirect_uri").as_deref())
+    else {
+        let detail = match p.value("redirect_uri") {
+            Some(_) => "The app asked to return to an address that is not registered for it",
+            None => {
+                "The app did not say where to return to, and several addresses are registered for it"
+            }
+        };
+        return Err(AuthorizeError::Page(
+            StatusCode::BAD_REQUEST,
+            "This sign-in request cannot be completed",
+            format!(
+                "{detail}. For your safety you were not sent anywhere. Ask your administrator to check the redirect URIs of {}.",
+                client.name
+            ),
+        ));
+    };
+    Ok((client, redirect))
+}
+
+/// Phase B: every other parameter; errors redirect to the client.
+async fn phase_b(
+    state: &AppState,
+    p: &Params,
+    client: &Client,
+    redirect: ValidatedRedirect,
+) -> Result<AuthorizationRequest, AuthorizeError> {
+    let st = p.get("state").map(str::to_string); // returned byte-exact, even if empty
+    let mode = match p.value("response_mode").as_deref() {
+        None | Some("query") => ResponseMode::Query,
+        Some("form_post") => ResponseMode::FormPost,
+        Some(_) => {
+            return Err(AuthorizeError::redirect(
+                &redirect,
+                ResponseMode::Query,
+                st,
+                ErrorCode::InvalidRequest,
+                "unsupported response_mode",
+            ));
+        }
+    };
+    let fail =
+        |code: ErrorCode, d: &str| AuthorizeError::redirect(&redirect, mode, st.clone(), code, d);
+    // OIDC Core §6: request objects are not supported; say so with the spec's codes.
+    if p.value("request").is_some() {
+        return Err(fail(
+            ErrorCode::RequestNotSupported,
+            "request objects are not supported",
+        ));
+    }
+    if p.value("request_uri").is_some() {
+        return Err(fail(
+            ErrorCode::RequestUriNotSupported,
+            "request_uri is not supported",
+        ));
+    }
+    match p.value("response_type").as_deref() {
+        None => return Err(fail(ErrorCode::InvalidRequest, "response_type is required")),
+        Some("code") => {}
+        Some(_) => {
+            return Err(fail(
+                ErrorCode::UnsupportedResponseType,
+                "only response_type=code is supported",
+            ));
+        }
+    }
+    let Some(requested) = scope::parse(p.get("scope").unwrap_or("")) else {
+        return Err(fail(
+            ErrorCode::InvalidScope,
+            "scope contains invalid characters",
+        ));
+    };
+    let custom: Vec<String> = state
+        .db
+        .read(|c| {
+            let mut stmt = c.prepare_cached("SELECT DISTINCT scope FROM claim_scopes")?;
+            Ok(stmt
+                .query_map([], |r| r.get(0))?
+                .collect::<Result<Vec<String>, _>>()?)
+        })
+        .await?;
+    let scopes = scope::grantable(&requested, client.allowed_scopes.as_deref(), &custom);
+    // RFC 7636 §4.4.1 and the Security BCP: S256 only; PKCE required for public clients and
+    // by default for every client.
+    let method = p.value("code_challenge_method");
+    let challenge = p.value("code_challenge");
+    match (&challenge, method.as_deref()) {
+        (Some(_), None | Some("S256")) | (None, None) => {}
+        (_, Some("plain")) => {
+            return Err(fail(
+                ErrorCode::InvalidRequest,
+                "code_challenge_method plain is not allowed, use S256",
+            ));
+        }
+        (_, Some(_)) => {
+            return Err(fail(
+                ErrorCode::InvalidRequest,
+                "unsupported code_challenge_method, use S256",
+            ));
+        }
+    }
+    if challenge.is_none() && method.is_some() {
+        return Err(fail(
+            ErrorCode::InvalidRequest,
+            "code_challenge is required with code_challenge_method",
+        ));
+    }
+    if challenge.is_some() && method.is_none() {
+        // RFC 7636 defaults to plain when the method is omitted, which we refuse.
+        return Err(fail(
+            ErrorCode::InvalidRequest,
+            "code_challenge_method=S256 is required",
+        ));
+    }
+    if let Some(c) = &challenge {
+        if !pkce::is_valid_challenge(c) {
+            return Err(fail(
+                ErrorCode::InvalidRequest,
+                "code_challenge is not a valid S256 challenge",
+            ));
+        }
+    }
+    if challenge.is_none() && (client.public || client.require_pkce) {
+        return Err(fail(
+            ErrorCode::InvalidRequest,
+            "PKCE is required: send code_challenge with code_challenge_method=S256",
+        ));
+    }
+    let prompt: Vec<String> = p
+        .get("prompt")
+        .unwrap_or("")
+        .split(' ')
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
+    for v in &prompt {
+        if !matches!(v.as_str(), "none" | "login" | "consent" | "select_account") {
+            return Err(fail(ErrorCode::InvalidRequest, "unknown prompt value"));
+        }
+    }
+    // OIDC Core §3.1.2.1: "If this parameter contains none with any other value, an error is returned."
+    if prompt.iter().any(|v| v == "none") && prompt.len() > 1 {
+        return Err(fail(
+            ErrorCode::InvalidRequest,
+            "prompt=none cannot be combined with other values",
+        ));
+    }
+    let max_age = match p.value("max_age") {
+        None => None,
+        Some(v) => match v.parse::<i64>() {
+            Ok(n) if n >= 0 => Some(n),
+            _ => {
+                return Err(fail(
+                    ErrorCode::InvalidRequest,
+                    "max_age must be a non-negative number of seconds",
+                ));
+            }
+        },
+    };
+    let claims = match p.value("claims") {
+        None => None,
+        Some(text) => match serde_json::from_str::<serde_json::Value>(&text) {
+            Ok(v) if v.is_object() => Some(v.to_string()),
+            _ => {
+                return Err(fail(
+                    ErrorCode::InvalidRequest,
+                    "claims must be a JSON object",
+                ));
+            }
+        },
+    };
+    Ok(AuthorizationRequest {
+        client_id: client.id.clone(),
+        redirect,
+        response_mode: mode,
+        scopes,
+        state: st,
+        nonce: p.value("nonce"),
+        code_challenge: challenge,
+        prompt,
+        max_age,
+        login_hint: p.value("login_hint"),
+        claims,
+        created_at: state.now(),
+        consented: false,
+    })
+}
+
+// ---- handlers ------------------------------------------------------------------------------
+
+pub async fn get(state: State, req: HttpRequest) -> HttpResponse {
+    start(&state, &req, req.query_string().as_bytes()).await
+}
+
+/// POST with form-encoded parameters (OIDC Core §3.1.2.1).
+pub async fn post(state: State, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+    start(&state, &req, &body).await
+}
+
+async fn start(state: &AppState, req: &HttpRequest, raw: &[u8]) -> HttpResponse {
+    let params = match Params::parse(raw) {
+        Ok(p) => p,
+        Err(e) => {
+            // A repeated client_id or redirect_uri cannot be trusted: a page, not a redirect.
+            return ui::error_page(
+                StatusCode::BAD_REQUEST,
+                "This sign-in request is malformed",
+                &format!("{e}. Go back to the app and try again."),
+                None,
+            );
+        }
+    };
+    let result = async {
+        let (client, redirect) = phase_a(state, &params).await?;
+        let ar = phase_b(state, &params, &client, redirect).await?;
+        proceed(state, req, ar, client, None).await
+    }
+    .await;
+    result.unwrap_or_else(|e| e.respond(state))
+}
+
+#[derive(Deserialize)]
+pub struct ResumeQuery {
+    req: String,
+}
+
+/// GET /authorize/resume?req=… — back from sign-in or consent.
+pub async fn resume(state: State, req: HttpRequest, q: web::Query<ResumeQuery>) -> HttpResponse {
+    let Some((ar, _)) = load_pending(&state, &req, &q.req).await.ok().flatten() else {
+        return ui::error_page(
+            StatusCode::BAD_REQUEST,
+            "This sign-in request has expired",
+            "It took too long, or it was started in another browser. Go back to the app and sign in again.",
+            None,
+        );
+    };
+    let id = ar.client_id.clone();
+    let client = match state.db.read(move |c| store::clients::by_id(c, &id)).await {
+        Ok(Some(c)) => c,
+        _ => return PageError::NotFound.error_response_html(),
+    };
+    proceed(&state, &req, ar, client, Some(q.req.clone()))
+        .await
+        .unwrap_or_else(|e| e.respond(&state))
+}
+
+/// Loads a pending request bound to this browser.
+pub async fn load_pending(
+    state: &AppState,
+    req: &HttpRequest,
+    id: &str,
+) -> Result<Option<(AuthorizationRequest, Client)>, StoreError> {
+    let hash = hash_token(id);
+    let browser = ui::browser_hash(req);
+    let now = state.now();
+    state
+        .db
+        .read(move |c| {
+            let Some(text) = store::auth_requests::get(c, &hash, &browser, now)? else {
+                return Ok(None);
+            };
+            let ar: AuthorizationRequest = store::json_col(&text)?;
+            let Some(client) = store::clients::by_id(c, &ar.client_id)? else {
+                return Ok(None);
+            };
+            Ok(Some((ar, client)))
+        })
+        .await
+}
+
+/// Decides what happens next: sign-in, consent, a refusal, or the code.
+async fn proceed(
+    state: &AppState,
+    req: &HttpRequest,
+    ar: AuthorizationRequest,
+    client: Client,
+    pending: Option<String>,
+) -> Result<HttpResponse, AuthorizeError> {
+    let now = state.now();
+    let current = session::current(state, req).await?;
+    let needs_login = match &current {
+        None => true,
+        Some((s, _)) => {
+            // prompt=login/select_account: a sign-in that happened after this request began.
+            ((ar.prompts("login") || ar.prompts("select_account")) && s.auth_time < ar.created_at)
+                // max_age: OIDC Core §3.1.2.1, re-authenticate when the last sign-in is older.
+                || ar.max_age.is_some_and(|m| now - s.auth_time > m)
+        }
+    };
+    if needs_login {
+        if ar.prompts("none") {
+            return Err(AuthorizeError::of(
+                &ar,
+                ErrorCode::LoginRequired,
+                "the user is not signed in",
+            ));
+        }
+        let id = store_pending(state, req, &ar, pending).await?;
+        return Ok(ui::see_other(&format!("/login?req={id}")));
+    }
+    let Some((session, user)) = current else {
+        return Err(AuthorizeError::of(
+            &ar,
+            ErrorCode::LoginRequired,
+            "the user is not signed in",
+        ));
+    };
+    if !allowed(state, &client, &user).await? {
+        audit(state, "authorize.denied_group", &user, &client, now).await?;
+        if let Some(id) = &pending {
+            let h = hash_token(id);
+            state
+                .db
+                .write(move |c| store::auth_requests::delete(c, &h))
+                .await?;
+        }
+        return Err(AuthorizeError::Page(
+            StatusCode::FORBIDDEN,
+            "No access to this app",
+            format!(
+                "Your account ({}) is not allowed to use {}. If you think it should be, ask your administrator to add you to the right group.",
+                user.username, client.name
+            ),
+        ));
+    }
+    let consent_needed = if client.skip_consent || ar.consented {
+        false
+    } else if ar.prompts("consent") {
+        true
+    } else {
+        let (uid, cid) = (user.id.clone(), client.id.clone());
+        let granted = state
+            .db
+            .read(move |c| store::consents::scopes(c, &uid, &cid))
+            .await?
+            .unwrap_or_default();
+        ar.scopes
+            .iter()
+            .filter(|s| scope::describe(s).is_some())
+            .any(|s| !granted.contains(s))
+            || granted.is_empty()
+    };
+    if consent_needed {
+        if ar.prompts("none") {
+            return Err(AuthorizeError::of(
+                &ar,
+                ErrorCode::ConsentRequired,
+                "the user has not consented to this app",
+            ));
+        }
+        let id = store_pending(state, req, &ar, pending).await?;
+        return Ok(ui::see_other(&format!("/consent?req={id}")));
+    }
+    issue_code(state, ar, &session, &user, pending).await
+}
+
+async fn allowed(state: &AppState, client: &Client, user: &User) -> Result<bool, StoreError> {
+    if client.allowed_groups.is_empty() {
+        return Ok(true);
+    }
+    let uid = user.id.clone();
+    let groups = state
+        .db
+        .read(move |c| store::users::group_names(c, &uid))
+        .await?;
+    Ok(client
+        .allowed_groups
+        .iter()
+        .any(|g| groups.iter().any(|x| x.eq_ignore_ascii_case(g))))
+}
+
+async fn audit(
+    state: &AppState,
+    kind: &'static str,
+    user: &User,
+    client: &Client,
+    now: UnixTime,
+) -> Result<(), StoreError> {
+    let (uid, cid) = (user.id.clone(), client.id.clone());
+    state
+        .db
+        .write(move |c| {
+            store::audit::record(
+                c,
+                &NewEvent {
+                    kind,
+                    user_id: Some(&uid),
+                    actor_id: Some(&uid),
+                    client_id: Some(&cid),
+                    ..Default::default()
+                },
+                now,
+            )
+        })
+        .await
+}
+
+/// Stores (or refreshes) the pending request; returns its id.
+async fn store_pending(
+    state: &AppState,
+    req: &HttpRequest,
+    ar: &AuthorizationRequest,
+    existing: Option<String>,
+) -> Result<String, StoreError> {
+    let id = existing.unwrap_or_else(random_token);
+    let hash = hash_token(&id);
+    let browser = ui::browser_hash(req);
+    let now = state.now();
+    let json = serde_json::to_string(ar).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let cid = ar.client_id.clone();
+    state
+        .db
+        .write(move |c| {
+            store::auth_requests::delete(c, &hash)?;
+            store::auth_requests::insert(c, &hash, &cid, &browser, &json, now, now + PENDING_TTL)
+        })
+        .await?;
+    Ok(id)
+}
+
+/// Saves a changed pending request (consent given).
+pub async fn update_pending(
+    state: &AppState,
+    id: &str,
+    ar: &AuthorizationRequest,
+) -> Result<(), StoreError> {
+    let hash = hash_token(id);
+    let json = serde_json::to_string(ar).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    state
+        .db
+        .write(move |c| store::auth_requests::update_params(c, &hash, &json))
+        .await
+}
+
+/// Ends a pending request by sending `error` back to the client (consent denied).
+pub async fn refuse_pending(
+    state: &AppState,
+    id: &str,
+    ar: &AuthorizationRequest,
+    code: ErrorCode,
+    d: &str,
+) -> HttpResponse {
+    let hash = hash_token(id);
+    let _ = state
+        .db
+        .write(move |c| store::auth_requests::delete(c, &hash))
+        .await;
+    AuthorizeError::of(ar, code, d).respond(state)
+}
+
+async fn issue_code(
+    state: &AppState,
+    ar: AuthorizationRequest,
+    session: &Session,
+    user: &User,
+    pending: Option<String>,
+) -> Result<HttpResponse, AuthorizeError> {
+    let now = state.now();
+    let code = random_token(); // 256 bits
+    let grant = CodeGrant {
+        client_id: ar.client_id.clone(),
+        user_id: user.id.clone(),
+        sid: Some(session.sid.clone()),
+        redirect_uri: ar.redirect.as_str().to_string(),
+        scope: scope::join(&ar.scopes),
+        nonce: ar.nonce.clone(),
+        code_challenge: ar.code_challenge.clone(),
+        claims: ar.claims.clone(),
+        auth_time: session.auth_time,
+        amr: session.amr.clone(),
+        acr: session.acr.clone(),
+    };
+    let hash = hash_token(&code);
+    let ttl = state.config.authorization_code_ttl.as_secs() as i64;
+    let pending_hash = pending.map(|p| hash_token(&p));
+    state
+        .db
+        .write(move |c| {
+            store::codes::insert(c, &hash, &grant, now, now + ttl)?;
+            if let Some(p) = pending_hash {
+                store::auth_requests::delete(c, &p)?;
+            }
+            Ok(())
+        })
+        .await?;
+    let mut params = vec![("code", code)];
+    if let Some(s) = &ar.state {
+        params.push(("state", s.clone()));
+    }
+    params.push(("iss", state.config.issuer().to_string()));
+    Ok(respond_to_client(&ar.redirect, ar.response_mode, &params))
+}
+
+#[derive(Template)]
+#[template(path = "oidc/form_post.html")]
+struct FormPost<'a> {
+    action: &'a str,
+    fields: Vec<(&'a str, &'a str)>,
+}
+
+/// Sends parameters to the client: a 303 with a query, or an auto-submitting form
+/// (OAuth 2.0 Form Post Response Mode) that also works with JavaScript off.
+fn respond_to_client(
+    redirect: &ValidatedRedirect,
+    mode: ResponseMode,
+    params: &[(&str, String)],
+) -> HttpResponse {
+    match mode {
+        ResponseMode::Query => {
+            let pairs: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            ui::see_other(&redirect.with_query(&pairs))
+        }
+        ResponseMode::FormPost => {
+            let page = FormPost {
+                action: redirect.as_str(),
+                fields: params.iter().map(|(k, v)| (*k, v.as_str())).collect(),
+            };
+            let mut resp = ui::ok(&page);
+            // The form posts to the client's origin: allow exactly that target.
+            let csp = "default-src 'none'; script-src 'self'; style-src 'self'; frame-ancestors 'none'; base-uri 'none'";
+            if let Ok(v) = actix_web::http::header::HeaderValue::from_str(csp) {
+                resp.headers_mut()
+                    .insert(actix_web::http::header::CONTENT_SECURITY_POLICY, v);
+            }
+            resp
+        }
+    }
+}
+
+impl PageError {
+    /// The HTML page for this error (for handlers that return `HttpResponse`).
+    pub fn error_response_html(&self) -> HttpResponse {
+        actix_web::ResponseError::error_response(self)
+    }
 }

@@ -45,3 +45,16 @@ pub fn delete(conn: &Connection, id_hash: &str) -> Result<(), StoreError> {
 pub fn delete_expired(conn: &Connection, now: UnixTime) -> Result<usize, StoreError> {
     Ok(conn.execute("DELETE FROM auth_requests WHERE expires_at <= ?1", [now])?)
 }
+
+/// Replaces the stored parameters (e.g. to record that consent was just given).
+pub fn update_params(
+    conn: &Connection,
+    id_hash: &str,
+    params_json: &str,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE auth_requests SET params = ?2 WHERE id_hash = ?1",
+        params![id_hash, params_json],
+    )?;
+    Ok(())
+}

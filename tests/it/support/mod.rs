@@ -167,3 +167,113 @@ pub fn input_value(html: &str, name: &str) -> Option<String> {
             .replace("&#x3d;", "="),
     )
 }
+
+/// The Location header of a redirect.
+pub fn location(r: &reqwest::Response) -> String {
+    r.headers()
+        .get("location")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default()
+}
+
+impl TestApp {
+    /// Resolves a Location (relative to this server) to an absolute URL.
+    pub fn abs(&self, loc: &str) -> String {
+        if loc.starts_with('/') {
+            format!("{}{loc}", self.url)
+        } else {
+            loc.to_string()
+        }
+    }
+
+    /// Opens /login (optionally `?…`), submits the credentials, returns the POST response.
+    pub async fn sign_in_at(
+        &self,
+        browser: &reqwest::Client,
+        login_path: &str,
+        username: &str,
+        password: &str,
+    ) -> reqwest::Response {
+        let page = browser.get(self.abs(login_path)).send().await.unwrap();
+        assert_eq!(page.status(), 200, "login page");
+        let body = page.text().await.unwrap();
+        let csrf = csrf_from(&body);
+        let req = input_value(&body, "req").unwrap_or_default();
+        let next = input_value(&body, "next").unwrap_or_default();
+        browser
+            .post(format!("{}/login", self.url))
+            .form(&[
+                ("csrf", csrf.as_str()),
+                ("req", &req),
+                ("next", &next),
+                ("username", username),
+                ("password", password),
+            ])
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn sign_in(&self, browser: &reqwest::Client, username: &str) -> reqwest::Response {
+        self.sign_in_at(browser, "/login", username, PASSWORD).await
+    }
+
+    /// Follows an authorization request through sign-in (as `username`, if asked) and consent
+    /// (allowing, if asked) until the redirect back to the client; returns that URL.
+    pub async fn authorize(
+        &self,
+        browser: &reqwest::Client,
+        authorize_url: &str,
+        username: &str,
+    ) -> String {
+        let mut url = authorize_url.to_string();
+        for _ in 0..10 {
+            let r = browser.get(self.abs(&url)).send().await.unwrap();
+            if r.status() == 200 && url.contains("/consent") {
+                let body = r.text().await.unwrap();
+                let csrf = csrf_from(&body);
+                let req = input_value(&body, "req").unwrap();
+                let post = browser
+                    .post(format!("{}/consent", self.url))
+                    .form(&[
+                        ("csrf", csrf.as_str()),
+                        ("req", &req),
+                        ("decision", "allow"),
+                    ])
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(post.status(), 303);
+                url = location(&post);
+                continue;
+            }
+            if r.status() == 200 && url.contains("/login") {
+                let post = self.sign_in_at(browser, &url, username, PASSWORD).await;
+                assert_eq!(post.status(), 303, "sign-in failed");
+                url = location(&post);
+                continue;
+            }
+            assert_eq!(
+                r.status(),
+                303,
+                "unexpected {} at {url}: {}",
+                r.status(),
+                r.text().await.unwrap_or_default()
+            );
+            let next = location(&r);
+            if !next.starts_with('/') {
+                return next;
+            }
+            url = next;
+        }
+        panic!("too many redirects");
+    }
+}
+
+/// A query parameter of a URL.
+pub fn query_param(url: &str, name: &str) -> Option<String> {
+    let u = url::Url::parse(url).ok()?;
+    u.query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
