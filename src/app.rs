@@ -35,6 +35,8 @@ pub struct AppState {
     pub trusted_proxies: Vec<IpNet>,
     /// `scheme://host[:port]` of the issuer, for Origin checks.
     pub issuer_origin: String,
+    /// Wakes the back-channel logout worker after a sign-out.
+    pub logout_wake: tokio::sync::Notify,
     mac_key: hmac::Key,
 }
 
@@ -76,6 +78,7 @@ impl AppState {
             master_key,
             keys,
             issuer_origin,
+            logout_wake: tokio::sync::Notify::new(),
             mac_key,
         })
     }

@@ -39,16 +39,26 @@ pub fn run_once(state: &AppState) {
     }
 }
 
-pub fn spawn(
-    state: web::Data<AppState>,
-    _server: actix_web::dev::ServerHandle,
-) -> tokio::task::JoinHandle<()> {
+/// Starts the periodic jobs: maintenance every minute, back-channel logout deliveries as
+/// soon as a sign-out asks (and every few seconds for retries). Aborting the handle stops both.
+pub fn spawn(state: web::Data<AppState>, _server: actix_web::dev::ServerHandle) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
-        loop {
-            tick.tick().await;
-            let s = state.clone();
-            let _ = tokio::task::spawn_blocking(move || run_once(&s)).await;
-        }
+        let maintenance = async {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+            loop {
+                tick.tick().await;
+                let s = state.clone();
+                let _ = tokio::task::spawn_blocking(move || run_once(&s)).await;
+            }
+        };
+        let deliveries = async {
+            loop {
+                if let Err(e) = crate::oidc::backchannel::deliver_due(&state).await {
+                    tracing::warn!(error = %e, "back-channel logout delivery failed");
+                }
+                crate::oidc::backchannel::wait(&state, std::time::Duration::from_secs(5)).await;
+            }
+        };
+        tokio::join!(maintenance, deliveries);
     })
 }

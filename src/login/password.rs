@@ -290,6 +290,13 @@ pub async fn post(
             Ok(cookie)
         })
         .await?;
+    if !f.req.is_empty() {
+        // Tell the pending authorization request that the user just signed in for it.
+        if let Some((mut ar, _)) = authorize::load_pending(&state, &req, &f.req).await? {
+            ar.signed_in = true;
+            authorize::update_pending(&state, &f.req, &ar).await?;
+        }
+    }
     let location = if f.req.is_empty() {
         safe_next(&f.next).to_string()
     } else {

@@ -56,6 +56,9 @@ pub struct AuthorizationRequest {
     /// Set by the consent page once the user allowed this request.
     #[serde(default)]
     pub consented: bool,
+    /// Set by the sign-in page once the user signed in for this request (prompt=login).
+    #[serde(default)]
+    pub signed_in: bool,
 }
 
 impl AuthorizationRequest {
@@ -379,6 +382,7 @@ async fn phase_b(
         claims,
         created_at: state.now(),
         consented: false,
+        signed_in: false,
     })
 }
 
@@ -477,8 +481,8 @@ async fn proceed(
     let needs_login = match &current {
         None => true,
         Some((s, _)) => {
-            // prompt=login/select_account: a sign-in that happened after this request began.
-            ((ar.prompts("login") || ar.prompts("select_account")) && s.auth_time < ar.created_at)
+            // prompt=login/select_account: the user must sign in for this very request.
+            ((ar.prompts("login") || ar.prompts("select_account")) && !ar.signed_in)
                 // max_age: OIDC Core §3.1.2.1, re-authenticate when the last sign-in is older.
                 || ar.max_age.is_some_and(|m| now - s.auth_time > m)
         }

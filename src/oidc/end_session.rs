@@ -1,8 +1,182 @@
-//! TODO(in progress)
-use crate::ui::PageError;
-pub async fn get() -> Result<actix_web::HttpResponse, PageError> {
-    Err(PageError::NotFound)
+//! GET|POST /logout — OpenID Connect RP-Initiated Logout 1.0 (the end_session_endpoint).
+//!
+//! A request is trusted when it carries a valid `id_token_hint` from this issuer (expired is
+//! fine) for the signed-in user; then the session ends at once. Otherwise (no hint, a foreign,
+//! altered or `alg: none` hint) the user is asked "Sign out of all apps?" first. A redirect
+//! goes only to a post-logout URI registered for the client, compared as an exact string,
+//! with `state` added when sent and nothing else.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use serde::Deserialize;
+
+use crate::app::{AppState, State};
+use crate::login::session;
+use crate::oidc::redirect_uri::ValidatedRedirect;
+use crate::store;
+use crate::ui::{self, Page, PageError};
+
+#[derive(Debug, Default, Deserialize)]
+pub struct LogoutParams {
+    #[serde(default)]
+    id_token_hint: Option<String>,
+    #[serde(default)]
+    logout_hint: Option<String>,
+    #[serde(default)]
+    client_id: Option<String>,
+    #[serde(default)]
+    post_logout_redirect_uri: Option<String>,
+    #[serde(default)]
+    state: Option<String>,
+    #[serde(default)]
+    ui_locales: Option<String>,
+    /// Set by our own confirmation form.
+    #[serde(default)]
+    confirm: Option<String>,
+    #[serde(default)]
+    csrf: Option<String>,
 }
-pub async fn post() -> Result<actix_web::HttpResponse, PageError> {
-    Err(PageError::NotFound)
+
+#[derive(Template)]
+#[template(path = "oidc/logout_confirm.html")]
+struct ConfirmPage {
+    page: Page,
+    client_name: Option<String>,
+    client_id: String,
+    post_logout_redirect_uri: String,
+    state: String,
+}
+
+#[derive(Template)]
+#[template(path = "oidc/signed_out.html")]
+struct SignedOutPage {
+    page: Page,
+}
+
+pub async fn get(state: State, req: HttpRequest, q: web::Query<LogoutParams>) -> Result<HttpResponse, PageError> {
+    handle(&state, &req, q.into_inner()).await
+}
+
+pub async fn post(state: State, req: HttpRequest, body: web::Bytes) -> Result<HttpResponse, PageError> {
+    let params: LogoutParams =
+        serde_urlencoded::from_bytes(&body).map_err(|_| PageError::BadRequest("The sign-out request could not be read.".into()))?;
+    handle(&state, &req, params).await
+}
+
+fn some(s: &Option<String>) -> Option<&str> {
+    s.as_deref().filter(|v| !v.is_empty())
+}
+
+async fn handle(state: &AppState, req: &HttpRequest, p: LogoutParams) -> Result<HttpResponse, PageError> {
+    let _ = (&p.logout_hint, &p.ui_locales); // accepted; nothing to choose between
+    // The hint identifies the client and the user when it is really ours.
+    let hint = some(&p.id_token_hint).and_then(|h| verify_id_token_hint(state, h));
+    let hint_invalid = some(&p.id_token_hint).is_some() && hint.is_none();
+    let hint_client = hint.as_ref().and_then(|c| c.aud.clone());
+    // OIDC RP-Initiated Logout §2: client_id, when both are sent, must match the hint's audience.
+    if let (Some(cid), Some(aud)) = (some(&p.client_id), hint_client.as_deref()) {
+        if cid != aud {
+            return Err(PageError::BadRequest("The sign-out request names two different apps.".into()));
+        }
+    }
+    let client_id = some(&p.client_id).map(str::to_string).or(hint_client);
+    let client = match &client_id {
+        Some(id) => {
+            let id = id.clone();
+            state.db.read(move |c| store::clients::by_id(c, &id)).await?
+        }
+        None => None,
+    };
+    let redirect = match some(&p.post_logout_redirect_uri) {
+        None => None,
+        Some(uri) => {
+            let Some(client) = &client else {
+                return Err(PageError::BadRequest(
+                    "The app asked to return to an address, but did not say which app it is. You were not signed out.".into(),
+                ));
+            };
+            let Some(r) = ValidatedRedirect::for_post_logout(client, uri) else {
+                return Err(PageError::BadRequest(format!(
+                    "{} asked to return to an address that is not registered for it. For your safety you were not sent there.",
+                    client.name
+                )));
+            };
+            Some(r)
+        }
+    };
+    let current = session::current(state, req).await?;
+    // Trusted: a valid hint for the signed-in user (or nobody is signed in any more), or our
+    // own confirmation form.
+    let confirmed = p.confirm.as_deref() == Some("yes")
+        && p.csrf.as_deref().is_some_and(|t| crate::crypto::secret::ct_eq(t.as_bytes(), ui::csrf_token(state, &ui::browser_id(req)).as_bytes()));
+    let hint_matches = match (&hint, &current) {
+        (Some(h), Some((_, user))) => h.sub == user.id,
+        (Some(_), None) => true,
+        _ => false,
+    };
+    if current.is_some() && !confirmed && (!hint_matches || hint_invalid) {
+        return Ok(ui::ok(&ConfirmPage {
+            page: Page::new(state, req, "Sign out?"),
+            client_name: client.as_ref().map(|c| c.name.clone()),
+            client_id: client.as_ref().map(|c| c.id.clone()).unwrap_or_default(),
+            post_logout_redirect_uri: redirect.as_ref().map(|r| r.as_str().to_string()).unwrap_or_default(),
+            state: p.state.clone().unwrap_or_default(),
+        }));
+    }
+    if let Some((s, user)) = current {
+        let now = state.now();
+        let (sid, uid) = (s.sid.clone(), user.id.clone());
+        state.db.write(move |c| session::end_sessions(c, &[sid], Some(&uid), "rp_logout", now)).await?;
+        crate::oidc::backchannel::kick(state);
+    }
+    let mut resp = match redirect {
+        Some(r) => {
+            let mut params: Vec<(&str, &str)> = Vec::new();
+            if let Some(st) = p.state.as_deref() {
+                params.push(("state", st));
+            }
+            ui::see_other(&r.with_query(&params))
+        }
+        None => ui::render(StatusCode::OK, &SignedOutPage { page: Page::new(state, req, "Signed out") }),
+    };
+    let _ = resp.add_removal_cookie(&ui::removal_cookie(state, session::COOKIE));
+    Ok(resp)
+}
+
+/// What a valid `id_token_hint` tells: whose token it was and for which client.
+#[derive(Debug)]
+pub struct Hint {
+    pub sub: String,
+    pub aud: Option<String>,
+}
+
+/// Verifies an ID token this server issued, accepting an expired one (RP-Initiated Logout §2:
+/// "The OP need not be the audience … expired ID Tokens … SHOULD be accepted"). A foreign,
+/// altered or `alg: none` token gives `None`: jsonwebtoken refuses `none` and each key is used
+/// only with its own algorithm.
+pub fn verify_id_token_hint(state: &AppState, token: &str) -> Option<Hint> {
+    crate::crypto::jwt::install();
+    let header = jsonwebtoken::decode_header(token).ok()?;
+    let kid = header.kid?;
+    let set: jsonwebtoken::jwk::JwkSet = serde_json::from_slice(&state.keys.jwks()).ok()?;
+    let jwk = set.find(&kid)?;
+    let alg = jsonwebtoken::Algorithm::try_from(jwk.common.key_algorithm?).ok()?;
+    if alg != header.alg {
+        return None;
+    }
+    let key = jsonwebtoken::DecodingKey::from_jwk(jwk).ok()?;
+    let mut v = jsonwebtoken::Validation::new(alg);
+    v.validate_exp = false;
+    v.validate_aud = false;
+    v.required_spec_claims.clear();
+    v.set_issuer(&[state.config.issuer()]);
+    let data = jsonwebtoken::decode::<serde_json::Value>(token, &key, &v).ok()?;
+    let sub = data.claims.get("sub")?.as_str()?.to_string();
+    let aud = match data.claims.get("aud")? {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Array(a) => a.first().and_then(|v| v.as_str()).map(str::to_string),
+        _ => None,
+    };
+    Some(Hint { sub, aud })
 }

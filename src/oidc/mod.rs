@@ -1,6 +1,7 @@
 //! Everything a relying party calls: one module per protocol surface.
 
 pub mod authorize;
+pub mod backchannel;
 pub mod claims;
 pub mod client_auth;
 pub mod cors;

@@ -4,4 +4,7 @@
 mod support;
 
 mod appliance;
+mod authorize;
+mod flow;
+mod logout;
 mod signin;

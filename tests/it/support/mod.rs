@@ -277,3 +277,128 @@ pub fn query_param(url: &str, name: &str) -> Option<String> {
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.into_owned())
 }
+
+/// RFC 7636 Appendix B's verifier and challenge.
+pub const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+pub const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+
+impl TestApp {
+    /// Runs the code flow in `browser` (signing in as `username` if needed) and exchanges the
+    /// code: returns the token response JSON.
+    pub async fn tokens_for(
+        &self,
+        browser: &reqwest::Client,
+        username: &str,
+        client_id: &str,
+        secret: Option<&str>,
+        redirect_uri: &str,
+        scope: &str,
+    ) -> serde_json::Value {
+        let mut u = url::Url::parse(&format!("{}/authorize", self.url)).unwrap();
+        u.query_pairs_mut()
+            .append_pair("response_type", "code")
+            .append_pair("client_id", client_id)
+            .append_pair("redirect_uri", redirect_uri)
+            .append_pair("scope", scope)
+            .append_pair("state", "st")
+            .append_pair("nonce", "n-0S6_WzA2Mj")
+            .append_pair("code_challenge", CHALLENGE)
+            .append_pair("code_challenge_method", "S256");
+        let back = self.authorize(browser, u.as_str(), username).await;
+        let code = query_param(&back, "code").unwrap_or_else(|| panic!("no code in {back}"));
+        let mut req = reqwest::Client::new().post(format!("{}/token", self.url));
+        let mut form = vec![
+            ("grant_type", "authorization_code".to_string()),
+            ("code", code),
+            ("redirect_uri", redirect_uri.to_string()),
+            ("code_verifier", VERIFIER.to_string()),
+        ];
+        match secret {
+            Some(s) => req = req.basic_auth(client_id, Some(s)),
+            None => form.push(("client_id", client_id.to_string())),
+        }
+        let r = req.form(&form).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        r.json().await.unwrap()
+    }
+}
+
+/// The claims of a JWT, unverified (tests verify signatures separately where it matters).
+pub fn jwt_claims(token: &str) -> serde_json::Value {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+}
+
+pub fn jwt_header(token: &str) -> serde_json::Value {
+    use base64::Engine;
+    let h = token.split('.').next().unwrap();
+    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(h).unwrap()).unwrap()
+}
+
+/// A relying party's back-channel logout endpoint on loopback that records what it receives.
+pub struct LogoutReceiver {
+    pub url: String,
+    pub received: std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>,
+    /// When false the endpoint answers 503 (an RP that is down).
+    pub up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    handle: actix_web::dev::ServerHandle,
+}
+
+impl Drop for LogoutReceiver {
+    fn drop(&mut self) {
+        let h = self.handle.clone();
+        tokio::spawn(async move { h.stop(false).await });
+    }
+}
+
+impl LogoutReceiver {
+    pub async fn start() -> Self {
+        use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
+        let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let (r2, u2) = (received.clone(), up.clone());
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = HttpServer::new(move || {
+            let (r, u) = (r2.clone(), u2.clone());
+            App::new().default_service(web::to(move |req: HttpRequest, body: web::Bytes| {
+                let (r, u) = (r.clone(), u.clone());
+                async move {
+                    if !u.load(std::sync::atomic::Ordering::SeqCst) {
+                        return HttpResponse::ServiceUnavailable().finish();
+                    }
+                    r.lock().unwrap().push((req.path().to_string(), String::from_utf8_lossy(&body).into_owned()));
+                    HttpResponse::Ok().finish()
+                }
+            }))
+        })
+        .workers(1)
+        .listen(listener)
+        .unwrap()
+        .run();
+        let handle = server.handle();
+        tokio::spawn(server);
+        Self { url: format!("http://127.0.0.1:{port}"), received, up, handle }
+    }
+
+    /// Waits (bounded) until `n` logout tokens have arrived; returns (path, logout_token).
+    pub async fn wait_for(&self, n: usize) -> Vec<(String, String)> {
+        for _ in 0..100 {
+            let got = self.received.lock().unwrap().clone();
+            if got.len() >= n {
+                return got
+                    .into_iter()
+                    .map(|(p, body)| {
+                        let form: Vec<(String, String)> = serde_urlencoded::from_str(&body).unwrap();
+                        assert_eq!(form.len(), 1, "logout_token is the only field: {body}");
+                        assert_eq!(form[0].0, "logout_token");
+                        (p, form[0].1.clone())
+                    })
+                    .collect();
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("expected {n} logout tokens, got {:?}", self.received.lock().unwrap());
+    }
+}

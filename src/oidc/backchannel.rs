@@ -1,0 +1,160 @@
+//! OpenID Connect Back-Channel Logout 1.0: delivery of Logout Tokens from the durable outbox.
+//!
+//! Ending a session writes one `logout_outbox` row per client of that session that has a
+//! `backchannel_logout_uri`, in the same transaction (see `store::sessions::end`). This worker
+//! sends them: a fresh token per attempt (RPs such as Immich refuse tokens older than two
+//! minutes), a timeout per request, exponential backoff, a give-up limit and audit events. A
+//! slow or dead RP never blocks anyone's sign-out page.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::app::AppState;
+use crate::clock::UnixTime;
+use crate::crypto::keys::Alg;
+use crate::crypto::secret::random_id;
+use crate::store::audit::NewEvent;
+use crate::store::{self, StoreError};
+
+/// Attempts before giving up (backoff 5 s, 10 s, 20 s … capped at an hour: about a day).
+pub const MAX_ATTEMPTS: i64 = 12;
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+const EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
+
+/// Wakes the worker now (after a sign-out) instead of at its next tick.
+pub fn kick(state: &AppState) {
+    state.logout_wake.notify_one();
+}
+
+/// Waits for a kick or `max`, whichever comes first.
+pub async fn wait(state: &AppState, max: Duration) {
+    let _ = tokio::time::timeout(max, state.logout_wake.notified()).await;
+}
+
+#[derive(Debug, Clone)]
+struct Due {
+    id: i64,
+    client_id: String,
+    user_id: String,
+    sid: Option<String>,
+    attempts: i64,
+    uri: String,
+    alg: String,
+    session_required: bool,
+}
+
+fn due(conn: &rusqlite::Connection, now: UnixTime) -> Result<Vec<Due>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT o.id, o.client_id, o.user_id, o.sid, o.attempts, c.backchannel_logout_uri, c.signing_alg,
+                c.backchannel_logout_session_required
+         FROM logout_outbox o JOIN clients c ON c.id = o.client_id
+         WHERE o.next_attempt_at <= ?1 AND c.backchannel_logout_uri IS NOT NULL
+         ORDER BY o.next_attempt_at LIMIT 32",
+    )?;
+    let rows = stmt.query_map([now], |r| {
+        Ok(Due {
+            id: r.get(0)?,
+            client_id: r.get(1)?,
+            user_id: r.get(2)?,
+            sid: r.get(3)?,
+            attempts: r.get(4)?,
+            uri: r.get(5)?,
+            alg: r.get(6)?,
+            session_required: r.get(7)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The Logout Token (§2.4): iss, aud, iat, exp, jti, events with exactly the back-channel
+/// logout member set to `{}`, sub and/or sid (equal to the ID token's), and never a nonce.
+pub fn logout_token(state: &AppState, client_id: &str, alg: Alg, user_id: &str, sid: Option<&str>, session_required: bool, now: UnixTime) -> Option<String> {
+    let mut claims = json!({
+        "iss": state.config.issuer(),
+        "aud": client_id,
+        "iat": now,
+        "exp": now + 120,
+        "jti": random_id(),
+        "events": { EVENT: {} },
+        "sub": user_id,
+    });
+    if let (Some(obj), Some(sid)) = (claims.as_object_mut(), sid) {
+        obj.insert("sid".into(), json!(sid));
+    }
+    if session_required && sid.is_none() {
+        // The client needs a sid, which this event does not have: sub alone identifies the user.
+        tracing::debug!(client_id, "logout token without sid");
+    }
+    let kid = state.keys.active_kid(alg, now).ok()?;
+    crate::crypto::jwt::sign(&claims, &kid, alg, "logout+jwt").ok()
+}
+
+fn backoff(attempts: i64) -> i64 {
+    (5i64 << attempts.clamp(0, 20)).min(3600)
+}
+
+/// One pass: sends every due delivery concurrently; returns how many were delivered.
+pub async fn deliver_due(state: &AppState) -> Result<usize, StoreError> {
+    let now = state.now();
+    let batch = state.db.read(move |c| due(c, now)).await?;
+    let sends = batch.into_iter().map(|d| async move {
+        let alg = Alg::parse(&d.alg).unwrap_or(Alg::RS256);
+        let result = match logout_token(state, &d.client_id, alg, &d.user_id, d.sid.as_deref(), d.session_required, state.now()) {
+            None => Err("no signing key".to_string()),
+            Some(token) => state
+                .http
+                .post(&d.uri)
+                .timeout(REQUEST_TIMEOUT)
+                .form(&[("logout_token", token.as_str())])
+                .send()
+                .await
+                .map_err(|e| format!("{e}"))
+                .and_then(|r| if r.status().is_success() { Ok(()) } else { Err(format!("HTTP {}", r.status().as_u16())) }),
+        };
+        (d, result)
+    });
+    let results = futures_util::future::join_all(sends).await;
+    let now = state.now();
+    let delivered = results.iter().filter(|(_, r)| r.is_ok()).count();
+    state
+        .db
+        .write(move |c| {
+            for (d, r) in &results {
+                let detail = |extra: serde_json::Value| Some(json!({"sid": d.sid, "attempts": d.attempts + 1, "detail": extra}));
+                match r {
+                    Ok(()) => {
+                        c.execute("DELETE FROM logout_outbox WHERE id = ?1", [d.id])?;
+                        store::audit::record(c, &NewEvent { kind: "logout.backchannel_delivered", user_id: Some(&d.user_id), client_id: Some(&d.client_id), detail: detail(json!(null)), ..Default::default() }, now)?;
+                    }
+                    Err(e) if d.attempts + 1 >= MAX_ATTEMPTS => {
+                        c.execute("DELETE FROM logout_outbox WHERE id = ?1", [d.id])?;
+                        store::audit::record(c, &NewEvent { kind: "logout.backchannel_gave_up", user_id: Some(&d.user_id), client_id: Some(&d.client_id), detail: detail(json!(e)), ..Default::default() }, now)?;
+                    }
+                    Err(e) => {
+                        c.execute(
+                            "UPDATE logout_outbox SET attempts = attempts + 1, next_attempt_at = ?2, last_error = ?3 WHERE id = ?1",
+                            rusqlite::params![d.id, now + backoff(d.attempts), e],
+                        )?;
+                        store::audit::record(c, &NewEvent { kind: "logout.backchannel_failed", user_id: Some(&d.user_id), client_id: Some(&d.client_id), detail: detail(json!(e)), ..Default::default() }, now)?;
+                    }
+                }
+            }
+            Ok(())
+        })
+        .await?;
+    Ok(delivered)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::backoff;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        assert_eq!(backoff(0), 5);
+        assert_eq!(backoff(1), 10);
+        assert_eq!(backoff(4), 80);
+        assert_eq!(backoff(30), 3600);
+    }
+}
