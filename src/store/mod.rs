@@ -80,6 +80,14 @@ pub struct Db {
 impl Db {
     /// Opens (creating if absent) the database file and brings its schema up to date.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        // Check the file directly first: a pool retries a broken file until its timeout.
+        {
+            let probe = Connection::open(path)?;
+            migrate::current_version(&probe)?;
+            probe
+                .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0))
+                .map_err(|e| StoreError::Migration(format!("the database file cannot be read: {e}")))?;
+        }
         let manager = SqliteConnectionManager::file(path).with_flags(
             OpenFlags::SQLITE_OPEN_READ_WRITE
                 | OpenFlags::SQLITE_OPEN_CREATE

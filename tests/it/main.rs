@@ -5,6 +5,10 @@ mod support;
 
 mod appliance;
 mod authorize;
+mod cli;
 mod flow;
 mod logout;
 mod signin;
+mod token;
+mod userinfo;
+mod revocation;
