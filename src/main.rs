@@ -146,8 +146,12 @@ struct ClientAddArgs {
     allowed_groups: Vec<String>,
     #[arg(long, value_parser = ["RS256", "ES256", "EdDSA"], default_value = "RS256")]
     signing_alg: String,
+    /// Where Portcullis POSTs a logout token when a session of this app ends.
     #[arg(long)]
     backchannel_logout_uri: Option<String>,
+    /// Loaded in a hidden iframe (with iss and sid) on the signed-out page.
+    #[arg(long)]
+    frontchannel_logout_uri: Option<String>,
     /// Allow the client_credentials grant.
     #[arg(long)]
     client_credentials: bool,
@@ -470,6 +474,7 @@ fn client_cmd(cmd: ClientCmd, config: &Config, now: i64) -> anyhow::Result<()> {
                 allowed_groups: a.allowed_groups,
                 signing_alg: a.signing_alg,
                 backchannel_logout_uri: a.backchannel_logout_uri,
+                frontchannel_logout_uri: a.frontchannel_logout_uri,
                 allow_client_credentials: a.client_credentials,
                 allowed_scopes: a.scopes,
                 ..ClientInput::default()

@@ -48,8 +48,8 @@ pub fn document(state: &AppState) -> Value {
         "authorization_response_iss_parameter_supported": true,
         "backchannel_logout_supported": true,
         "backchannel_logout_session_supported": true,
-        "frontchannel_logout_supported": false,
-        "frontchannel_logout_session_supported": false,
+        "frontchannel_logout_supported": true,
+        "frontchannel_logout_session_supported": true,
     })
 }
 

@@ -6,7 +6,6 @@
 //! goes only to a post-logout URI registered for the client, compared as an exact string,
 //! with `state` added when sent and nothing else.
 
-use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
@@ -48,19 +47,21 @@ struct ConfirmPage {
     state: String,
 }
 
-#[derive(Template)]
-#[template(path = "oidc/signed_out.html")]
-struct SignedOutPage {
-    page: Page,
-}
-
-pub async fn get(state: State, req: HttpRequest, q: web::Query<LogoutParams>) -> Result<HttpResponse, PageError> {
+pub async fn get(
+    state: State,
+    req: HttpRequest,
+    q: web::Query<LogoutParams>,
+) -> Result<HttpResponse, PageError> {
     handle(&state, &req, q.into_inner()).await
 }
 
-pub async fn post(state: State, req: HttpRequest, body: web::Bytes) -> Result<HttpResponse, PageError> {
-    let params: LogoutParams =
-        serde_urlencoded::from_bytes(&body).map_err(|_| PageError::BadRequest("The sign-out request could not be read.".into()))?;
+pub async fn post(
+    state: State,
+    req: HttpRequest,
+    body: web::Bytes,
+) -> Result<HttpResponse, PageError> {
+    let params: LogoutParams = serde_urlencoded::from_bytes(&body)
+        .map_err(|_| PageError::BadRequest("The sign-out request could not be read.".into()))?;
     handle(&state, &req, params).await
 }
 
@@ -68,7 +69,11 @@ fn some(s: &Option<String>) -> Option<&str> {
     s.as_deref().filter(|v| !v.is_empty())
 }
 
-async fn handle(state: &AppState, req: &HttpRequest, p: LogoutParams) -> Result<HttpResponse, PageError> {
+async fn handle(
+    state: &AppState,
+    req: &HttpRequest,
+    p: LogoutParams,
+) -> Result<HttpResponse, PageError> {
     let _ = (&p.logout_hint, &p.ui_locales); // accepted; nothing to choose between
     // The hint identifies the client and the user when it is really ours.
     let hint = some(&p.id_token_hint).and_then(|h| verify_id_token_hint(state, h));
@@ -77,14 +82,19 @@ async fn handle(state: &AppState, req: &HttpRequest, p: LogoutParams) -> Result<
     // OIDC RP-Initiated Logout §2: client_id, when both are sent, must match the hint's audience.
     if let (Some(cid), Some(aud)) = (some(&p.client_id), hint_client.as_deref()) {
         if cid != aud {
-            return Err(PageError::BadRequest("The sign-out request names two different apps.".into()));
+            return Err(PageError::BadRequest(
+                "The sign-out request names two different apps.".into(),
+            ));
         }
     }
     let client_id = some(&p.client_id).map(str::to_string).or(hint_client);
     let client = match &client_id {
         Some(id) => {
             let id = id.clone();
-            state.db.read(move |c| store::clients::by_id(c, &id)).await?
+            state
+                .db
+                .read(move |c| store::clients::by_id(c, &id))
+                .await?
         }
         None => None,
     };
@@ -109,7 +119,12 @@ async fn handle(state: &AppState, req: &HttpRequest, p: LogoutParams) -> Result<
     // Trusted: a valid hint for the signed-in user (or nobody is signed in any more), or our
     // own confirmation form.
     let confirmed = p.confirm.as_deref() == Some("yes")
-        && p.csrf.as_deref().is_some_and(|t| crate::crypto::secret::ct_eq(t.as_bytes(), ui::csrf_token(state, &ui::browser_id(req)).as_bytes()));
+        && p.csrf.as_deref().is_some_and(|t| {
+            crate::crypto::secret::ct_eq(
+                t.as_bytes(),
+                ui::csrf_token(state, &ui::browser_id(req)).as_bytes(),
+            )
+        });
     let hint_matches = match (&hint, &current) {
         (Some(h), Some((_, user))) => h.sub == user.id,
         (Some(_), None) => true,
@@ -120,14 +135,21 @@ async fn handle(state: &AppState, req: &HttpRequest, p: LogoutParams) -> Result<
             page: Page::new(state, req, "Sign out?"),
             client_name: client.as_ref().map(|c| c.name.clone()),
             client_id: client.as_ref().map(|c| c.id.clone()).unwrap_or_default(),
-            post_logout_redirect_uri: redirect.as_ref().map(|r| r.as_str().to_string()).unwrap_or_default(),
+            post_logout_redirect_uri: redirect
+                .as_ref()
+                .map(|r| r.as_str().to_string())
+                .unwrap_or_default(),
             state: p.state.clone().unwrap_or_default(),
         }));
     }
+    let mut ended = Vec::new();
     if let Some((s, user)) = current {
         let now = state.now();
         let (sid, uid) = (s.sid.clone(), user.id.clone());
-        state.db.write(move |c| session::end_sessions(c, &[sid], Some(&uid), "rp_logout", now)).await?;
+        ended = state
+            .db
+            .write(move |c| session::end_sessions(c, &[sid], Some(&uid), "rp_logout", now))
+            .await?;
         crate::oidc::backchannel::kick(state);
     }
     let mut resp = match redirect {
@@ -138,7 +160,7 @@ async fn handle(state: &AppState, req: &HttpRequest, p: LogoutParams) -> Result<
             }
             ui::see_other(&r.with_query(&params))
         }
-        None => ui::render(StatusCode::OK, &SignedOutPage { page: Page::new(state, req, "Signed out") }),
+        None => session::signed_out_page(state, req, &ended).await?,
     };
     let _ = resp.add_removal_cookie(&ui::removal_cookie(state, session::COOKIE));
     Ok(resp)

@@ -35,23 +35,58 @@ async fn setup() -> Setup {
 async fn signing_out_through_one_app_notifies_every_app_of_the_session() {
     let Setup { app, rp, a, b } = setup().await;
     let browser = app.browser();
-    let ta = app.tokens_for(&browser, "alice", &a.0, Some(&a.1), "http://app.test/cb", "openid").await;
-    let tb = app.tokens_for(&browser, "alice", &b.0, Some(&b.1), "http://app.test/cb", "openid").await;
+    let ta = app
+        .tokens_for(
+            &browser,
+            "alice",
+            &a.0,
+            Some(&a.1),
+            "http://app.test/cb",
+            "openid",
+        )
+        .await;
+    let tb = app
+        .tokens_for(
+            &browser,
+            "alice",
+            &b.0,
+            Some(&b.1),
+            "http://app.test/cb",
+            "openid",
+        )
+        .await;
     let id_a = ta["id_token"].as_str().unwrap().to_string();
     let sid = jwt_claims(&id_a)["sid"].as_str().unwrap().to_string();
-    assert_eq!(jwt_claims(tb["id_token"].as_str().unwrap())["sid"], sid, "one session, one sid");
+    assert_eq!(
+        jwt_claims(tb["id_token"].as_str().unwrap())["sid"],
+        sid,
+        "one session, one sid"
+    );
 
     let r = browser
         .get(format!("{}/logout", app.url))
-        .query(&[("id_token_hint", id_a.as_str()), ("post_logout_redirect_uri", "http://app.test/bye"), ("state", "xyz")])
+        .query(&[
+            ("id_token_hint", id_a.as_str()),
+            ("post_logout_redirect_uri", "http://app.test/bye"),
+            ("state", "xyz"),
+        ])
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 303);
-    assert_eq!(location(&r), "http://app.test/bye?state=xyz", "only state is added");
+    assert_eq!(
+        location(&r),
+        "http://app.test/bye?state=xyz",
+        "only state is added"
+    );
 
     let tokens = rp.wait_for(2).await;
-    let jwks: jsonwebtoken::jwk::JwkSet = reqwest::get(format!("{}/jwks", app.url)).await.unwrap().json().await.unwrap();
+    let jwks: jsonwebtoken::jwk::JwkSet = reqwest::get(format!("{}/jwks", app.url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let mut paths: Vec<String> = Vec::new();
     for (path, token) in tokens {
         paths.push(path.clone());
@@ -64,11 +99,18 @@ async fn signing_out_through_one_app_notifies_every_app_of_the_session() {
         v.set_audience(&[if path == "/a" { &a.0 } else { &b.0 }]);
         v.set_issuer(&[&app.config.public_url]);
         v.validate_exp = false;
-        let claims = jsonwebtoken::decode::<serde_json::Value>(&token, &key, &v).expect("logout token verifies").claims;
+        let claims = jsonwebtoken::decode::<serde_json::Value>(&token, &key, &v)
+            .expect("logout token verifies")
+            .claims;
         assert_eq!(claims["sid"], sid);
         assert!(claims["sub"].is_string());
-        assert!(claims["iat"].is_number() && claims["exp"].is_number() && claims["jti"].is_string());
-        assert_eq!(claims["events"], serde_json::json!({"http://schemas.openid.net/event/backchannel-logout": {}}));
+        assert!(
+            claims["iat"].is_number() && claims["exp"].is_number() && claims["jti"].is_string()
+        );
+        assert_eq!(
+            claims["events"],
+            serde_json::json!({"http://schemas.openid.net/event/backchannel-logout": {}})
+        );
         assert!(claims.get("nonce").is_none());
     }
     paths.sort();
@@ -80,14 +122,26 @@ async fn signing_out_through_one_app_notifies_every_app_of_the_session() {
         app.url, a.0
     );
     let r = browser.get(u).send().await.unwrap();
-    assert_eq!(query_param(&location(&r), "error").as_deref(), Some("login_required"));
+    assert_eq!(
+        query_param(&location(&r), "error").as_deref(),
+        Some("login_required")
+    );
 }
 
 #[tokio::test]
 async fn an_rp_that_is_down_gets_its_logout_token_when_it_comes_back() {
     let Setup { app, rp, a, .. } = setup().await;
     let browser = app.browser();
-    let ta = app.tokens_for(&browser, "alice", &a.0, Some(&a.1), "http://app.test/cb", "openid").await;
+    let ta = app
+        .tokens_for(
+            &browser,
+            "alice",
+            &a.0,
+            Some(&a.1),
+            "http://app.test/cb",
+            "openid",
+        )
+        .await;
     rp.up.store(false, std::sync::atomic::Ordering::SeqCst);
     let r = browser
         .get(format!("{}/logout", app.url))
@@ -101,7 +155,13 @@ async fn an_rp_that_is_down_gets_its_logout_token_when_it_comes_back() {
     for _ in 0..100 {
         let attempts: i64 = app
             .db
-            .read_blocking(|c| Ok(c.query_row("SELECT coalesce(max(attempts), 0) FROM logout_outbox", [], |r| r.get(0))?))
+            .read_blocking(|c| {
+                Ok(c.query_row(
+                    "SELECT coalesce(max(attempts), 0) FROM logout_outbox",
+                    [],
+                    |r| r.get(0),
+                )?)
+            })
             .unwrap();
         if attempts >= 1 {
             break;
@@ -114,7 +174,10 @@ async fn an_rp_that_is_down_gets_its_logout_token_when_it_comes_back() {
     let got = rp.wait_for(1).await;
     assert_eq!(got[0].0, "/a");
     let claims = jwt_claims(&got[0].1);
-    assert!(claims["iat"].as_i64().unwrap() >= app.clock_now() - 1, "a fresh token per attempt");
+    assert!(
+        claims["iat"].as_i64().unwrap() >= app.clock_now() - 1,
+        "a fresh token per attempt"
+    );
     let kinds: Vec<String> = app
         .db
         .read_blocking(|c| portcullis::store::audit::list(c, &Default::default(), 50, 0))
@@ -122,16 +185,33 @@ async fn an_rp_that_is_down_gets_its_logout_token_when_it_comes_back() {
         .into_iter()
         .map(|e| e.kind)
         .collect();
-    assert!(kinds.contains(&"logout.backchannel_failed".into()) && kinds.contains(&"logout.backchannel_delivered".into()), "{kinds:?}");
+    assert!(
+        kinds.contains(&"logout.backchannel_failed".into())
+            && kinds.contains(&"logout.backchannel_delivered".into()),
+        "{kinds:?}"
+    );
 }
 
 #[tokio::test]
 async fn unregistered_or_altered_post_logout_redirects_are_never_followed() {
     let Setup { app, a, .. } = setup().await;
     let browser = app.browser();
-    let ta = app.tokens_for(&browser, "alice", &a.0, Some(&a.1), "http://app.test/cb", "openid").await;
+    let ta = app
+        .tokens_for(
+            &browser,
+            "alice",
+            &a.0,
+            Some(&a.1),
+            "http://app.test/cb",
+            "openid",
+        )
+        .await;
     let hint = ta["id_token"].as_str().unwrap();
-    for uri in ["http://evil.test/bye", "http://app.test/bye?x=1", "http://app.test/bye/"] {
+    for uri in [
+        "http://evil.test/bye",
+        "http://app.test/bye?x=1",
+        "http://app.test/bye/",
+    ] {
         let r = browser
             .get(format!("{}/logout", app.url))
             .query(&[("id_token_hint", hint), ("post_logout_redirect_uri", uri)])
@@ -142,14 +222,31 @@ async fn unregistered_or_altered_post_logout_redirects_are_never_followed() {
         assert!(r.headers().get("location").is_none());
     }
     // Still signed in: nothing happened.
-    assert_eq!(browser.get(format!("{}/account", app.url)).send().await.unwrap().status(), 200);
+    assert_eq!(
+        browser
+            .get(format!("{}/account", app.url))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
 }
 
 #[tokio::test]
 async fn an_untrusted_request_asks_for_confirmation_first() {
     let Setup { app, a, .. } = setup().await;
     let browser = app.browser();
-    let ta = app.tokens_for(&browser, "alice", &a.0, Some(&a.1), "http://app.test/cb", "openid").await;
+    let ta = app
+        .tokens_for(
+            &browser,
+            "alice",
+            &a.0,
+            Some(&a.1),
+            "http://app.test/cb",
+            "openid",
+        )
+        .await;
     let hint = ta["id_token"].as_str().unwrap().to_string();
     // An altered hint and an alg:none hint are not trusted.
     let mut parts: Vec<String> = hint.split('.').map(str::to_string).collect();
@@ -166,15 +263,33 @@ async fn an_untrusted_request_asks_for_confirmation_first() {
         if let Some(h) = h {
             q.push(("id_token_hint", h));
         }
-        let r = browser.get(format!("{}/logout", app.url)).query(&q).send().await.unwrap();
+        let r = browser
+            .get(format!("{}/logout", app.url))
+            .query(&q)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 200);
         assert!(r.text().await.unwrap().contains("Sign out of all apps?"));
-        assert_eq!(browser.get(format!("{}/account", app.url)).send().await.unwrap().status(), 200, "not signed out yet");
+        assert_eq!(
+            browser
+                .get(format!("{}/account", app.url))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            200,
+            "not signed out yet"
+        );
     }
     // Confirming signs out; with client_id and a registered URI it returns to the app.
     let page = browser
         .get(format!("{}/logout", app.url))
-        .query(&[("client_id", a.0.as_str()), ("post_logout_redirect_uri", "http://app.test/bye"), ("state", "s")])
+        .query(&[
+            ("client_id", a.0.as_str()),
+            ("post_logout_redirect_uri", "http://app.test/bye"),
+            ("state", "s"),
+        ])
         .send()
         .await
         .unwrap()
@@ -184,19 +299,42 @@ async fn an_untrusted_request_asks_for_confirmation_first() {
     let csrf = csrf_from(&page);
     let r = browser
         .post(format!("{}/logout", app.url))
-        .form(&[("csrf", csrf.as_str()), ("confirm", "yes"), ("client_id", &a.0), ("post_logout_redirect_uri", "http://app.test/bye"), ("state", "s")])
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("confirm", "yes"),
+            ("client_id", &a.0),
+            ("post_logout_redirect_uri", "http://app.test/bye"),
+            ("state", "s"),
+        ])
         .send()
         .await
         .unwrap();
     assert_eq!(location(&r), "http://app.test/bye?state=s");
-    assert_eq!(browser.get(format!("{}/account", app.url)).send().await.unwrap().status(), 303);
+    assert_eq!(
+        browser
+            .get(format!("{}/account", app.url))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        303
+    );
 }
 
 #[tokio::test]
 async fn an_expired_id_token_hint_still_signs_out_immediately() {
     let Setup { app, a, .. } = setup().await;
     let browser = app.browser();
-    let ta = app.tokens_for(&browser, "alice", &a.0, Some(&a.1), "http://app.test/cb", "openid").await;
+    let ta = app
+        .tokens_for(
+            &browser,
+            "alice",
+            &a.0,
+            Some(&a.1),
+            "http://app.test/cb",
+            "openid",
+        )
+        .await;
     app.clock.advance(2 * 3600);
     let r = browser
         .get(format!("{}/logout", app.url))
@@ -205,5 +343,71 @@ async fn an_expired_id_token_hint_still_signs_out_immediately() {
         .await
         .unwrap();
     assert!(r.text().await.unwrap().contains("You are signed out"));
-    assert_eq!(browser.get(format!("{}/account", app.url)).send().await.unwrap().status(), 303);
+    assert_eq!(
+        browser
+            .get(format!("{}/account", app.url))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        303
+    );
+}
+
+#[tokio::test]
+async fn front_channel_logout_frames_each_app_of_the_session_with_iss_and_sid() {
+    let app = TestApp::spawn().await;
+    app.add_user("alice", &[], false);
+    let (cid, secret) = app.add_client(ClientInput {
+        name: "Wiki".into(),
+        redirect_uris: vec!["http://app.test/cb".into()],
+        frontchannel_logout_uri: Some("http://wiki.test/fc-logout".into()),
+        skip_consent: true,
+        ..Default::default()
+    });
+    let browser = app.browser();
+    let t = app
+        .tokens_for(
+            &browser,
+            "alice",
+            &cid,
+            secret.as_deref(),
+            "http://app.test/cb",
+            "openid",
+        )
+        .await;
+    let sid = jwt_claims(t["id_token"].as_str().unwrap())["sid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let page = browser
+        .get(format!("{}/account", app.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = csrf_from(&page);
+    let r = browser
+        .post(format!("{}/signout", app.url))
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let csp = r.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(csp.contains("frame-src http://wiki.test"), "{csp}");
+    let html = r.text().await.unwrap();
+    let iss =
+        url::form_urlencoded::byte_serialize(app.config.public_url.as_bytes()).collect::<String>();
+    assert!(
+        html.contains(&format!(
+            "src=\"http://wiki.test/fc-logout?iss={iss}&#38;sid={sid}\""
+        )),
+        "{html}"
+    );
 }

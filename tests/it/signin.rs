@@ -645,7 +645,8 @@ async fn sign_out_ends_the_session() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 303);
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("You are signed out"));
     assert_eq!(
         b.get(format!("{}/account", app.url))
             .send()
