@@ -37,6 +37,8 @@ pub struct AppState {
     pub issuer_origin: String,
     /// Wakes the back-channel logout worker after a sign-out.
     pub logout_wake: tokio::sync::Notify,
+    /// The WebAuthn relying party (`None` when the issuer cannot be one, e.g. a bare IP).
+    pub webauthn: Option<webauthn_rs::Webauthn>,
     mac_key: hmac::Key,
 }
 
@@ -65,6 +67,14 @@ impl AppState {
             .map(|u| u.origin().ascii_serialization())
             .unwrap_or_default();
         let _ = BRAND.set(config.brand_name.clone());
+        let webauthn = match crate::passkeys::relying_party(&config.public_url, &config.brand_name)
+        {
+            Ok(w) => Some(w),
+            Err(e) => {
+                tracing::warn!(error = %e, "passkeys disabled");
+                None
+            }
+        };
         Ok(Self {
             trusted_proxies: config.trusted_proxy_nets(),
             http: reqwest::Client::builder()
@@ -79,6 +89,7 @@ impl AppState {
             keys,
             issuer_origin,
             logout_wake: tokio::sync::Notify::new(),
+            webauthn,
             mac_key,
         })
     }
@@ -187,6 +198,36 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/reset", web::get().to(login::reset::get))
         .route("/reset", web::post().to(login::reset::post))
         .route("/signout", web::post().to(login::session::sign_out))
+        .route(
+            "/login/passkey/start",
+            web::post().to(login::passkey::start),
+        )
+        .route(
+            "/login/passkey/finish",
+            web::post().to(login::passkey::finish),
+        )
+        .route(
+            "/login/second-factor",
+            web::get().to(login::second_factor::get),
+        )
+        .route(
+            "/login/second-factor/start",
+            web::post().to(login::second_factor::start),
+        )
+        .route(
+            "/login/second-factor/finish",
+            web::post().to(login::second_factor::finish),
+        )
+        .route("/invite", web::get().to(login::invite::get))
+        .route(
+            "/invite/passkey/start",
+            web::post().to(login::invite::passkey_start),
+        )
+        .route(
+            "/invite/passkey/finish",
+            web::post().to(login::invite::passkey_finish),
+        )
+        .route("/invite/password", web::post().to(login::invite::password))
         // Self-service account
         .route("/account", web::get().to(account::get))
         .route(
@@ -198,6 +239,26 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::post().to(account::end_session),
         )
         .route("/account/apps/revoke", web::post().to(account::revoke_app))
+        .route(
+            "/account/passkeys/register/start",
+            web::post().to(account::passkeys::register_start),
+        )
+        .route(
+            "/account/passkeys/register/finish",
+            web::post().to(account::passkeys::register_finish),
+        )
+        .route(
+            "/account/passkeys/rename",
+            web::post().to(account::passkeys::rename),
+        )
+        .route(
+            "/account/passkeys/delete",
+            web::post().to(account::passkeys::delete),
+        )
+        .route(
+            "/account/passkeys/require",
+            web::post().to(account::passkeys::require),
+        )
         // Admin console
         .route("/admin", web::get().to(admin::get))
         // CORS preflight for the endpoints browsers call directly

@@ -25,6 +25,7 @@ pub mod health;
 pub mod jobs;
 pub mod login;
 pub mod oidc;
+pub mod passkeys;
 pub mod server;
 pub mod setup;
 pub mod signing_keys;

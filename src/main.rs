@@ -95,6 +95,13 @@ enum UserCmd {
     },
     /// Print a one-time link that lets the user set a new password.
     ResetLink { username: String },
+    /// Print a one-time invite link where the user registers a passkey.
+    Invite {
+        username: String,
+        /// Also let them choose a password instead.
+        #[arg(long)]
+        allow_password: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -389,6 +396,35 @@ fn user_cmd(cmd: UserCmd, config: &Config, now: i64) -> anyhow::Result<()> {
                     );
                 }
             }
+            Ok(())
+        }
+        UserCmd::Invite {
+            username,
+            allow_password,
+        } => {
+            let token = random_token();
+            let hash = hash_token(&token);
+            let ttl = config.password_reset_ttl.as_secs() as i64;
+            let found = db.write_blocking(|c| {
+                let Some(u) = store::users::by_username(c, &username)? else {
+                    return Ok(false);
+                };
+                store::links::invalidate_for_user(c, &u.id, store::links::Purpose::Invite, now)?;
+                store::links::insert(
+                    c,
+                    &hash,
+                    store::links::Purpose::Invite,
+                    Some(&u.id),
+                    allow_password,
+                    now,
+                    now + ttl,
+                )?;
+                Ok(true)
+            })?;
+            if !found {
+                bail!("no user named {username:?}");
+            }
+            println!("{}/invite?token={token}", config.public_url);
             Ok(())
         }
         UserCmd::ResetLink { username } => {

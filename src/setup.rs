@@ -125,7 +125,7 @@ pub async fn post(
     let token_hash = hash_token(&f.token);
     let now = state.now();
     let (ua, ip) = (session::user_agent(&req), session::ip_string(&state, &req));
-    let st = state.clone();
+    let lifetime = state.config.session_lifetime.as_secs() as i64;
     /// Why the transaction rolled back.
     enum Refused {
         Link,
@@ -161,12 +161,16 @@ pub async fn post(
                 },
                 now,
             )?;
-            let (_, cookie) = session::start(c, &st, &user.id, vec!["pwd".into()], ua, ip, now)?;
-            Ok(cookie)
+            let (_, token) =
+                session::start(c, &user.id, vec!["pwd".into()], ua, ip, now, lifetime)?;
+            Ok(token)
         })
         .await;
     match outcome {
-        Ok(cookie) => Ok(session::redirect_with_cookie("/account", cookie)),
+        Ok(token) => Ok(session::redirect_with_cookie(
+            "/account",
+            session::cookie(&state, token),
+        )),
         Err(Refused::Link) => Ok(link_gone()),
         Err(Refused::Field(e)) => Ok(redisplay(&state, &f, e.field, e.message)),
         Err(Refused::Store(e)) => Err(e.into()),

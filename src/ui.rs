@@ -310,3 +310,90 @@ pub fn error_page(
     }
     resp
 }
+
+/// A JSON body from our own pages' scripts: the `X-CSRF-Token` header must carry this
+/// browser's token and the Origin (when sent) must be ours, as for `CsrfForm`.
+pub struct CsrfJson<T>(pub T);
+
+impl<T: DeserializeOwned + 'static> FromRequest for CsrfJson<T> {
+    type Error = JsonError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, JsonError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
+        let req = req.clone();
+        let body = web::Bytes::from_request(&req, payload);
+        Box::pin(async move {
+            let state = req
+                .app_data::<web::Data<AppState>>()
+                .ok_or(JsonError::internal())?
+                .clone();
+            let token = req
+                .headers()
+                .get("x-csrf-token")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            let expected = csrf_token(&state, &browser_id(&req));
+            if !same_origin(&state, &req)
+                || token.is_empty()
+                || !ct_eq(token.as_bytes(), expected.as_bytes())
+            {
+                return Err(JsonError::new(
+                    StatusCode::FORBIDDEN,
+                    "This page has expired. Reload it and try again.",
+                ));
+            }
+            let body = body.await.map_err(|_| {
+                JsonError::new(StatusCode::BAD_REQUEST, "The request could not be read.")
+            })?;
+            serde_json::from_slice(&body).map(CsrfJson).map_err(|_| {
+                JsonError::new(StatusCode::BAD_REQUEST, "The request could not be read.")
+            })
+        })
+    }
+}
+
+/// An error for our pages' scripts: `{"error": "<message for the person>"}`.
+#[derive(Debug)]
+pub struct JsonError {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl JsonError {
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+        }
+    }
+    pub fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Something went wrong. Try again.",
+        )
+    }
+}
+
+impl std::fmt::Display for JsonError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl ResponseError for JsonError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.status)
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .json(serde_json::json!({ "error": self.message }))
+    }
+}
+
+impl From<crate::store::StoreError> for JsonError {
+    fn from(e: crate::store::StoreError) -> Self {
+        tracing::error!(error = %e, "store error");
+        JsonError::internal()
+    }
+}

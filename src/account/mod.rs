@@ -1,6 +1,7 @@
 //! Self-service account page (GET /account) and its forms: change password, end a
 //! session, withdraw an app's access.
 
+pub mod passkeys;
 pub mod password_policy;
 
 use actix_web::http::StatusCode;
@@ -33,6 +34,14 @@ struct SessionRow {
     current: bool,
 }
 
+struct PasskeyRow {
+    id: String,
+    name: String,
+    kind: &'static str,
+    created: String,
+    last_used: String,
+}
+
 struct AppRow {
     client_id: String,
     name: String,
@@ -49,6 +58,9 @@ struct AccountPage {
     groups: Vec<String>,
     sessions: Vec<SessionRow>,
     apps: Vec<AppRow>,
+    passkeys: Vec<PasskeyRow>,
+    require_passkey: bool,
+    has_password: bool,
     min_length: u32,
     notice: Option<String>,
     error: Option<String>,
@@ -108,13 +120,15 @@ async fn render(
 ) -> Result<HttpResponse, PageError> {
     let uid = me.user.id.clone();
     let now = state.now();
-    let (groups, sessions, consents) = state
+    let (groups, sessions, consents, keys, required) = state
         .db
         .read(move |c| {
             Ok((
                 store::users::group_names(c, &uid)?,
                 store::sessions::list_for_user(c, &uid, now)?,
                 store::consents::list_for_user(c, &uid)?,
+                store::passkeys::list_for_user(c, &uid)?,
+                store::passkeys::required_for(c, &uid)?,
             ))
         })
         .await?;
@@ -150,11 +164,41 @@ async fn render(
                 client_id: c.client_id,
             })
             .collect(),
+        passkeys: keys
+            .into_iter()
+            .map(|p| PasskeyRow {
+                kind: if p.backup_eligible {
+                    "synced"
+                } else {
+                    "this device only"
+                },
+                created: ago(now, p.created_at),
+                last_used: p
+                    .last_used_at
+                    .map(|t| ago(now, t))
+                    .unwrap_or_else(|| "never".into()),
+                id: p.id,
+                name: p.name,
+            })
+            .collect(),
+        require_passkey: required,
+        has_password: me.user.password_hash.is_some(),
         min_length: state.config.password_min_length,
         notice,
         error,
     };
     Ok(ui::render(status, &page))
+}
+
+/// The account page with an error message (for refused actions).
+pub async fn render_with_error(
+    state: &AppState,
+    req: &HttpRequest,
+    me: &SignedIn,
+    status: StatusCode,
+    message: &str,
+) -> Result<HttpResponse, PageError> {
+    render(state, req, me, status, None, Some(message.to_string())).await
 }
 
 #[derive(Deserialize, Default)]
@@ -175,6 +219,10 @@ pub async fn get(
         }
         Some("session") => Some("That device is signed out.".to_string()),
         Some("app") => Some("The app no longer has access to your account.".to_string()),
+        Some("passkey") => Some("Your passkey is added. You can now sign in with it.".to_string()),
+        Some("passkey_renamed") => Some("Passkey renamed.".to_string()),
+        Some("passkey_deleted") => Some("Passkey removed.".to_string()),
+        Some("passkey_required") => Some("Your sign-in setting is saved.".to_string()),
         _ => None,
     };
     render(&state, &req, &me, StatusCode::OK, notice, None).await

@@ -2,7 +2,10 @@
 //! browser sessions.
 
 pub mod consent;
+pub mod invite;
+pub mod passkey;
 pub mod password;
 pub mod reset;
+pub mod second_factor;
 pub mod session;
 pub mod throttle;

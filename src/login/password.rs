@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use crate::app::{AppState, State};
 use crate::crypto::password::Verified;
-use crate::crypto::secret::{Secret, hash_token};
+use crate::crypto::secret::Secret;
 use crate::login::{session, throttle};
 use crate::oidc::authorize;
 use crate::store::audit::NewEvent;
@@ -237,75 +237,52 @@ pub async fn post(
     };
 
     // Upgrade a hash made with weaker parameters while we hold the password.
-    let rehash = if verified == Verified::YesRehash {
-        state
-            .hasher
-            .hash(Secret::new(f.password.clone()))
-            .await
-            .ok()
-    } else {
-        None
-    };
-    let old_cookie = req
-        .cookie(&ui::cookie_name(&state, session::COOKIE))
-        .map(|c| hash_token(c.value()));
-    let (uid, ua, st, user_key) = (
-        user.id.clone(),
-        session::user_agent(&req),
-        state.clone(),
-        throttle::user_key(&login),
-    );
-    let cookie = state
-        .db
-        .write(move |c| -> Result<_, StoreError> {
-            if let Some(h) = rehash {
-                store::users::set_password_hash(c, &uid, &h, now)?;
-            }
-            store::throttle::clear(c, &user_key)?;
-            // A fresh session id at every sign-in; the browser's previous session ends.
-            if let Some(old) = old_cookie {
-                let sid: Option<String> = c
-                    .query_row("SELECT sid FROM sessions WHERE id_hash = ?1", [old], |r| {
-                        r.get(0)
-                    })
-                    .ok();
-                if let Some(sid) = sid {
-                    session::end_sessions(c, &[sid], Some(&uid), "replaced", now)?;
-                }
-            }
-            let (s, cookie) =
-                session::start(c, &st, &uid, vec!["pwd".into()], ua, ip.clone(), now)?;
-            store::audit::record(
-                c,
-                &NewEvent {
-                    kind: "login.succeeded",
-                    actor_id: Some(&uid),
-                    user_id: Some(&uid),
-                    ip: ip.as_deref(),
-                    detail: Some(serde_json::json!({"method": "pwd", "sid": s.sid})),
-                    ..Default::default()
-                },
-                now,
-            )?;
-            Ok(cookie)
-        })
-        .await?;
-    if !f.req.is_empty() {
-        // Tell the pending authorization request that the user just signed in for it.
-        if let Some((mut ar, _)) = authorize::load_pending(&state, &req, &f.req).await? {
-            ar.signed_in = true;
-            authorize::update_pending(&state, &f.req, &ar).await?;
+    if verified == Verified::YesRehash {
+        if let Ok(h) = state.hasher.hash(Secret::new(f.password.clone())).await {
+            let uid = user.id.clone();
+            state
+                .db
+                .write(move |c| store::users::set_password_hash(c, &uid, &h, now))
+                .await?;
         }
     }
-    let location = if f.req.is_empty() {
-        safe_next(&f.next).to_string()
-    } else {
-        format!(
-            "/authorize/resume?req={}",
-            url::form_urlencoded::byte_serialize(f.req.as_bytes()).collect::<String>()
-        )
-    };
-    Ok(session::redirect_with_cookie(&location, cookie))
+    let user_key = throttle::user_key(&login);
+    let uid = user.id.clone();
+    let (needs_passkey, passkeys) = state
+        .db
+        .write(move |c| -> Result<_, StoreError> {
+            store::throttle::clear(c, &user_key)?;
+            Ok((
+                store::passkeys::required_for(c, &uid)?,
+                store::passkeys::count_for_user(c, &uid)?,
+            ))
+        })
+        .await?;
+    if needs_passkey {
+        if passkeys == 0 {
+            let msg = "Your account must confirm sign-in with a passkey, but none is registered. \
+                       Ask your administrator for an invite link to add one.";
+            return render(
+                &state,
+                &req,
+                StatusCode::FORBIDDEN,
+                &f.req,
+                &f.next,
+                login,
+                Some(msg.into()),
+                None,
+            )
+            .await;
+        }
+        // Password verified; the session starts only after the passkey (see second_factor).
+        return Ok(super::second_factor::begin(&state, &user.id, &f.req, &f.next).await?);
+    }
+    let cookie =
+        session::complete_sign_in(&state, &req, &user.id, vec!["pwd".into()], &f.req).await?;
+    Ok(session::redirect_with_cookie(
+        &session::after_sign_in(&f.req, &f.next),
+        cookie,
+    ))
 }
 
 #[cfg(test)]

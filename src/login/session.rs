@@ -19,17 +19,17 @@ use crate::ui::{self, CsrfForm, PageError};
 
 pub const COOKIE: &str = "pc_session";
 
-/// Starts a session for `user_id` (call after every successful sign-in) inside the caller's
-/// transaction and returns the cookie to set.
+/// Starts a session for `user_id` inside the caller's transaction; returns it and the cookie
+/// value (call after every successful sign-in; see `complete_sign_in`).
 pub fn start(
     conn: &rusqlite::Connection,
-    state: &AppState,
     user_id: &str,
     amr: Vec<String>,
     user_agent: Option<String>,
     ip: Option<String>,
     now: UnixTime,
-) -> Result<(Session, Cookie<'static>), StoreError> {
+    lifetime: i64,
+) -> Result<(Session, String), StoreError> {
     let token = random_token();
     let session = Session {
         id_hash: hash_token(&token),
@@ -42,11 +42,15 @@ pub fn start(
         ip,
         created_at: now,
         last_seen_at: now,
-        expires_at: now + state.config.session_lifetime.as_secs() as i64,
+        expires_at: now + lifetime,
     };
     store::sessions::insert(conn, &session)?;
-    let cookie = ui::make_cookie(state, COOKIE, token, None);
-    Ok((session, cookie))
+    Ok((session, token))
+}
+
+/// The session cookie for a token from `start`.
+pub fn cookie(state: &AppState, token: String) -> Cookie<'static> {
+    ui::make_cookie(state, COOKIE, token, None)
 }
 
 /// The live session and its user for this request, if any (and marks it used).
@@ -288,4 +292,73 @@ pub async fn signed_out_page(
         }
     }
     Ok(resp)
+}
+
+/// Completes a sign-in: ends this browser's previous session (a fresh id at every sign-in),
+/// starts a new one with `amr`, records the audit event, and tells a pending authorization
+/// request (`req`) that the user just signed in for it. Returns the session cookie.
+pub async fn complete_sign_in(
+    state: &AppState,
+    req: &HttpRequest,
+    user_id: &str,
+    amr: Vec<String>,
+    pending: &str,
+) -> Result<Cookie<'static>, StoreError> {
+    let now = state.now();
+    let old_cookie = req
+        .cookie(&ui::cookie_name(state, COOKIE))
+        .map(|c| hash_token(c.value()));
+    let (uid, ua, ip) = (user_id.to_string(), user_agent(req), ip_string(state, req));
+    let lifetime = state.config.session_lifetime.as_secs() as i64;
+    let token = state
+        .db
+        .write(move |c| {
+            if let Some(old) = old_cookie {
+                let sid: Option<String> = c
+                    .query_row("SELECT sid FROM sessions WHERE id_hash = ?1", [old], |r| {
+                        r.get(0)
+                    })
+                    .ok();
+                if let Some(sid) = sid {
+                    end_sessions(c, &[sid], Some(&uid), "replaced", now)?;
+                }
+            }
+            let method = amr.join(" ");
+            let (s, token) = start(c, &uid, amr, ua, ip.clone(), now, lifetime)?;
+            store::audit::record(
+                c,
+                &NewEvent {
+                    kind: "login.succeeded",
+                    actor_id: Some(&uid),
+                    user_id: Some(&uid),
+                    ip: ip.as_deref(),
+                    detail: Some(serde_json::json!({"amr": method, "sid": s.sid})),
+                    ..Default::default()
+                },
+                now,
+            )?;
+            Ok(token)
+        })
+        .await?;
+    let cookie = cookie(state, token);
+    if !pending.is_empty() {
+        if let Some((mut ar, _)) = crate::oidc::authorize::load_pending(state, req, pending).await?
+        {
+            ar.signed_in = true;
+            crate::oidc::authorize::update_pending(state, pending, &ar).await?;
+        }
+    }
+    Ok(cookie)
+}
+
+/// Where to go after signing in: back to the pending authorization request, or a local page.
+pub fn after_sign_in(pending: &str, next: &str) -> String {
+    if pending.is_empty() {
+        crate::login::password::safe_next(next).to_string()
+    } else {
+        format!(
+            "/authorize/resume?req={}",
+            url::form_urlencoded::byte_serialize(pending.as_bytes()).collect::<String>()
+        )
+    }
 }

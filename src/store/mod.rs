@@ -20,6 +20,7 @@ pub mod groups;
 pub mod keys;
 pub mod links;
 pub mod migrate;
+pub mod passkeys;
 pub mod sessions;
 pub mod throttle;
 pub mod tokens;
@@ -85,8 +86,12 @@ impl Db {
             let probe = Connection::open(path)?;
             migrate::current_version(&probe)?;
             probe
-                .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get::<_, i64>(0))
-                .map_err(|e| StoreError::Migration(format!("the database file cannot be read: {e}")))?;
+                .query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .map_err(|e| {
+                    StoreError::Migration(format!("the database file cannot be read: {e}"))
+                })?;
         }
         let manager = SqliteConnectionManager::file(path).with_flags(
             OpenFlags::SQLITE_OPEN_READ_WRITE

@@ -20,6 +20,8 @@ use portcullis::config::Config;
 use portcullis::store::Db;
 use portcullis::users::{self, NewUser};
 
+pub mod webauthn;
+
 pub const PASSWORD: &str = "correct horse battery staple";
 
 pub struct TestApp {
@@ -327,13 +329,23 @@ impl TestApp {
 pub fn jwt_claims(token: &str) -> serde_json::Value {
     use base64::Engine;
     let payload = token.split('.').nth(1).unwrap();
-    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+    serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap()
 }
 
 pub fn jwt_header(token: &str) -> serde_json::Value {
     use base64::Engine;
     let h = token.split('.').next().unwrap();
-    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(h).unwrap()).unwrap()
+    serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(h)
+            .unwrap(),
+    )
+    .unwrap()
 }
 
 /// A relying party's back-channel logout endpoint on loopback that records what it receives.
@@ -368,7 +380,10 @@ impl LogoutReceiver {
                     if !u.load(std::sync::atomic::Ordering::SeqCst) {
                         return HttpResponse::ServiceUnavailable().finish();
                     }
-                    r.lock().unwrap().push((req.path().to_string(), String::from_utf8_lossy(&body).into_owned()));
+                    r.lock().unwrap().push((
+                        req.path().to_string(),
+                        String::from_utf8_lossy(&body).into_owned(),
+                    ));
                     HttpResponse::Ok().finish()
                 }
             }))
@@ -379,7 +394,12 @@ impl LogoutReceiver {
         .run();
         let handle = server.handle();
         tokio::spawn(server);
-        Self { url: format!("http://127.0.0.1:{port}"), received, up, handle }
+        Self {
+            url: format!("http://127.0.0.1:{port}"),
+            received,
+            up,
+            handle,
+        }
     }
 
     /// Waits (bounded) until `n` logout tokens have arrived; returns (path, logout_token).
@@ -390,7 +410,8 @@ impl LogoutReceiver {
                 return got
                     .into_iter()
                     .map(|(p, body)| {
-                        let form: Vec<(String, String)> = serde_urlencoded::from_str(&body).unwrap();
+                        let form: Vec<(String, String)> =
+                            serde_urlencoded::from_str(&body).unwrap();
                         assert_eq!(form.len(), 1, "logout_token is the only field: {body}");
                         assert_eq!(form[0].0, "logout_token");
                         (p, form[0].1.clone())
@@ -399,6 +420,9 @@ impl LogoutReceiver {
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
-        panic!("expected {n} logout tokens, got {:?}", self.received.lock().unwrap());
+        panic!(
+            "expected {n} logout tokens, got {:?}",
+            self.received.lock().unwrap()
+        );
     }
 }
