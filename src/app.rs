@@ -37,6 +37,9 @@ pub struct AppState {
     pub issuer_origin: String,
     /// Wakes the back-channel logout worker after a sign-out.
     pub logout_wake: tokio::sync::Notify,
+    /// The discovery documents, built once (they depend only on configuration).
+    pub discovery: OnceLock<Vec<u8>>,
+    pub oauth_metadata: OnceLock<Vec<u8>>,
     /// The WebAuthn relying party (`None` when the issuer cannot be one, e.g. a bare IP).
     pub webauthn: Option<webauthn_rs::Webauthn>,
     mac_key: hmac::Key,
@@ -90,6 +93,8 @@ impl AppState {
             issuer_origin,
             logout_wake: tokio::sync::Notify::new(),
             webauthn,
+            discovery: OnceLock::new(),
+            oauth_metadata: OnceLock::new(),
             mac_key,
         })
     }
@@ -279,7 +284,7 @@ async fn middleware(
         .and_then(|v| v.to_str().ok())
         .filter(|v| v.len() <= 64 && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
         .map(str::to_string)
-        .unwrap_or_else(|| crate::crypto::secret::random_id());
+        .unwrap_or_else(crate::crypto::secret::random_id);
     let state = req.app_data::<State>().cloned();
     // The browser id cookie binds pending requests and CSRF tokens to this browser.
     let mut new_browser = None;

@@ -438,10 +438,11 @@ impl Config {
     pub fn to_masked_toml(&self) -> String {
         let mut table = toml::Table::try_from(self).unwrap_or_default();
         for f in FIELDS.iter().filter(|f| f.secret) {
-            if let Some(toml::Value::String(s)) = table.get_mut(f.key) {
-                if !s.is_empty() && f.key != "master_key_file" {
-                    *s = "********".into();
-                }
+            if let Some(toml::Value::String(s)) = table.get_mut(f.key)
+                && !s.is_empty()
+                && f.key != "master_key_file"
+            {
+                *s = "********".into();
             }
         }
         toml::to_string(&table).unwrap_or_default()
@@ -449,8 +450,10 @@ impl Config {
 
     /// An annotated example file with every key at its default.
     pub fn example() -> String {
-        let mut defaults = Config::default();
-        defaults.data_dir = PathBuf::from("./data");
+        let defaults = Config {
+            data_dir: PathBuf::from("./data"),
+            ..Config::default()
+        };
         let table = toml::Table::try_from(&defaults).unwrap_or_default();
         let mut out = String::from(
             "# Portcullis configuration. Every key is optional; shown here at its default.\n\
@@ -510,11 +513,11 @@ mod duration_str {
 
     pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
         let secs = d.as_secs();
-        let text = if secs % 86_400 == 0 && secs > 0 {
+        let text = if secs.is_multiple_of(86_400) && secs > 0 {
             format!("{}d", secs / 86_400)
-        } else if secs % 3600 == 0 && secs > 0 {
+        } else if secs.is_multiple_of(3600) && secs > 0 {
             format!("{}h", secs / 3600)
-        } else if secs % 60 == 0 && secs > 0 {
+        } else if secs.is_multiple_of(60) && secs > 0 {
             format!("{}m", secs / 60)
         } else {
             format!("{secs}s")
@@ -653,8 +656,10 @@ mod tests {
         let path = dir.path().join("c.toml");
         std::fs::write(&path, &text).unwrap();
         let c = Config::load_from(Some(&path), &[]).unwrap();
-        let mut want = Config::default();
-        want.data_dir = PathBuf::from("./data");
+        let want = Config {
+            data_dir: PathBuf::from("./data"),
+            ..Config::default()
+        };
         assert_eq!(c, want);
     }
 

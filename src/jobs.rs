@@ -41,7 +41,10 @@ pub fn run_once(state: &AppState) {
 
 /// Starts the periodic jobs: maintenance every minute, back-channel logout deliveries as
 /// soon as a sign-out asks (and every few seconds for retries). Aborting the handle stops both.
-pub fn spawn(state: web::Data<AppState>, _server: actix_web::dev::ServerHandle) -> tokio::task::JoinHandle<()> {
+pub fn spawn(
+    state: web::Data<AppState>,
+    _server: actix_web::dev::ServerHandle,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let maintenance = async {
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));

@@ -284,8 +284,8 @@ fn run(command: Command, config: Config) -> anyhow::Result<()> {
                         println!("{}", serde_json::to_string_pretty(&list)?);
                     } else {
                         println!(
-                            "{:<18} {:<6} {:<8} {:<12} {}",
-                            "KID", "ALG", "STATE", "SIGNS FROM", "UNPUBLISHED AFTER"
+                            "{:<18} {:<6} {:<8} {:<12} UNPUBLISHED AFTER",
+                            "KID", "ALG", "STATE", "SIGNS FROM"
                         );
                         for k in list {
                             println!(

@@ -145,14 +145,22 @@ pub async fn finish_registration(
         .finish_passkey_registration(credential, &state)
         .map_err(PasskeyError::Rejected)?;
     let json: serde_json::Value = serde_json::to_value(&passkey).map_err(corrupt)?;
-    let flag = |k: &str| json["cred"][k].as_bool().unwrap_or(false);
+    let cred = json.get("cred");
+    let flag = |k: &str| {
+        cred.and_then(|c| c.get(k))
+            .and_then(serde_json::Value::as_bool)
+            .unwrap_or(false)
+    };
     let stored = StoredPasskey {
         id: random_id(),
         user_id: user_id.to_string(),
         credential_id: credential.id.clone(),
         name: clean_name(name),
         passkey: json.to_string(),
-        sign_count: json["cred"]["counter"].as_i64().unwrap_or(0),
+        sign_count: cred
+            .and_then(|c| c.get("counter"))
+            .and_then(serde_json::Value::as_i64)
+            .unwrap_or(0),
         backup_eligible: flag("backup_eligible"),
         backup_state: flag("backup_state"),
         created_at: now,

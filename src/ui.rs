@@ -176,10 +176,9 @@ fn same_origin(state: &AppState, req: &HttpRequest) -> bool {
         .headers()
         .get("sec-fetch-site")
         .and_then(|v| v.to_str().ok())
+        && site == "cross-site"
     {
-        if site == "cross-site" {
-            return false;
-        }
+        return false;
     }
     match req
         .headers()

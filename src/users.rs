@@ -99,14 +99,14 @@ pub fn insert(conn: &rusqlite::Connection, u: &NewUser, now: UnixTime) -> Result
     if store::users::by_username(conn, &u.username)?.is_some() {
         return Err(field("username", "This username is taken.").into());
     }
-    if let Some(e) = &u.email {
-        if store::users::by_login(conn, e)?.is_some_and(|x| {
+    if let Some(e) = &u.email
+        && store::users::by_login(conn, e)?.is_some_and(|x| {
             x.email
                 .as_deref()
                 .is_some_and(|m| m.eq_ignore_ascii_case(e))
-        }) {
-            return Err(field("email", "Another account uses this email address.").into());
-        }
+        })
+    {
+        return Err(field("email", "Another account uses this email address.").into());
     }
     let user = User {
         id: random_id(),

@@ -55,6 +55,7 @@ pub fn safe_next(next: &str) -> &str {
     }
 }
 
+#[allow(clippy::too_many_arguments)] // one page, many optional parts
 async fn render(
     state: &AppState,
     req: &HttpRequest,
@@ -67,12 +68,12 @@ async fn render(
 ) -> Result<HttpResponse, PageError> {
     let mut client_name = None;
     let mut username = username;
-    if !pending.is_empty() {
-        if let Some((ar, client)) = authorize::load_pending(state, req, pending).await? {
-            client_name = Some(client.name);
-            if username.is_empty() {
-                username = ar.login_hint.unwrap_or_default();
-            }
+    if !pending.is_empty()
+        && let Some((ar, client)) = authorize::load_pending(state, req, pending).await?
+    {
+        client_name = Some(client.name);
+        if username.is_empty() {
+            username = ar.login_hint.unwrap_or_default();
         }
     }
     let title = client_name
@@ -237,14 +238,14 @@ pub async fn post(
     };
 
     // Upgrade a hash made with weaker parameters while we hold the password.
-    if verified == Verified::YesRehash {
-        if let Ok(h) = state.hasher.hash(Secret::new(f.password.clone())).await {
-            let uid = user.id.clone();
-            state
-                .db
-                .write(move |c| store::users::set_password_hash(c, &uid, &h, now))
-                .await?;
-        }
+    if verified == Verified::YesRehash
+        && let Ok(h) = state.hasher.hash(Secret::new(f.password.clone())).await
+    {
+        let uid = user.id.clone();
+        state
+            .db
+            .write(move |c| store::users::set_password_hash(c, &uid, &h, now))
+            .await?;
     }
     let user_key = throttle::user_key(&login);
     let uid = user.id.clone();

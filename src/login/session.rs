@@ -251,10 +251,10 @@ pub async fn signed_out_page(
             .read(move |c| {
                 let mut out = Vec::new();
                 for (sid, cid) in &pairs {
-                    if let Some(client) = store::clients::by_id(c, cid)? {
-                        if let Some(uri) = client.frontchannel_logout_uri {
-                            out.push((sid.clone(), uri));
-                        }
+                    if let Some(client) = store::clients::by_id(c, cid)?
+                        && let Some(uri) = client.frontchannel_logout_uri
+                    {
+                        out.push((sid.clone(), uri));
                     }
                 }
                 Ok(out)
@@ -341,12 +341,11 @@ pub async fn complete_sign_in(
         })
         .await?;
     let cookie = cookie(state, token);
-    if !pending.is_empty() {
-        if let Some((mut ar, _)) = crate::oidc::authorize::load_pending(state, req, pending).await?
-        {
-            ar.signed_in = true;
-            crate::oidc::authorize::update_pending(state, pending, &ar).await?;
-        }
+    if !pending.is_empty()
+        && let Some((mut ar, _)) = crate::oidc::authorize::load_pending(state, req, pending).await?
+    {
+        ar.signed_in = true;
+        crate::oidc::authorize::update_pending(state, pending, &ar).await?;
     }
     Ok(cookie)
 }

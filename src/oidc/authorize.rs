@@ -269,15 +269,8 @@ async fn phase_b(
             "scope contains invalid characters",
         ));
     };
-    let custom: Vec<String> = state
-        .db
-        .read(|c| {
-            let mut stmt = c.prepare_cached("SELECT DISTINCT scope FROM claim_scopes")?;
-            Ok(stmt
-                .query_map([], |r| r.get(0))?
-                .collect::<Result<Vec<String>, _>>()?)
-        })
-        .await?;
+    let custom =
+        crate::oidc::claims::custom_scopes(&state.db.read(store::users::claim_scopes).await?);
     let scopes = scope::grantable(&requested, client.allowed_scopes.as_deref(), &custom);
     // RFC 7636 §4.4.1 and the Security BCP: S256 only; PKCE required for public clients and
     // by default for every client.
@@ -311,13 +304,13 @@ async fn phase_b(
             "code_challenge_method=S256 is required",
         ));
     }
-    if let Some(c) = &challenge {
-        if !pkce::is_valid_challenge(c) {
-            return Err(fail(
-                ErrorCode::InvalidRequest,
-                "code_challenge is not a valid S256 challenge",
-            ));
-        }
+    if let Some(c) = &challenge
+        && !pkce::is_valid_challenge(c)
+    {
+        return Err(fail(
+            ErrorCode::InvalidRequest,
+            "code_challenge is not a valid S256 challenge",
+        ));
     }
     if challenge.is_none() && (client.public || client.require_pkce) {
         return Err(fail(

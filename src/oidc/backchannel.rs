@@ -69,7 +69,15 @@ fn due(conn: &rusqlite::Connection, now: UnixTime) -> Result<Vec<Due>, StoreErro
 
 /// The Logout Token (§2.4): iss, aud, iat, exp, jti, events with exactly the back-channel
 /// logout member set to `{}`, sub and/or sid (equal to the ID token's), and never a nonce.
-pub fn logout_token(state: &AppState, client_id: &str, alg: Alg, user_id: &str, sid: Option<&str>, session_required: bool, now: UnixTime) -> Option<String> {
+pub fn logout_token(
+    state: &AppState,
+    client_id: &str,
+    alg: Alg,
+    user_id: &str,
+    sid: Option<&str>,
+    session_required: bool,
+    now: UnixTime,
+) -> Option<String> {
     let mut claims = json!({
         "iss": state.config.issuer(),
         "aud": client_id,
@@ -100,7 +108,15 @@ pub async fn deliver_due(state: &AppState) -> Result<usize, StoreError> {
     let batch = state.db.read(move |c| due(c, now)).await?;
     let sends = batch.into_iter().map(|d| async move {
         let alg = Alg::parse(&d.alg).unwrap_or(Alg::RS256);
-        let result = match logout_token(state, &d.client_id, alg, &d.user_id, d.sid.as_deref(), d.session_required, state.now()) {
+        let result = match logout_token(
+            state,
+            &d.client_id,
+            alg,
+            &d.user_id,
+            d.sid.as_deref(),
+            d.session_required,
+            state.now(),
+        ) {
             None => Err("no signing key".to_string()),
             Some(token) => state
                 .http
@@ -110,7 +126,13 @@ pub async fn deliver_due(state: &AppState) -> Result<usize, StoreError> {
                 .send()
                 .await
                 .map_err(|e| format!("{e}"))
-                .and_then(|r| if r.status().is_success() { Ok(()) } else { Err(format!("HTTP {}", r.status().as_u16())) }),
+                .and_then(|r| {
+                    if r.status().is_success() {
+                        Ok(())
+                    } else {
+                        Err(format!("HTTP {}", r.status().as_u16()))
+                    }
+                }),
         };
         (d, result)
     });

@@ -21,14 +21,16 @@ const CORS_PATHS: &[&str] = &[
 
 /// Registered origins, refreshed at most every 10 s (the lookup runs only for requests that
 /// carry an Origin header).
-static ORIGINS: LazyLock<RwLock<(Option<Instant>, Arc<Vec<String>>)>> =
-    LazyLock::new(Default::default);
+/// When the origins were loaded, and the origins.
+type Cached = (Option<Instant>, Arc<Vec<String>>);
+
+static ORIGINS: LazyLock<RwLock<Cached>> = LazyLock::new(Default::default);
 
 async fn allowed_origins(state: &AppState) -> Arc<Vec<String>> {
-    if let Ok(g) = ORIGINS.read() {
-        if g.0.is_some_and(|t| t.elapsed() < Duration::from_secs(10)) {
-            return g.1.clone();
-        }
+    if let Ok(g) = ORIGINS.read()
+        && g.0.is_some_and(|t| t.elapsed() < Duration::from_secs(10))
+    {
+        return g.1.clone();
     }
     let fresh = Arc::new(
         state
@@ -59,8 +61,7 @@ async fn allowed_origin(state: &AppState, req: &HttpRequest) -> Option<String> {
         .to_string();
     allowed_origins(state)
         .await
-        .iter()
-        .any(|o| *o == origin)
+        .contains(&origin)
         .then_some(origin)
 }
 

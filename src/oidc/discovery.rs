@@ -2,8 +2,6 @@
 //! GET /.well-known/oauth-authorization-server (RFC 8414). Every field is true to what the
 //! server supports; the documents depend only on configuration, so they are built once.
 
-use std::sync::OnceLock;
-
 use actix_web::{HttpRequest, HttpResponse};
 use serde_json::{Value, json};
 
@@ -63,9 +61,6 @@ fn rfc8414_document(state: &AppState) -> Value {
     doc
 }
 
-static OIDC: OnceLock<Vec<u8>> = OnceLock::new();
-static OAUTH: OnceLock<Vec<u8>> = OnceLock::new();
-
 async fn respond(req: &HttpRequest, state: &AppState, body: &[u8]) -> HttpResponse {
     let mut resp = HttpResponse::Ok();
     resp.content_type("application/json")
@@ -75,12 +70,15 @@ async fn respond(req: &HttpRequest, state: &AppState, body: &[u8]) -> HttpRespon
 }
 
 pub async fn openid_configuration(state: State, req: HttpRequest) -> HttpResponse {
-    let body = OIDC.get_or_init(|| serde_json::to_vec(&document(&state)).unwrap_or_default());
+    let body = state
+        .discovery
+        .get_or_init(|| serde_json::to_vec(&document(&state)).unwrap_or_default());
     respond(&req, &state, body).await
 }
 
 pub async fn oauth_authorization_server(state: State, req: HttpRequest) -> HttpResponse {
-    let body =
-        OAUTH.get_or_init(|| serde_json::to_vec(&rfc8414_document(&state)).unwrap_or_default());
+    let body = state
+        .oauth_metadata
+        .get_or_init(|| serde_json::to_vec(&rfc8414_document(&state)).unwrap_or_default());
     respond(&req, &state, body).await
 }

@@ -76,16 +76,17 @@ async fn handle(
 ) -> Result<HttpResponse, PageError> {
     let _ = (&p.logout_hint, &p.ui_locales); // accepted; nothing to choose between
     // The hint identifies the client and the user when it is really ours.
-    let hint = some(&p.id_token_hint).and_then(|h| verify_id_token_hint(state, h));
+    let hint =
+        some(&p.id_token_hint).and_then(|h| crate::oidc::tokens::verify_id_token_hint(state, h));
     let hint_invalid = some(&p.id_token_hint).is_some() && hint.is_none();
     let hint_client = hint.as_ref().and_then(|c| c.aud.clone());
     // OIDC RP-Initiated Logout §2: client_id, when both are sent, must match the hint's audience.
-    if let (Some(cid), Some(aud)) = (some(&p.client_id), hint_client.as_deref()) {
-        if cid != aud {
-            return Err(PageError::BadRequest(
-                "The sign-out request names two different apps.".into(),
-            ));
-        }
+    if let (Some(cid), Some(aud)) = (some(&p.client_id), hint_client.as_deref())
+        && cid != aud
+    {
+        return Err(PageError::BadRequest(
+            "The sign-out request names two different apps.".into(),
+        ));
     }
     let client_id = some(&p.client_id).map(str::to_string).or(hint_client);
     let client = match &client_id {
@@ -164,41 +165,4 @@ async fn handle(
     };
     let _ = resp.add_removal_cookie(&ui::removal_cookie(state, session::COOKIE));
     Ok(resp)
-}
-
-/// What a valid `id_token_hint` tells: whose token it was and for which client.
-#[derive(Debug)]
-pub struct Hint {
-    pub sub: String,
-    pub aud: Option<String>,
-}
-
-/// Verifies an ID token this server issued, accepting an expired one (RP-Initiated Logout §2:
-/// "The OP need not be the audience … expired ID Tokens … SHOULD be accepted"). A foreign,
-/// altered or `alg: none` token gives `None`: jsonwebtoken refuses `none` and each key is used
-/// only with its own algorithm.
-pub fn verify_id_token_hint(state: &AppState, token: &str) -> Option<Hint> {
-    crate::crypto::jwt::install();
-    let header = jsonwebtoken::decode_header(token).ok()?;
-    let kid = header.kid?;
-    let set: jsonwebtoken::jwk::JwkSet = serde_json::from_slice(&state.keys.jwks()).ok()?;
-    let jwk = set.find(&kid)?;
-    let alg = jsonwebtoken::Algorithm::try_from(jwk.common.key_algorithm?).ok()?;
-    if alg != header.alg {
-        return None;
-    }
-    let key = jsonwebtoken::DecodingKey::from_jwk(jwk).ok()?;
-    let mut v = jsonwebtoken::Validation::new(alg);
-    v.validate_exp = false;
-    v.validate_aud = false;
-    v.required_spec_claims.clear();
-    v.set_issuer(&[state.config.issuer()]);
-    let data = jsonwebtoken::decode::<serde_json::Value>(token, &key, &v).ok()?;
-    let sub = data.claims.get("sub")?.as_str()?.to_string();
-    let aud = match data.claims.get("aud")? {
-        serde_json::Value::String(s) => Some(s.clone()),
-        serde_json::Value::Array(a) => a.first().and_then(|v| v.as_str()).map(str::to_string),
-        _ => None,
-    };
-    Some(Hint { sub, aud })
 }

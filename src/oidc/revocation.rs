@@ -1,5 +1,91 @@
-//! TODO(in progress)
-use crate::ui::PageError;
-pub async fn post() -> Result<actix_web::HttpResponse, PageError> {
-    Err(PageError::NotFound)
+//! POST /revoke — OAuth 2.0 Token Revocation (RFC 7009).
+//!
+//! The client authenticates as at the token endpoint (public clients with `none`). A refresh
+//! token revokes its whole family and the access tokens minted from it; an access token (one
+//! of our JWTs, signature checked, expiry not) revokes its row. `token_type_hint` is only a
+//! hint (§2.1: the server "MAY ignore such hints"); the token's form tells which it is. A
+//! token of another client, or an unknown one, is left alone and still answered with 200
+//! (§2.2: "invalid tokens do not cause an error response").
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde_json::json;
+
+use crate::app::{AppState, State};
+use crate::crypto::secret::hash_token;
+use crate::oidc::client_auth::{self, FormParams};
+use crate::oidc::cors;
+use crate::oidc::error::OAuthError;
+use crate::oidc::token::error_response;
+use crate::oidc::tokens;
+use crate::store;
+use crate::store::audit::NewEvent;
+
+pub async fn post(state: State, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+    let mut resp = match handle(&state, &req, &body).await {
+        Ok(()) => HttpResponse::Ok()
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .finish(),
+        Err(e) => error_response(&e, "revocation"),
+    };
+    cors::apply_to(&state, &req, &mut resp).await;
+    resp
+}
+
+async fn handle(state: &AppState, req: &HttpRequest, body: &[u8]) -> Result<(), OAuthError> {
+    let form = FormParams::parse(req, body)?;
+    let client = client_auth::authenticate(state, req, &form).await?.client;
+    let Some(token) = form.get("token") else {
+        return Err(OAuthError::invalid_request(
+            "the token parameter is missing",
+        ));
+    };
+    let now = state.now();
+    let ip = state.client_ip(req).map(|ip| ip.to_string());
+    // An access token: only the signature matters here, an expired one may still be revoked.
+    let jti = tokens::looks_like_jwt(token)
+        .then(|| tokens::verify_access(state, token, now, true))
+        .flatten()
+        .map(|c| c.jti);
+    let token_hash = jti.is_none().then(|| hash_token(token));
+    let client_id = client.id.clone();
+    state
+        .db
+        .write(move |conn| {
+            let audit = |conn: &rusqlite::Connection, user: Option<&str>, kind: &str| {
+                store::audit::record(
+                    conn,
+                    &NewEvent {
+                        kind: "token.revoked",
+                        user_id: user,
+                        client_id: Some(&client_id),
+                        ip: ip.as_deref(),
+                        detail: Some(json!({"token_type": kind})),
+                        ..Default::default()
+                    },
+                    now,
+                )
+            };
+            if let Some(jti) = jti {
+                if let Some(rec) = store::tokens::access_by_jti(conn, &jti)?
+                    && rec.client_id == client_id
+                    && rec.revoked_at.is_none()
+                {
+                    store::tokens::revoke_access(conn, &jti, now)?;
+                    audit(conn, rec.user_id.as_deref(), "access_token")?;
+                }
+                return Ok(());
+            }
+            if let Some(hash) = token_hash
+                && let Some(rec) = store::tokens::refresh_by_hash(conn, &hash)?
+                && rec.grant.client_id == client_id
+                && rec.revoked_at.is_none()
+            {
+                store::tokens::revoke_family(conn, &rec.grant.family_id, now)?;
+                audit(conn, Some(&rec.grant.user_id), "refresh_token")?;
+            }
+            Ok(())
+        })
+        .await?;
+    Ok(())
 }

@@ -1,5 +1,66 @@
-//! TODO(in progress)
-use crate::ui::PageError;
-pub async fn post() -> Result<actix_web::HttpResponse, PageError> {
-    Err(PageError::NotFound)
+//! POST /token — the token endpoint (RFC 6749 §3.2, §5; OIDC Core §3.1.3).
+//!
+//! Parse the form once, authenticate the client before anything looks at a code or token,
+//! dispatch on `grant_type`. Every response, success or error, carries
+//! `Cache-Control: no-store` (RFC 6749 §5.1) and the CORS headers for registered origins.
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+
+use crate::app::{AppState, State};
+use crate::oidc::client_auth::{self, FormParams};
+use crate::oidc::cors;
+use crate::oidc::error::OAuthError;
+use crate::oidc::grants::{
+    TokenRequest, TokenResponse, authorization_code, client_credentials, refresh_token,
+};
+
+pub async fn post(state: State, req: HttpRequest, body: web::Bytes) -> HttpResponse {
+    let mut resp = match handle(&state, &req, &body).await {
+        Ok(tokens) => HttpResponse::Ok()
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .insert_header((header::PRAGMA, "no-cache"))
+            .json(tokens),
+        Err(e) => error_response(&e, "token"),
+    };
+    cors::apply_to(&state, &req, &mut resp).await;
+    resp
+}
+
+/// Logs a refused request (the cause stays in the log) and renders the RFC 6749 §5.2 body.
+pub(crate) fn error_response(e: &OAuthError, endpoint: &'static str) -> HttpResponse {
+    tracing::info!(
+        endpoint,
+        error = e.code.as_str(),
+        description = %e.description,
+        "request refused"
+    );
+    e.error_response()
+}
+
+async fn handle(
+    state: &AppState,
+    req: &HttpRequest,
+    body: &[u8],
+) -> Result<TokenResponse, OAuthError> {
+    let form = FormParams::parse(req, body)?;
+    let client = client_auth::authenticate(state, req, &form).await?.client;
+    let now = state.now();
+    match TokenRequest::parse(&form)? {
+        TokenRequest::AuthorizationCode {
+            code,
+            redirect_uri,
+            code_verifier,
+        } => {
+            authorization_code::redeem(state, &client, &code, redirect_uri, code_verifier, now)
+                .await
+        }
+        TokenRequest::RefreshToken {
+            refresh_token,
+            scope,
+        } => refresh_token::refresh(state, &client, &refresh_token, scope, now).await,
+        TokenRequest::ClientCredentials { scope } => {
+            client_credentials::issue(state, &client, scope, now).await
+        }
+    }
 }

@@ -56,7 +56,7 @@ pub fn insert(
 #[derive(Debug, PartialEq)]
 pub enum Consumed {
     /// First use: the grant, now marked consumed.
-    Fresh(CodeGrant),
+    Fresh(Box<CodeGrant>),
     /// Used before: everything issued from it has just been revoked.
     Replayed,
     /// Unknown, expired, or issued to another client.
@@ -100,7 +100,7 @@ pub fn consume(
         .optional()?;
     if let Some((mut grant, amr)) = row {
         grant.amr = json_col(&amr)?;
-        return Ok(Consumed::Fresh(grant));
+        return Ok(Consumed::Fresh(Box::new(grant)));
     }
     let consumed: Option<Option<i64>> = conn
         .query_row(

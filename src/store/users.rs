@@ -153,7 +153,7 @@ pub fn list(
     limit: u32,
     offset: u32,
 ) -> Result<Vec<User>, StoreError> {
-    let pattern = format!("%{}%", search.replace('%', "").replace('_', ""));
+    let pattern = format!("%{}%", search.replace(['%', '_'], ""));
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM users
          WHERE ?1 = '%%' OR username LIKE ?1 OR email LIKE ?1 OR display_name LIKE ?1
@@ -228,4 +228,11 @@ pub fn any_admin(conn: &Connection) -> Result<bool, StoreError> {
         )
         .optional()?
         .is_some())
+}
+
+/// Custom claims and the scope that releases each (`claim_scopes`), ordered by claim name.
+pub fn claim_scopes(conn: &Connection) -> Result<Vec<(String, String)>, StoreError> {
+    let mut stmt = conn.prepare_cached("SELECT claim, scope FROM claim_scopes ORDER BY claim")?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }

@@ -8,7 +8,11 @@ use crate::support::PASSWORD;
 
 const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
 
-fn portcullis(data_dir: &std::path::Path, args: &[&str], stdin: Option<&str>) -> (i32, String, String) {
+fn portcullis(
+    data_dir: &std::path::Path,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> (i32, String, String) {
     let mut cmd = Command::new(BIN);
     cmd.args(args)
         .env_clear()
@@ -21,7 +25,12 @@ fn portcullis(data_dir: &std::path::Path, args: &[&str], stdin: Option<&str>) ->
         .stderr(Stdio::piped());
     let mut child = cmd.spawn().unwrap();
     if let Some(text) = stdin {
-        child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(text.as_bytes())
+            .unwrap();
     } else {
         drop(child.stdin.take());
     }
@@ -58,7 +67,10 @@ fn a_bad_setting_names_the_key_and_exits_2() {
     assert!(err.contains("bind") && err.lines().count() == 1, "{err}");
     let file = dir.path().join("c.toml");
     std::fs::write(&file, "public_url = [unclosed").unwrap();
-    let out = Command::new(BIN).args(["--config", file.to_str().unwrap(), "config", "check"]).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["--config", file.to_str().unwrap(), "config", "check"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
 
@@ -67,7 +79,19 @@ fn user_add_json_then_list_and_client_add_json() {
     let dir = tempfile::tempdir().unwrap();
     let (code, out, err) = portcullis(
         dir.path(),
-        &["user", "add", "--username", "alice", "--email", "alice@example.com", "--group", "family", "--admin", "--password-stdin", "--json"],
+        &[
+            "user",
+            "add",
+            "--username",
+            "alice",
+            "--email",
+            "alice@example.com",
+            "--group",
+            "family",
+            "--admin",
+            "--password-stdin",
+            "--json",
+        ],
         Some(&format!("{PASSWORD}\n")),
     );
     assert_eq!(code, 0, "{err}");
@@ -78,27 +102,73 @@ fn user_add_json_then_list_and_client_add_json() {
     assert_eq!(code, 0);
     assert!(out.contains("alice"));
     // Duplicates and weak passwords: one line, non-zero.
-    let (code, _, err) = portcullis(dir.path(), &["user", "add", "--username", "alice", "--password-stdin"], Some("another long passphrase\n"));
+    let (code, _, err) = portcullis(
+        dir.path(),
+        &["user", "add", "--username", "alice", "--password-stdin"],
+        Some("another long passphrase\n"),
+    );
     assert_ne!(code, 0);
-    assert!(err.contains("username") && err.trim().lines().count() == 1, "{err}");
-    let (code, _, err) = portcullis(dir.path(), &["user", "add", "--username", "bob", "--password-stdin"], Some("password\n"));
+    assert!(
+        err.contains("username") && err.trim().lines().count() == 1,
+        "{err}"
+    );
+    let (code, _, err) = portcullis(
+        dir.path(),
+        &["user", "add", "--username", "bob", "--password-stdin"],
+        Some("password\n"),
+    );
     assert_ne!(code, 0);
     assert!(err.contains("password"), "{err}");
 
     let (code, out, err) = portcullis(
         dir.path(),
-        &["client", "add", "--name", "Immich", "--redirect-uri", "app.immich:///oauth-callback", "--redirect-uri", "https://photos.example.com/auth/login", "--json"],
+        &[
+            "client",
+            "add",
+            "--name",
+            "Immich",
+            "--redirect-uri",
+            "app.immich:///oauth-callback",
+            "--redirect-uri",
+            "https://photos.example.com/auth/login",
+            "--json",
+        ],
         None,
     );
     assert_eq!(code, 0, "{err}");
     let client: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert!(client["client_id"].is_string() && client["client_secret"].as_str().unwrap().len() >= 43);
+    assert!(
+        client["client_id"].is_string() && client["client_secret"].as_str().unwrap().len() >= 43
+    );
     assert_eq!(client["redirect_uris"][0], "app.immich:///oauth-callback");
-    let (code, out, _) = portcullis(dir.path(), &["client", "show", client["client_id"].as_str().unwrap(), "--json"], None);
+    let (code, out, _) = portcullis(
+        dir.path(),
+        &[
+            "client",
+            "show",
+            client["client_id"].as_str().unwrap(),
+            "--json",
+        ],
+        None,
+    );
     assert_eq!(code, 0);
-    assert!(!out.contains("client_secret"), "the secret is shown once only");
+    assert!(
+        !out.contains("client_secret"),
+        "the secret is shown once only"
+    );
     // A bad redirect URI is refused with the field named, nothing saved.
-    let (code, _, err) = portcullis(dir.path(), &["client", "add", "--name", "Bad", "--redirect-uri", "https://x.example/cb#frag"], None);
+    let (code, _, err) = portcullis(
+        dir.path(),
+        &[
+            "client",
+            "add",
+            "--name",
+            "Bad",
+            "--redirect-uri",
+            "https://x.example/cb#frag",
+        ],
+        None,
+    );
     assert_ne!(code, 0);
     assert!(err.contains("redirect_uris"), "{err}");
     let (_, out, _) = portcullis(dir.path(), &["client", "list", "--json"], None);
@@ -117,16 +187,26 @@ fn user_add_json_then_list_and_client_add_json() {
 #[test]
 fn a_corrupt_database_or_unusable_data_dir_gives_one_clear_line() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("portcullis.db"), b"this is not a database, just some text that is long enough").unwrap();
+    std::fs::write(
+        dir.path().join("portcullis.db"),
+        b"this is not a database, just some text that is long enough",
+    )
+    .unwrap();
     let (code, _, err) = portcullis(dir.path(), &["user", "list"], None);
     assert_eq!(code, 1);
-    assert!(err.contains("not a SQLite database") && err.trim().lines().count() == 1, "{err}");
+    assert!(
+        err.contains("not a SQLite database") && err.trim().lines().count() == 1,
+        "{err}"
+    );
 
     let file = dir.path().join("a-file");
     std::fs::write(&file, b"x").unwrap();
     let (code, _, err) = portcullis(&file.join("data"), &["user", "list"], None);
     assert_eq!(code, 1);
-    assert!(err.contains("data dir") && err.trim().lines().count() == 1, "{err}");
+    assert!(
+        err.contains("data dir") && err.trim().lines().count() == 1,
+        "{err}"
+    );
 }
 
 #[test]
@@ -137,7 +217,13 @@ fn backup_writes_a_consistent_copy() {
     let (code, _, err) = portcullis(dir.path(), &["backup", dest.to_str().unwrap()], None);
     assert_eq!(code, 0, "{err}");
     let conn = rusqlite::Connection::open(&dest).unwrap();
-    let n: i64 = conn.query_row("SELECT count(*) FROM users WHERE username = 'alice'", [], |r| r.get(0)).unwrap();
+    let n: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM users WHERE username = 'alice'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
     assert_eq!(n, 1);
     let (code, _, err) = portcullis(dir.path(), &["backup", dest.to_str().unwrap()], None);
     assert_ne!(code, 0, "never overwrites");
@@ -161,15 +247,19 @@ fn serve(dir: &std::path::Path, port: u16) -> std::process::Child {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 async fn wait_healthy(port: u16) {
     for _ in 0..200 {
-        if let Ok(r) = reqwest::get(format!("http://127.0.0.1:{port}/health")).await {
-            if r.status() == 200 {
-                return;
-            }
+        if let Ok(r) = reqwest::get(format!("http://127.0.0.1:{port}/health")).await
+            && r.status() == 200
+        {
+            return;
         }
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;
     }
@@ -180,17 +270,36 @@ async fn wait_healthy(port: u16) {
 async fn the_binary_serves_logs_a_setup_link_sees_cli_changes_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let mut child = serve(dir.path(), port);
+    let child = serve(dir.path(), port);
     wait_healthy(port).await;
     // The CLI works on the same data dir while the server runs.
-    let (code, _, err) = portcullis(dir.path(), &["user", "add", "--username", "carol", "--password-stdin"], Some(&format!("{PASSWORD}\n")));
+    let (code, _, err) = portcullis(
+        dir.path(),
+        &["user", "add", "--username", "carol", "--password-stdin"],
+        Some(&format!("{PASSWORD}\n")),
+    );
     assert_eq!(code, 0, "{err}");
-    let b = reqwest::Client::builder().cookie_store(true).redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    let page = b.get(format!("http://127.0.0.1:{port}/login")).send().await.unwrap().text().await.unwrap();
+    let b = reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let page = b
+        .get(format!("http://127.0.0.1:{port}/login"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let csrf = crate::support::csrf_from(&page);
     let r = b
         .post(format!("http://127.0.0.1:{port}/login"))
-        .form(&[("csrf", csrf.as_str()), ("username", "carol"), ("password", PASSWORD)])
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("username", "carol"),
+            ("password", PASSWORD),
+        ])
         .send()
         .await
         .unwrap();
@@ -204,16 +313,37 @@ async fn the_binary_serves_logs_a_setup_link_sees_cli_changes_and_stops_on_sigte
             .env("PORTCULLIS_BIND", format!("127.0.0.1:{port}"))
             .output()
             .unwrap();
-        (out.status.code().unwrap_or(-1), String::new(), String::from_utf8_lossy(&out.stderr).into_owned())
+        (
+            out.status.code().unwrap_or(-1),
+            String::new(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     };
     assert_eq!(code, 1);
-    assert!(err.contains("cannot listen") && err.trim().lines().count() == 1, "{err}");
+    assert!(
+        err.contains("cannot listen") && err.trim().lines().count() == 1,
+        "{err}"
+    );
 
     // SIGTERM: graceful shutdown, exit 0.
     let pid = child.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
     let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("/setup?token="), "setup link printed: {stdout}");
+    assert!(
+        stdout.contains("/setup?token="),
+        "setup link printed: {stdout}"
+    );
 }

@@ -6,9 +6,9 @@ use openidconnect::core::{
     CoreAuthenticationFlow, CoreClient, CoreGenderClaim, CoreProviderMetadata, CoreUserInfoClaims,
 };
 use openidconnect::{
-    AccessTokenHash, AdditionalClaims, AuthorizationCode, ClientId, ClientSecret, CsrfToken, IdTokenClaims,
-    IssuerUrl, Nonce, OAuth2TokenResponse, PkceCodeChallenge, RedirectUrl, RefreshToken, Scope, TokenResponse,
-    UserInfoClaims,
+    AccessTokenHash, AdditionalClaims, AuthorizationCode, ClientId, ClientSecret, CsrfToken,
+    IdTokenClaims, IssuerUrl, Nonce, OAuth2TokenResponse, PkceCodeChallenge, RedirectUrl,
+    RefreshToken, Scope, TokenResponse, UserInfoClaims,
 };
 use portcullis::clients::ClientInput;
 use serde::{Deserialize, Serialize};
@@ -23,7 +23,10 @@ struct GroupsClaim {
 impl AdditionalClaims for GroupsClaim {}
 
 fn http() -> reqwest::Client {
-    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap()
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
 }
 
 #[tokio::test]
@@ -37,12 +40,23 @@ async fn openidconnect_crate_signs_in_with_code_pkce_and_nonce() {
     });
     let http = http();
     let secret_copy = secret.clone().unwrap();
-    let metadata = CoreProviderMetadata::discover_async(IssuerUrl::new(app.url.clone()).unwrap(), &http).await.unwrap();
-    let client = CoreClient::from_provider_metadata(metadata, ClientId::new(cid.clone()), secret.map(ClientSecret::new))
-        .set_redirect_uri(RedirectUrl::new("http://app.test/cb".into()).unwrap());
+    let metadata =
+        CoreProviderMetadata::discover_async(IssuerUrl::new(app.url.clone()).unwrap(), &http)
+            .await
+            .unwrap();
+    let client = CoreClient::from_provider_metadata(
+        metadata,
+        ClientId::new(cid.clone()),
+        secret.map(ClientSecret::new),
+    )
+    .set_redirect_uri(RedirectUrl::new("http://app.test/cb".into()).unwrap());
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let (auth_url, csrf, nonce) = client
-        .authorize_url(CoreAuthenticationFlow::AuthorizationCode, CsrfToken::new_random, Nonce::new_random)
+        .authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        )
         .add_scope(Scope::new("email".into()))
         .add_scope(Scope::new("profile".into()))
         .add_scope(Scope::new("groups".into()))
@@ -63,8 +77,9 @@ async fn openidconnect_crate_signs_in_with_code_pkce_and_nonce() {
         .await
         .unwrap();
     let id_token = token.id_token().expect("an ID token");
-    let claims: &IdTokenClaims<openidconnect::EmptyAdditionalClaims, CoreGenderClaim> =
-        id_token.claims(&client.id_token_verifier(), &nonce).expect("ID token validates");
+    let claims: &IdTokenClaims<openidconnect::EmptyAdditionalClaims, CoreGenderClaim> = id_token
+        .claims(&client.id_token_verifier(), &nonce)
+        .expect("ID token validates");
     assert_eq!(claims.subject().as_str(), alice.id);
     assert_eq!(claims.issuer().as_str(), app.config.public_url);
     assert_eq!(claims.email().unwrap().as_str(), "alice@example.com");
@@ -80,19 +95,35 @@ async fn openidconnect_crate_signs_in_with_code_pkce_and_nonce() {
     .unwrap();
     assert_eq!(claims.access_token_hash(), Some(&expected));
 
-    let info: UserInfoClaims<GroupsClaim, CoreGenderClaim> =
-        client.user_info(token.access_token().clone(), None).unwrap().request_async(&http).await.unwrap();
+    let info: UserInfoClaims<GroupsClaim, CoreGenderClaim> = client
+        .user_info(token.access_token().clone(), None)
+        .unwrap()
+        .request_async(&http)
+        .await
+        .unwrap();
     assert_eq!(info.subject().as_str(), alice.id);
     assert_eq!(info.additional_claims().groups, vec!["family".to_string()]);
     let _: Option<CoreUserInfoClaims> = None;
 
     // Refresh rotates the token and keeps the identity.
-    let refresh = token.refresh_token().expect("offline_access gives a refresh token").clone();
-    let refreshed = client.exchange_refresh_token(&refresh).unwrap().request_async(&http).await.unwrap();
+    let refresh = token
+        .refresh_token()
+        .expect("offline_access gives a refresh token")
+        .clone();
+    let refreshed = client
+        .exchange_refresh_token(&refresh)
+        .unwrap()
+        .request_async(&http)
+        .await
+        .unwrap();
     let new_refresh = refreshed.refresh_token().unwrap().clone();
     assert_ne!(new_refresh.secret(), refresh.secret());
-    let again: UserInfoClaims<GroupsClaim, CoreGenderClaim> =
-        client.user_info(refreshed.access_token().clone(), None).unwrap().request_async(&http).await.unwrap();
+    let again: UserInfoClaims<GroupsClaim, CoreGenderClaim> = client
+        .user_info(refreshed.access_token().clone(), None)
+        .unwrap()
+        .request_async(&http)
+        .await
+        .unwrap();
     assert_eq!(again.subject().as_str(), alice.id);
 
     // Revocation of the refresh token ends the family. (The oauth2 crate refuses a plain-http
@@ -100,12 +131,19 @@ async fn openidconnect_crate_signs_in_with_code_pkce_and_nonce() {
     let r = http
         .post(format!("{}/revoke", app.url))
         .basic_auth(&cid, Some(&secret_copy))
-        .form(&[("token", new_refresh.secret().as_str()), ("token_type_hint", "refresh_token")])
+        .form(&[
+            ("token", new_refresh.secret().as_str()),
+            ("token_type_hint", "refresh_token"),
+        ])
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let after = client.exchange_refresh_token(&RefreshToken::new(new_refresh.secret().clone())).unwrap().request_async(&http).await;
+    let after = client
+        .exchange_refresh_token(&RefreshToken::new(new_refresh.secret().clone()))
+        .unwrap()
+        .request_async(&http)
+        .await;
     assert!(after.is_err(), "revoked refresh token is refused");
 }
 
@@ -131,7 +169,12 @@ async fn openid_scope_alone_releases_no_profile_claims_and_nonce_only_when_sent(
     let r: serde_json::Value = http()
         .post(format!("{}/token", app.url))
         .basic_auth(&cid, secret.as_deref())
-        .form(&[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", "http://app.test/cb"), ("code_verifier", verifier.secret())])
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", "http://app.test/cb"),
+            ("code_verifier", verifier.secret()),
+        ])
         .send()
         .await
         .unwrap()
@@ -141,9 +184,21 @@ async fn openid_scope_alone_releases_no_profile_claims_and_nonce_only_when_sent(
     let id_token = r["id_token"].as_str().unwrap();
     let payload = id_token.split('.').nth(1).unwrap();
     use base64::Engine;
-    let claims: serde_json::Value =
-        serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
-    assert!(claims.get("nonce").is_none(), "Immich sends no nonce and rejects one: {claims}");
-    assert!(claims.get("email").is_none() && claims.get("name").is_none() && claims.get("preferred_username").is_none(), "{claims}");
+    let claims: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(
+        claims.get("nonce").is_none(),
+        "Immich sends no nonce and rejects one: {claims}"
+    );
+    assert!(
+        claims.get("email").is_none()
+            && claims.get("name").is_none()
+            && claims.get("preferred_username").is_none(),
+        "{claims}"
+    );
     assert!(claims["sid"].is_string());
 }

@@ -1,6 +1,14 @@
 //! The one integration test binary: every test starts the real server on 127.0.0.1:0 with a
 //! temporary data dir and talks HTTP to it.
 
+// Test code may unwrap, panic and index; the crate's lints guard the request paths.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 mod support;
 
 mod appliance;

@@ -203,7 +203,8 @@ async fn wrong_origin_wrong_rp_id_and_unknown_credentials_are_refused() {
     let auth = register(&app, &app.browser(), "alice").await;
     let b = app.browser();
     let token = csrf(&app, &b, "/login").await;
-    let cases: Vec<Box<dyn Fn(&Value) -> Value>> = vec![
+    type MakeAssertion<'a> = Box<dyn Fn(&Value) -> Value + 'a>;
+    let cases: Vec<MakeAssertion> = vec![
         Box::new(|o| auth.assert_with(o, "http://evil.test", "localhost", 50)),
         Box::new(|o| auth.assert_with(o, "http://localhost:1", "evil.test", 51)),
     ];

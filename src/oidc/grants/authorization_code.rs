@@ -1,0 +1,341 @@
+//! grant_type=authorization_code (RFC 6749 §4.1.3, RFC 7636 §4.5–4.6, OIDC Core §3.1.3).
+//!
+//! One transaction: consume the code atomically, check redirect URI and PKCE (a failure rolls
+//! the consumption back, as node-oidc-provider checks before consuming), load the user,
+//! start the refresh token family, record the access token and the session's client. A code
+//! seen twice revokes what its first use issued (done by `store::codes::consume`).
+//! Tokens are signed afterwards.
+
+use crate::app::AppState;
+use crate::clock::UnixTime;
+use crate::crypto::secret::{hash_token, random_id, random_token};
+use crate::oidc::claims::{self, Target, UserData};
+use crate::oidc::error::OAuthError;
+use crate::oidc::grants::{TokenResponse, UserTokens, scope_list, sign_user_tokens, user_may_use};
+use crate::oidc::pkce;
+use crate::oidc::tokens::{self, Lifetimes, Subject};
+use crate::store;
+use crate::store::audit::NewEvent;
+use crate::store::clients::Client;
+use crate::store::codes::{CodeGrant, Consumed};
+use crate::store::tokens::{AccessRecord, RefreshGrant};
+
+/// RFC 6749 §4.1.3: "ensure that the "redirect_uri" parameter is present if the
+/// "redirect_uri" parameter was included in the initial authorization request …, and if
+/// included ensure that their values are identical." The code always records the redirect
+/// URI it was issued for; a token request may leave it out only when the client has that one
+/// redirect URI registered (the authorization request could then omit it too).
+pub fn check_redirect_uri(
+    grant: &CodeGrant,
+    client: &Client,
+    redirect_uri: Option<&str>,
+) -> Result<(), OAuthError> {
+    let ok = match redirect_uri {
+        Some(r) => r == grant.redirect_uri,
+        None => {
+            client.redirect_uris.len() == 1
+                && client.redirect_uris.first() == Some(&grant.redirect_uri)
+        }
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(OAuthError::invalid_grant(
+            "redirect_uri does not match the authorization request",
+        ))
+    }
+}
+
+/// RFC 7636 §4.6: the server verifies the code_verifier against the code_challenge; a code
+/// issued with a challenge is refused without a verifier, and a verifier sent for a code that
+/// had no challenge is refused too (it shows the request does not belong to this code;
+/// OAuth 2.0 Security BCP §2.1.1 PKCE downgrade).
+pub fn check_pkce(grant: &CodeGrant, verifier: Option<&str>) -> Result<(), OAuthError> {
+    match (grant.code_challenge.as_deref(), verifier) {
+        (Some(challenge), Some(v)) if pkce::verify_s256(v, challenge) => Ok(()),
+        (Some(_), Some(_)) => Err(OAuthError::invalid_grant(
+            "code_verifier does not match the code_challenge",
+        )),
+        (Some(_), None) => Err(OAuthError::invalid_grant("code_verifier is required")),
+        (None, Some(_)) => Err(OAuthError::invalid_grant(
+            "code_verifier sent for a code issued without a code_challenge",
+        )),
+        (None, None) => Ok(()),
+    }
+}
+
+struct Fresh {
+    grant: CodeGrant,
+    data: UserData,
+    refresh: bool,
+}
+
+enum Redeemed {
+    Fresh(Box<Fresh>),
+    Replayed,
+}
+
+pub async fn redeem(
+    state: &AppState,
+    client: &Client,
+    code: &str,
+    redirect_uri: Option<String>,
+    code_verifier: Option<String>,
+    now: UnixTime,
+) -> Result<TokenResponse, OAuthError> {
+    let alg = tokens::signing_alg(client)?;
+    let life = Lifetimes::of(&state.config, client);
+    let code_hash = hash_token(code);
+    let refresh_plain = random_token();
+    let refresh_hash = hash_token(&refresh_plain);
+    let family_id = random_id();
+    let jti = random_id();
+
+    let c = client.clone();
+    let (ch, fid, j) = (code_hash.clone(), family_id.clone(), jti.clone());
+    let outcome = state
+        .db
+        .try_write(move |conn| -> Result<Redeemed, OAuthError> {
+            let grant = match store::codes::consume(conn, &ch, &c.id, now)? {
+                Consumed::Fresh(g) => *g,
+                Consumed::Replayed => {
+                    store::audit::record(
+                        conn,
+                        &NewEvent {
+                            kind: "token.code_replayed",
+                            client_id: Some(&c.id),
+                            ..Default::default()
+                        },
+                        now,
+                    )?;
+                    return Ok(Redeemed::Replayed);
+                }
+                Consumed::Invalid => {
+                    return Err(OAuthError::invalid_grant(
+                        "the code is invalid, expired or was issued to another client",
+                    ));
+                }
+            };
+            check_redirect_uri(&grant, &c, redirect_uri.as_deref())?;
+            check_pkce(&grant, code_verifier.as_deref())?;
+            let scopes = scope_list(&grant.scope);
+            let requested = claims::requested(grant.claims.as_deref(), Target::IdToken);
+            let Some(data) = claims::load(conn, &grant.user_id, &scopes, &requested)? else {
+                return Err(OAuthError::invalid_grant("the user no longer exists"));
+            };
+            if !user_may_use(conn, &c, &data)? {
+                return Err(OAuthError::invalid_grant(
+                    "the user may not use this client",
+                ));
+            }
+            let offline = scopes.iter().any(|s| s == "offline_access");
+            let refresh = offline || c.allow_refresh;
+            if refresh {
+                let family_expires_at = grant.auth_time.saturating_add(life.refresh_absolute);
+                store::tokens::insert_refresh(
+                    conn,
+                    &refresh_hash,
+                    &RefreshGrant {
+                        family_id: fid.clone(),
+                        client_id: c.id.clone(),
+                        user_id: grant.user_id.clone(),
+                        sid: grant.sid.clone(),
+                        scope: grant.scope.clone(),
+                        claims: grant.claims.clone(),
+                        auth_time: grant.auth_time,
+                        amr: grant.amr.clone(),
+                        acr: grant.acr.clone(),
+                        offline,
+                        code_hash: Some(ch.clone()),
+                        family_expires_at,
+                    },
+                    now,
+                    now.saturating_add(life.refresh),
+                )?;
+            }
+            store::tokens::insert_access(
+                conn,
+                &AccessRecord {
+                    jti: j,
+                    client_id: c.id.clone(),
+                    user_id: Some(grant.user_id.clone()),
+                    family_id: refresh.then_some(fid),
+                    code_hash: Some(ch),
+                    sid: grant.sid.clone(),
+                    scope: grant.scope.clone(),
+                    claims: grant.claims.clone(),
+                    issued_at: now,
+                    expires_at: now.saturating_add(life.access),
+                    revoked_at: None,
+                },
+            )?;
+            if let Some(sid) = &grant.sid {
+                store::sessions::record_client(conn, sid, &c.id, now)?;
+            }
+            Ok(Redeemed::Fresh(Box::new(Fresh {
+                grant,
+                data,
+                refresh,
+            })))
+        })
+        .await?;
+
+    let Fresh {
+        grant,
+        data,
+        refresh,
+    } = match outcome {
+        Redeemed::Fresh(fresh) => *fresh,
+        Redeemed::Replayed => {
+            tracing::warn!(client = %client.id, "authorization code replayed; its tokens were revoked");
+            return Err(OAuthError::invalid_grant(
+                "the code was already used; tokens issued from it are revoked",
+            ));
+        }
+    };
+    let scopes = scope_list(&grant.scope);
+    let mut access = tokens::access_claims(
+        state,
+        &client.id,
+        Subject::User {
+            user_id: &grant.user_id,
+            auth_time: grant.auth_time,
+            sid: grant.sid.as_deref(),
+        },
+        &grant.scope,
+        now,
+        life.access,
+    );
+    access.jti = jti;
+    sign_user_tokens(
+        state,
+        UserTokens {
+            client,
+            alg,
+            access,
+            scopes: &scopes,
+            nonce: grant.nonce.as_deref(),
+            auth_time: grant.auth_time,
+            sid: grant.sid.as_deref(),
+            amr: &grant.amr,
+            acr: grant.acr.as_deref(),
+            claims_request: grant.claims.as_deref(),
+            refresh_token: refresh.then_some(refresh_plain),
+            id_token_ttl: life.id_token,
+        },
+        &data,
+        now,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::oidc::error::ErrorCode;
+
+    const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+    const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+
+    fn grant(challenge: Option<&str>) -> CodeGrant {
+        CodeGrant {
+            client_id: "app".into(),
+            user_id: "u1".into(),
+            sid: None,
+            redirect_uri: "https://app.example/cb".into(),
+            scope: "openid".into(),
+            nonce: None,
+            code_challenge: challenge.map(str::to_string),
+            claims: None,
+            auth_time: 0,
+            amr: vec![],
+            acr: None,
+        }
+    }
+
+    fn client(uris: &[&str]) -> Client {
+        Client {
+            id: "app".into(),
+            name: "App".into(),
+            secret_hash: None,
+            public: true,
+            auth_method: None,
+            require_pkce: true,
+            skip_consent: false,
+            allow_refresh: true,
+            allow_client_credentials: false,
+            allowed_scopes: None,
+            signing_alg: "RS256".into(),
+            access_token_ttl: None,
+            id_token_ttl: None,
+            refresh_token_ttl: None,
+            backchannel_logout_uri: None,
+            backchannel_logout_session_required: true,
+            frontchannel_logout_uri: None,
+            logo_url: None,
+            redirect_uris: uris.iter().map(|s| s.to_string()).collect(),
+            post_logout_redirect_uris: vec![],
+            allowed_groups: vec![],
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    #[test]
+    fn pkce_verifier_matching_the_challenge_is_accepted() {
+        assert!(check_pkce(&grant(Some(CHALLENGE)), Some(VERIFIER)).is_ok());
+    }
+
+    #[test]
+    fn pkce_missing_verifier_is_invalid_grant() {
+        let e = check_pkce(&grant(Some(CHALLENGE)), None).unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidGrant);
+    }
+
+    #[test]
+    fn pkce_wrong_verifier_is_invalid_grant() {
+        let wrong = format!("{}x", &VERIFIER[..42]);
+        let e = check_pkce(&grant(Some(CHALLENGE)), Some(&wrong)).unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidGrant);
+    }
+
+    #[test]
+    fn pkce_verifier_without_a_challenge_is_invalid_grant() {
+        let e = check_pkce(&grant(None), Some(VERIFIER)).unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidGrant);
+        assert!(check_pkce(&grant(None), None).is_ok());
+    }
+
+    #[test]
+    fn pkce_accepts_a_128_character_verifier() {
+        let v = "a".repeat(128);
+        let challenge = {
+            use base64::Engine;
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .encode(crate::crypto::secret::sha256(v.as_bytes()))
+        };
+        assert!(check_pkce(&grant(Some(&challenge)), Some(&v)).is_ok());
+    }
+
+    #[test]
+    fn redirect_uri_must_be_byte_identical() {
+        let c = client(&["https://app.example/cb", "https://app.example/other"]);
+        assert!(check_redirect_uri(&grant(None), &c, Some("https://app.example/cb")).is_ok());
+        for bad in [
+            "https://app.example/cb/",
+            "https://APP.example/cb",
+            "https://app.example/other",
+        ] {
+            let e = check_redirect_uri(&grant(None), &c, Some(bad)).unwrap_err();
+            assert_eq!(e.code, ErrorCode::InvalidGrant, "{bad}");
+        }
+    }
+
+    #[test]
+    fn redirect_uri_may_be_omitted_only_with_a_single_registered_uri() {
+        let one = client(&["https://app.example/cb"]);
+        assert!(check_redirect_uri(&grant(None), &one, None).is_ok());
+        let two = client(&["https://app.example/cb", "https://app.example/other"]);
+        assert!(check_redirect_uri(&grant(None), &two, None).is_err());
+    }
+}

@@ -1,0 +1,177 @@
+//! grant_type=client_credentials (RFC 6749 §4.4): a confidential client acting for itself.
+//! An access token only (§4.4.3: "A refresh token SHOULD NOT be included"), no ID token
+//! (there is no user), `sub` = the client id.
+
+use crate::app::AppState;
+use crate::clock::UnixTime;
+use crate::oidc::claims;
+use crate::oidc::error::{ErrorCode, OAuthError};
+use crate::oidc::grants::TokenResponse;
+use crate::oidc::scope;
+use crate::oidc::tokens::{self, Lifetimes, Subject};
+use crate::store;
+use crate::store::clients::Client;
+use crate::store::tokens::AccessRecord;
+
+/// Scopes that only mean something for a user: never granted to a client for itself.
+const USER_ONLY: &[&str] = &["openid", "offline_access"];
+
+/// RFC 6749 §4.4.2 / §4.1.2.1: only confidential clients registered for this grant.
+pub fn may_use(client: &Client) -> Result<(), OAuthError> {
+    if client.public || !client.allow_client_credentials {
+        return Err(OAuthError::new(
+            ErrorCode::UnauthorizedClient,
+            "this client may not use the client_credentials grant",
+        ));
+    }
+    Ok(())
+}
+
+/// The granted scope: requested ∩ allowed (RFC 6749 §3.3 lets the server grant less), where
+/// "allowed" is the client's list, or every scope the server knows when it has none; with no
+/// `scope` parameter, the client's allowed scopes. User-only scopes are dropped.
+pub fn granted_scope(
+    client: &Client,
+    requested: Option<&[String]>,
+    custom: &[String],
+) -> Vec<String> {
+    let requested: Vec<String> = match requested {
+        Some(r) => r.to_vec(),
+        None => client
+            .allowed_scopes
+            .as_deref()
+            .and_then(scope::parse)
+            .unwrap_or_default(),
+    };
+    let granted = match client.allowed_scopes.as_deref() {
+        // The administrator listed this client's scopes: API scopes need not be known to
+        // the server.
+        Some(allowed) => requested
+            .into_iter()
+            .filter(|s| allowed.split_whitespace().any(|a| a == s))
+            .collect(),
+        None => scope::grantable(&requested, None, custom),
+    };
+    granted
+        .into_iter()
+        .filter(|s| !USER_ONLY.contains(&s.as_str()))
+        .collect()
+}
+
+pub async fn issue(
+    state: &AppState,
+    client: &Client,
+    requested: Option<Vec<String>>,
+    now: UnixTime,
+) -> Result<TokenResponse, OAuthError> {
+    may_use(client)?;
+    let alg = tokens::signing_alg(client)?;
+    let life = Lifetimes::of(&state.config, client);
+    let mut access =
+        tokens::access_claims(state, &client.id, Subject::Client, "", now, life.access);
+    let c = client.clone();
+    let (jti, exp) = (access.jti.clone(), access.exp);
+    let scope = state
+        .db
+        .try_write(move |conn| -> Result<String, OAuthError> {
+            let custom = claims::custom_scopes(&store::users::claim_scopes(conn)?);
+            let scope = granted_scope(&c, requested.as_deref(), &custom).join(" ");
+            store::tokens::insert_access(
+                conn,
+                &AccessRecord {
+                    jti,
+                    client_id: c.id.clone(),
+                    user_id: None,
+                    family_id: None,
+                    code_hash: None,
+                    sid: None,
+                    scope: scope.clone(),
+                    claims: None,
+                    issued_at: now,
+                    expires_at: exp,
+                    revoked_at: None,
+                },
+            )?;
+            Ok(scope)
+        })
+        .await?;
+    access.scope = scope;
+    let access_token = tokens::sign_access(state, &access, alg, now)?;
+    Ok(TokenResponse {
+        access_token,
+        token_type: "Bearer",
+        expires_in: life.access,
+        id_token: None,
+        refresh_token: None,
+        scope: Some(access.scope).filter(|s| !s.is_empty()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn client(public: bool, allowed: bool, scopes: Option<&str>) -> Client {
+        Client {
+            id: "svc".into(),
+            name: "Service".into(),
+            secret_hash: (!public).then(|| "x".into()),
+            public,
+            auth_method: None,
+            require_pkce: true,
+            skip_consent: false,
+            allow_refresh: true,
+            allow_client_credentials: allowed,
+            allowed_scopes: scopes.map(str::to_string),
+            signing_alg: "RS256".into(),
+            access_token_ttl: None,
+            id_token_ttl: None,
+            refresh_token_ttl: None,
+            backchannel_logout_uri: None,
+            backchannel_logout_session_required: true,
+            frontchannel_logout_uri: None,
+            logo_url: None,
+            redirect_uris: vec![],
+            post_logout_redirect_uris: vec![],
+            allowed_groups: vec![],
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    #[test]
+    fn only_confidential_clients_with_the_grant_enabled_may_use_it() {
+        assert!(may_use(&client(false, true, None)).is_ok());
+        assert_eq!(
+            may_use(&client(false, false, None)).unwrap_err().code,
+            ErrorCode::UnauthorizedClient
+        );
+        assert!(may_use(&client(true, true, None)).is_err());
+    }
+
+    #[test]
+    fn scope_is_requested_intersected_with_allowed_without_openid() {
+        let c = client(false, true, Some("openid api.read api.write"));
+        let custom = vec![];
+        let req: Vec<String> = ["openid", "api.read", "admin"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(granted_scope(&c, Some(&req), &custom), vec!["api.read"]);
+        assert_eq!(
+            granted_scope(&c, None, &custom),
+            vec!["api.read", "api.write"]
+        );
+        let open = client(false, true, None);
+        let req: Vec<String> = ["openid", "email", "api.read", "storage"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(
+            granted_scope(&open, Some(&req), &["storage".to_string()]),
+            vec!["email", "storage"]
+        );
+        assert!(granted_scope(&open, None, &[]).is_empty());
+    }
+}
