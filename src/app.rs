@@ -264,8 +264,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/account/passkeys/require",
             web::post().to(account::passkeys::require),
         )
-        // Admin console
-        .route("/admin", web::get().to(admin::get))
+        // Admin console and API: routes in admin/mod.rs
+        .configure(admin::routes)
+        // Upstream sign-in: routes in upstream/mod.rs
+        .configure(crate::upstream::routes)
         // CORS preflight for the endpoints browsers call directly
         .route(
             "/{tail:.*}",

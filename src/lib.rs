@@ -31,4 +31,5 @@ pub mod setup;
 pub mod signing_keys;
 pub mod store;
 pub mod ui;
+pub mod upstream;
 pub mod users;
