@@ -166,6 +166,18 @@ pub fn request_id() -> String {
         .unwrap_or_else(|_| "-".into())
 }
 
+/// Request ids: a random per-process prefix and a counter (unique, and cheap on hot paths).
+fn next_request_id() -> String {
+    static PREFIX: OnceLock<String> = OnceLock::new();
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let prefix =
+        PREFIX.get_or_init(|| crate::crypto::secret::random_id().chars().take(8).collect());
+    format!(
+        "{prefix}-{:x}",
+        COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    )
+}
+
 /// The route table.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg
@@ -286,25 +298,17 @@ async fn middleware(
         .and_then(|v| v.to_str().ok())
         .filter(|v| v.len() <= 64 && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
         .map(str::to_string)
-        .unwrap_or_else(crate::crypto::secret::random_id);
+        .unwrap_or_else(next_request_id);
     let state = req.app_data::<State>().cloned();
     // The browser id cookie binds pending requests and CSRF tokens to this browser.
-    let mut new_browser = None;
     if let Some(state) = &state {
         let name = ui::cookie_name(state, "pc_browser");
-        let id = match req
+        let existing = req
             .cookie(&name)
             .map(|c| c.value().to_string())
-            .filter(|v| v.len() == 43)
-        {
-            Some(id) => id,
-            None => {
-                let id = ui::new_browser_id();
-                new_browser = Some(id.clone());
-                id
-            }
-        };
-        req.extensions_mut().insert(BrowserId(id));
+            .filter(|v| v.len() == 43);
+        req.extensions_mut()
+            .insert(std::rc::Rc::new(BrowserId::new(existing)));
     }
     let wants_json = req
         .headers()
@@ -343,7 +347,9 @@ async fn middleware(
         headers.insert(header::HeaderName::from_static("x-request-id"), v);
     }
     set_default(headers, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
-    set_default(headers, header::REFERRER_POLICY, "no-referrer");
+    // same-origin, not no-referrer: under no-referrer Chromium sends `Origin: null` on our own
+    // form posts, which the CSRF origin check must refuse.
+    set_default(headers, header::REFERRER_POLICY, "same-origin");
     set_default(headers, header::X_FRAME_OPTIONS, "DENY");
     set_default(
         headers,
@@ -356,7 +362,12 @@ async fn middleware(
         header::HeaderName::from_static("cross-origin-opener-policy"),
         "same-origin",
     );
-    if let (Some(state), Some(id)) = (state, new_browser) {
+    let made = res
+        .request()
+        .extensions()
+        .get::<std::rc::Rc<BrowserId>>()
+        .and_then(|b| b.made().cloned());
+    if let (Some(state), Some(id)) = (state, made) {
         let cookie = ui::make_cookie(&state, "pc_browser", id, Some(400 * 86_400));
         let _ = res.response_mut().add_cookie(&cookie);
     }

@@ -112,16 +112,41 @@ pub fn removal_cookie(state: &AppState, base: &str) -> Cookie<'static> {
 }
 
 /// The browser id: a random value in the `pc_browser` cookie. Pending authorization requests
-/// and CSRF tokens are bound to it. Middleware sets it when absent (see `app`).
+/// and CSRF tokens are bound to it. A new id is made only when a handler asks for one (pages
+/// with forms), and the middleware then sets the cookie (see `app`); API calls pay nothing.
 pub fn browser_id(req: &HttpRequest) -> String {
-    if let Some(BrowserId(id)) = req.extensions().get::<BrowserId>() {
-        return id.clone();
+    match req.extensions().get::<std::rc::Rc<BrowserId>>() {
+        Some(b) => b.get(),
+        None => String::new(),
     }
-    String::new()
 }
 
-#[derive(Clone)]
-pub struct BrowserId(pub String);
+/// This request's browser id: the cookie's, or one made on first use.
+pub struct BrowserId {
+    existing: Option<String>,
+    fresh: std::cell::OnceCell<String>,
+}
+
+impl BrowserId {
+    pub fn new(existing: Option<String>) -> Self {
+        Self {
+            existing,
+            fresh: std::cell::OnceCell::new(),
+        }
+    }
+
+    pub fn get(&self) -> String {
+        match &self.existing {
+            Some(id) => id.clone(),
+            None => self.fresh.get_or_init(new_browser_id).clone(),
+        }
+    }
+
+    /// The id made during this request, which the response must set as a cookie.
+    pub fn made(&self) -> Option<&String> {
+        self.fresh.get()
+    }
+}
 
 /// `HMAC-SHA256(master key, browser id)` as the synchronizer token, so it needs no storage and
 /// cannot be forged by setting a cookie alone.

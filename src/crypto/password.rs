@@ -18,8 +18,9 @@ pub struct PasswordHasher {
     params: Params,
     permits: Arc<Semaphore>,
     /// A hash of a random password, verified against when the user does not exist so an
-    /// unknown username costs the same time as a known one.
-    dummy: Arc<String>,
+    /// unknown username costs the same time as a known one. Made on first use (on the
+    /// blocking pool), not at start-up.
+    dummy: Arc<std::sync::OnceLock<String>>,
 }
 
 /// Outcome of a verification.
@@ -40,11 +41,10 @@ impl PasswordHasher {
     ) -> Result<Self, CryptoError> {
         let params = Params::new(memory_kib, iterations, parallelism, None)
             .map_err(|e| CryptoError::Password(e.to_string()))?;
-        let dummy = hash_blocking(&params, &super::secret::random_token())?;
         Ok(Self {
             params,
             permits: Arc::new(Semaphore::new(concurrency.max(1) as usize)),
-            dummy: Arc::new(dummy),
+            dummy: Arc::default(),
         })
     }
 
@@ -74,11 +74,20 @@ impl PasswordHasher {
             .map_err(|_| CryptoError::PoolClosed)?;
         let params = self.params.clone();
         let real = phc.is_some();
-        let phc = phc.unwrap_or_else(|| (*self.dummy).clone());
-        let ok =
-            tokio::task::spawn_blocking(move || verify_blocking(&params, password.expose(), &phc))
-                .await
-                .map_err(|e| CryptoError::Password(e.to_string()))?;
+        let dummy = self.dummy.clone();
+        let ok = tokio::task::spawn_blocking(move || {
+            let phc = match phc {
+                Some(p) => p,
+                None => dummy
+                    .get_or_init(|| {
+                        hash_blocking(&params, &super::secret::random_token()).unwrap_or_default()
+                    })
+                    .clone(),
+            };
+            verify_blocking(&params, password.expose(), &phc)
+        })
+        .await
+        .map_err(|e| CryptoError::Password(e.to_string()))?;
         Ok(if real { ok } else { Verified::No })
     }
 

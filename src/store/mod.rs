@@ -76,6 +76,9 @@ impl CustomizeConnection<Connection, rusqlite::Error> for Pragmas {
 pub struct Db {
     pool: Pool<SqliteConnectionManager>,
     path: PathBuf,
+    /// One writer at a time in this process: SQLite allows a single writer, and contending
+    /// writers would sleep in the busy handler (milliseconds each) instead of queueing here.
+    writer: std::sync::Arc<std::sync::Mutex<()>>,
 }
 
 impl Db {
@@ -103,6 +106,8 @@ impl Db {
             .min_idle(Some(1))
             .connection_customizer(Box::new(Pragmas))
             .connection_timeout(Duration::from_secs(10))
+            // Connections are local files: checking each one on checkout costs a query.
+            .test_on_check_out(false)
             .build(manager)
             .map_err(|e| {
                 StoreError::Migration(format!("cannot open database {}: {}", path.display(), e))
@@ -110,6 +115,7 @@ impl Db {
         let db = Self {
             pool,
             path: path.to_path_buf(),
+            writer: Default::default(),
         };
         {
             let mut conn = db.pool.get()?;
@@ -154,7 +160,8 @@ impl Db {
         F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
     {
         let pool = self.pool.clone();
-        tokio::task::spawn_blocking(move || write_now(&pool, f))
+        let writer = self.writer.clone();
+        tokio::task::spawn_blocking(move || write_now(&pool, &writer, f))
             .await
             .map_err(|e| E::from(StoreError::Join(e.to_string())))?
     }
@@ -164,7 +171,7 @@ impl Db {
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        write_now(&self.pool, f)
+        write_now(&self.pool, &self.writer, f)
     }
 
     /// `try_write` for synchronous callers.
@@ -172,7 +179,7 @@ impl Db {
         &self,
         f: impl FnOnce(&Connection) -> Result<T, E>,
     ) -> Result<T, E> {
-        write_now(&self.pool, f)
+        write_now(&self.pool, &self.writer, f)
     }
 
     /// `read` for synchronous callers.
@@ -214,8 +221,15 @@ impl Db {
 
 fn write_now<T, E: From<StoreError>>(
     pool: &Pool<SqliteConnectionManager>,
+    writer: &std::sync::Mutex<()>,
     f: impl FnOnce(&Connection) -> Result<T, E>,
 ) -> Result<T, E> {
+    // Queue for the write lock before taking a connection, so waiting writers never hold
+    // connections readers need. A poisoned lock only means an earlier writer panicked; the
+    // database rolled that transaction back.
+    let _one_writer = writer
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let mut conn = pool.get().map_err(StoreError::from)?;
     let tx = conn
         .transaction_with_behavior(TransactionBehavior::Immediate)
