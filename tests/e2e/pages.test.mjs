@@ -173,7 +173,7 @@ test('account page lists the app; Remove access works', T, async () => {
   await page.goto(`${server.url}/account`);
   assert.equal(await heading(page), 'Your account');
   const apps = page.locator('section', { has: page.getByRole('heading', { name: 'Apps you allowed' }) });
-  await assert.doesNotReject(apps.getByRole('cell', { name: APP }).waitFor());
+  await assert.doesNotReject(apps.getByRole('cell', { name: APP, exact: true }).waitFor());
   await shots(page, 'account');
   const phone = await newPage(browser, server, PHONE);
   await phone.context().addCookies(await page.context().cookies());
@@ -186,7 +186,7 @@ test('account page lists the app; Remove access works', T, async () => {
   await clickAndWait(page, apps.getByRole('button', { name: 'Remove access' }));
   await assertAt(page, '/account');
   await assert.doesNotReject(apps.getByText('You have not allowed any app yet').waitFor());
-  assert.equal(await apps.getByRole('cell', { name: APP }).count(), 0);
+  assert.equal(await apps.getByRole('cell', { name: APP, exact: true }).count(), 0);
   await screenshot(page, 'account-app-removed');
   // Consent is asked again next time.
   await page.goto(authorizeUrl());
