@@ -1,25 +1,30 @@
-//! argon2id password hashing on a bounded blocking pool.
+//! argon2id password hashing on a small dedicated thread pool.
 //!
-//! Each hash takes `argon2_memory_kib` of memory and ~20 ms of CPU, so at most
-//! `argon2_concurrency` run at once; further sign-ins queue on the semaphore instead of
-//! exhausting memory, and the work never runs on async worker threads.
+//! Each hash takes `argon2_memory_kib` of memory and ~20 ms of CPU. Exactly
+//! `argon2_concurrency` threads do this work; further sign-ins queue for them instead of
+//! exhausting memory, and the work never runs on async worker threads. Dedicated threads also
+//! bound what the allocator keeps: each thread's freed 19 MiB blocks stay in that thread's
+//! malloc arena, so a general blocking pool (dozens of threads, as many arenas) would hold
+//! hundreds of megabytes after a burst of sign-ins.
 
-use std::sync::Arc;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
 
-use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
-use tokio::sync::Semaphore;
+use argon2::password_hash::{self, Output, ParamsString, PasswordHash, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 
 use super::CryptoError;
 use super::secret::Secret;
 
+type Job = Box<dyn FnOnce() + Send>;
+
 #[derive(Clone)]
 pub struct PasswordHasher {
     params: Params,
-    permits: Arc<Semaphore>,
+    jobs: mpsc::Sender<Job>,
     /// A hash of a random password, verified against when the user does not exist so an
     /// unknown username costs the same time as a known one. Made on first use (on the
-    /// blocking pool), not at start-up.
+    /// pool), not at start-up.
     dummy: Arc<std::sync::OnceLock<String>>,
 }
 
@@ -33,61 +38,66 @@ pub enum Verified {
 }
 
 impl PasswordHasher {
-    pub fn new(
-        memory_kib: u32,
-        iterations: u32,
-        parallelism: u32,
-        concurrency: u32,
-    ) -> Result<Self, CryptoError> {
+    pub fn new(memory_kib: u32, iterations: u32, parallelism: u32, concurrency: u32) -> Result<Self, CryptoError> {
         let params = Params::new(memory_kib, iterations, parallelism, None)
             .map_err(|e| CryptoError::Password(e.to_string()))?;
-        Ok(Self {
-            params,
-            permits: Arc::new(Semaphore::new(concurrency.max(1) as usize)),
-            dummy: Arc::default(),
-        })
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let queue = Arc::new(Mutex::new(queue));
+        for i in 0..concurrency.max(1) {
+            let queue = queue.clone();
+            std::thread::Builder::new()
+                .name(format!("argon2-{i}"))
+                .spawn(move || {
+                    loop {
+                        // The lock is held only while taking the next job.
+                        let next = match queue.lock() {
+                            Ok(q) => q.recv(),
+                            Err(_) => return,
+                        };
+                        match next {
+                            Ok(job) => job(),
+                            Err(_) => return, // every sender dropped: the hasher is gone
+                        }
+                    }
+                })
+                .map_err(|e| CryptoError::Password(format!("cannot start hashing threads: {e}")))?;
+        }
+        Ok(Self { params, jobs, dummy: Arc::default() })
     }
 
-    /// Hashes on the blocking pool, waiting for a permit first.
-    pub async fn hash(&self, password: Secret<String>) -> Result<String, CryptoError> {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
+    /// Runs `f` on the hashing threads and waits for its result without blocking the caller.
+    async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T, CryptoError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.jobs
+            .send(Box::new(move || {
+                let _ = tx.send(f());
+            }))
             .map_err(|_| CryptoError::PoolClosed)?;
+        rx.await.map_err(|_| CryptoError::PoolClosed)
+    }
+
+    /// Hashes on the pool.
+    pub async fn hash(&self, password: Secret<String>) -> Result<String, CryptoError> {
         let params = self.params.clone();
-        tokio::task::spawn_blocking(move || hash_blocking(&params, password.expose()))
-            .await
-            .map_err(|e| CryptoError::Password(e.to_string()))?
+        self.run(move || hash_blocking(&params, password.expose())).await?
     }
 
     /// Verifies `password` against `phc`, or against the dummy hash when there is none.
-    pub async fn verify(
-        &self,
-        password: Secret<String>,
-        phc: Option<String>,
-    ) -> Result<Verified, CryptoError> {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| CryptoError::PoolClosed)?;
+    pub async fn verify(&self, password: Secret<String>, phc: Option<String>) -> Result<Verified, CryptoError> {
         let params = self.params.clone();
         let real = phc.is_some();
         let dummy = self.dummy.clone();
-        let ok = tokio::task::spawn_blocking(move || {
-            let phc = match phc {
-                Some(p) => p,
-                None => dummy
-                    .get_or_init(|| {
-                        hash_blocking(&params, &super::secret::random_token()).unwrap_or_default()
-                    })
-                    .clone(),
-            };
-            verify_blocking(&params, password.expose(), &phc)
-        })
-        .await
-        .map_err(|e| CryptoError::Password(e.to_string()))?;
+        let ok = self
+            .run(move || {
+                let phc = match phc {
+                    Some(p) => p,
+                    None => dummy
+                        .get_or_init(|| hash_blocking(&params, &super::secret::random_token()).unwrap_or_default())
+                        .clone(),
+                };
+                verify_blocking(&params, password.expose(), &phc)
+            })
+            .await?;
         Ok(if real { ok } else { Verified::No })
     }
 
@@ -101,36 +111,75 @@ fn argon2(params: &Params) -> Argon2<'static> {
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone())
 }
 
+thread_local! {
+    /// The argon2 working memory of this hashing thread, reused from hash to hash so a burst of
+    /// sign-ins costs `argon2_concurrency` × `argon2_memory_kib`, not allocator churn.
+    static MEMORY: std::cell::RefCell<Vec<Block>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn with_memory<T>(blocks: usize, f: impl FnOnce(&mut [Block]) -> T) -> T {
+    MEMORY.with(|m| {
+        let mut m = m.borrow_mut();
+        if m.len() != blocks {
+            *m = vec![Block::default(); blocks];
+        }
+        f(&mut m)
+    })
+}
+
+/// argon2 into `out` with this thread's reusable memory.
+fn compute(a: &Argon2<'_>, blocks: usize, password: &[u8], salt: &[u8], out_len: usize) -> Option<Output> {
+    with_memory(blocks, |mem| {
+        Output::init_with(out_len, |out| {
+            a.hash_password_into_with_memory(password, salt, out, &mut *mem).map_err(|_| password_hash::Error::Crypto)
+        })
+        .ok()
+    })
+}
+
 fn hash_blocking(params: &Params, password: &str) -> Result<String, CryptoError> {
+    let err = |e: password_hash::Error| CryptoError::Password(e.to_string());
     let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
-    argon2(params)
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| CryptoError::Password(e.to_string()))
+    let mut salt_buf = [0u8; 64];
+    let salt_bytes = salt.as_salt().decode_b64(&mut salt_buf).map_err(err)?;
+    let out_len = params.output_len().unwrap_or(Params::DEFAULT_OUTPUT_LEN);
+    let output = compute(&argon2(params), params.block_count(), password.as_bytes(), salt_bytes, out_len)
+        .ok_or_else(|| CryptoError::Password("argon2 failed".into()))?;
+    let phc = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(params).map_err(err)?,
+        salt: Some(salt.as_salt()),
+        hash: Some(output),
+    };
+    Ok(phc.to_string())
 }
 
 fn verify_blocking(params: &Params, password: &str, phc: &str) -> Verified {
-    let Ok(parsed) = PasswordHash::new(phc) else {
-        return Verified::No;
+    let Ok(parsed) = PasswordHash::new(phc) else { return Verified::No };
+    let Ok(algorithm) = Algorithm::try_from(parsed.algorithm) else { return Verified::No };
+    let version = match parsed.version.map(Version::try_from).transpose() {
+        Ok(v) => v.unwrap_or_default(),
+        Err(_) => return Verified::No,
     };
     // Verify with the parameters recorded in the PHC string, then compare with the current ones.
-    if Argon2::default()
-        .verify_password(password.as_bytes(), &parsed)
-        .is_err()
-    {
+    let Ok(stored) = Params::try_from(&parsed) else { return Verified::No };
+    let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else { return Verified::No };
+    let mut salt_buf = [0u8; 64];
+    let Ok(salt_bytes) = salt.decode_b64(&mut salt_buf) else { return Verified::No };
+    let a = Argon2::new(algorithm, version, stored.clone());
+    // `Output`'s equality is constant-time.
+    let matches = compute(&a, stored.block_count(), password.as_bytes(), salt_bytes, expected.len())
+        .is_some_and(|out| out == expected);
+    if !matches {
         return Verified::No;
     }
-    let current = parsed.algorithm.as_str() == "argon2id"
-        && Params::try_from(&parsed).map(|p| {
-            p.m_cost() >= params.m_cost()
-                && p.t_cost() >= params.t_cost()
-                && p.p_cost() >= params.p_cost()
-        }) == Ok(true);
-    if current {
-        Verified::Yes
-    } else {
-        Verified::YesRehash
-    }
+    let current = algorithm == Algorithm::Argon2id
+        && version == Version::V0x13
+        && stored.m_cost() >= params.m_cost()
+        && stored.t_cost() >= params.t_cost()
+        && stored.p_cost() >= params.p_cost();
+    if current { Verified::Yes } else { Verified::YesRehash }
 }
 
 #[cfg(test)]
@@ -166,6 +215,21 @@ mod tests {
             small().verify(Secret::new("x".into()), None).await.unwrap(),
             Verified::No
         );
+    }
+
+    #[test]
+    fn phc_strings_interoperate_with_the_argon2_crate() {
+        use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
+        let params = Params::new(64, 1, 1, None).unwrap();
+        // Ours verifies with the crate's verifier…
+        let ours = hash_blocking(&params, "pw").unwrap();
+        assert!(argon2(&params).verify_password(b"pw", &PasswordHash::new(&ours).unwrap()).is_ok());
+        // …and a PHC string made by the crate verifies with ours.
+        let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
+        let theirs = argon2(&params).hash_password(b"pw", &salt).unwrap().to_string();
+        assert_eq!(verify_blocking(&params, "pw", &theirs), Verified::Yes);
+        assert_eq!(verify_blocking(&params, "nope", &theirs), Verified::No);
+        assert_eq!(verify_blocking(&params, "pw", "not a phc string"), Verified::No);
     }
 
     #[tokio::test]
