@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use r2d2::{CustomizeConnection, Pool};
 use r2d2_sqlite::SqliteConnectionManager;
-use rusqlite::{Connection, OpenFlags, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags};
 
+pub mod api_keys;
 pub mod audit;
 pub mod auth_requests;
 pub mod clients;
@@ -24,7 +25,9 @@ pub mod passkeys;
 pub mod sessions;
 pub mod throttle;
 pub mod tokens;
+pub mod upstream;
 pub mod users;
+mod writer;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -36,6 +39,8 @@ pub enum StoreError {
     Join(String),
     #[error("{0}")]
     Migration(String),
+    #[error("the transaction could not be committed: {0}")]
+    Commit(String),
     #[error("stored data is not valid: {0}")]
     Corrupt(String),
 }
@@ -76,9 +81,8 @@ impl CustomizeConnection<Connection, rusqlite::Error> for Pragmas {
 pub struct Db {
     pool: Pool<SqliteConnectionManager>,
     path: PathBuf,
-    /// One writer at a time in this process: SQLite allows a single writer, and contending
-    /// writers would sleep in the busy handler (milliseconds each) instead of queueing here.
-    writer: std::sync::Arc<std::sync::Mutex<()>>,
+    /// The one writer of this process (see `writer.rs`: a thread with group commit).
+    writer: writer::Writer,
 }
 
 impl Db {
@@ -115,7 +119,7 @@ impl Db {
         let db = Self {
             pool,
             path: path.to_path_buf(),
-            writer: Default::default(),
+            writer: writer::Writer::start(open_writer(path)?)?,
         };
         {
             let mut conn = db.pool.get()?;
@@ -159,11 +163,13 @@ impl Db {
         E: From<StoreError> + Send + 'static,
         F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
     {
-        let pool = self.pool.clone();
-        let writer = self.writer.clone();
-        tokio::task::spawn_blocking(move || write_now(&pool, &writer, f))
-            .await
-            .map_err(|e| E::from(StoreError::Join(e.to_string())))?
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.writer.submit(Box::new(writer::Typed {
+            f,
+            deliver: move |r| drop(tx.send(r)),
+        }))?;
+        rx.await
+            .map_err(|_| E::from(StoreError::Join("the database writer has stopped".into())))?
     }
 
     /// `write` for synchronous callers (CLI, benchmarks, background threads).
@@ -171,15 +177,15 @@ impl Db {
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        write_now(&self.pool, &self.writer, f)
+        self.writer.now(f)
     }
 
-    /// `try_write` for synchronous callers.
+    /// `try_write` for synchronous callers: one transaction on the calling thread.
     pub fn try_write_blocking<T, E: From<StoreError>>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T, E>,
     ) -> Result<T, E> {
-        write_now(&self.pool, &self.writer, f)
+        self.writer.now(f)
     }
 
     /// `read` for synchronous callers.
@@ -219,24 +225,16 @@ impl Db {
     }
 }
 
-fn write_now<T, E: From<StoreError>>(
-    pool: &Pool<SqliteConnectionManager>,
-    writer: &std::sync::Mutex<()>,
-    f: impl FnOnce(&Connection) -> Result<T, E>,
-) -> Result<T, E> {
-    // Queue for the write lock before taking a connection, so waiting writers never hold
-    // connections readers need. A poisoned lock only means an earlier writer panicked; the
-    // database rolled that transaction back.
-    let _one_writer = writer
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let mut conn = pool.get().map_err(StoreError::from)?;
-    let tx = conn
-        .transaction_with_behavior(TransactionBehavior::Immediate)
-        .map_err(StoreError::from)?;
-    let out = f(&tx)?; // dropping `tx` on error rolls back
-    tx.commit().map_err(StoreError::from)?;
-    Ok(out)
+/// The writer's own connection, with the same pragmas as the pool's.
+fn open_writer(path: &Path) -> Result<Connection, StoreError> {
+    let mut conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    Pragmas.on_acquire(&mut conn)?;
+    Ok(conn)
 }
 
 /// Reads a JSON text column.

@@ -710,3 +710,46 @@ async fn reset_link_sets_a_new_password_once() {
         .unwrap();
     assert_eq!(again.status(), 404, "single use");
 }
+
+#[tokio::test]
+async fn x_forwarded_for_is_believed_only_from_trusted_proxies() {
+    for (trusted, want) in [
+        (vec![], "127.0.0.1"),
+        (vec!["127.0.0.1".to_string()], "203.0.113.9"),
+    ] {
+        let app = TestApp::spawn_with(|c| c.trusted_proxies = trusted.clone()).await;
+        let alice = app.add_user("alice", &[], false);
+        let b = app.browser();
+        let page = b
+            .get(format!("{}/login", app.url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let csrf = csrf_from(&page);
+        let r = b
+            .post(format!("{}/login", app.url))
+            .header("X-Forwarded-For", "198.51.100.1, 203.0.113.9")
+            .form(&[
+                ("csrf", csrf.as_str()),
+                ("username", "alice"),
+                ("password", PASSWORD),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 303);
+        let uid = alice.id.clone();
+        let s = app
+            .db
+            .read_blocking(|c| portcullis::store::sessions::list_for_user(c, &uid, 0))
+            .unwrap();
+        assert_eq!(
+            s[0].ip.as_deref(),
+            Some(want),
+            "trusted proxies: {trusted:?}"
+        );
+    }
+}

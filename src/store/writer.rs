@@ -1,0 +1,165 @@
+//! The single writer: one thread owns one connection and runs every write closure of this
+//! process, with group commit.
+//!
+//! SQLite allows one writer at a time. Writers that contend sleep in the busy handler
+//! (milliseconds each), and every commit rewrites the B-tree pages it touched. So writes queue
+//! here instead: the thread takes what is waiting (up to `MAX_BATCH`), runs each closure inside
+//! its own SAVEPOINT of one `BEGIN IMMEDIATE` transaction — a closure that returns `Err` is
+//! rolled back alone — and commits once. Callers get their result only after that COMMIT, so
+//! "one closure = one transaction that commits only on Ok" holds for each caller, while
+//! pages shared by a burst of inserts (index roots, interior pages) are written once.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, Mutex, PoisonError, mpsc};
+
+use rusqlite::Connection;
+
+use super::StoreError;
+
+/// A queued write: run it inside the batch, or fail it without running.
+pub trait Job: Send {
+    /// Runs the closure; returns whether it succeeded and how to deliver its result once the
+    /// batch's COMMIT is known (`Some(error)` when the commit failed).
+    fn run(self: Box<Self>, conn: &Connection) -> (bool, Finish);
+    /// Delivers `error` without running (the transaction could not begin).
+    fn fail(self: Box<Self>, error: &StoreError);
+}
+
+pub type Finish = Box<dyn FnOnce(Option<&StoreError>) + Send>;
+
+const MAX_BATCH: usize = 64;
+
+#[derive(Clone)]
+pub struct Writer {
+    jobs: mpsc::Sender<Box<dyn Job>>,
+    /// The write connection: the thread holds it per batch; synchronous callers (CLI, jobs)
+    /// take it directly for their one transaction.
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl Writer {
+    /// Starts the writer thread on `conn` (already configured with the connection pragmas).
+    pub fn start(conn: Connection) -> Result<Self, StoreError> {
+        let (jobs, queue) = mpsc::channel::<Box<dyn Job>>();
+        let conn = Arc::new(Mutex::new(conn));
+        let shared = conn.clone();
+        std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || run(&shared, queue))
+            .map_err(|e| StoreError::Join(format!("cannot start the database writer: {e}")))?;
+        Ok(Self { jobs, conn })
+    }
+
+    /// One transaction on the calling thread (synchronous callers), committed only on `Ok`.
+    pub fn now<T, E: From<StoreError>>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, E>,
+    ) -> Result<T, E> {
+        // A poisoned lock only means a closure panicked; its transaction was rolled back.
+        let conn = self.conn.lock().unwrap_or_else(PoisonError::into_inner);
+        conn.execute_batch("BEGIN IMMEDIATE")
+            .map_err(StoreError::from)?;
+        match f(&conn) {
+            Ok(v) => match conn.execute_batch("COMMIT") {
+                Ok(()) => Ok(v),
+                Err(e) => {
+                    let _ = conn.execute_batch("ROLLBACK");
+                    Err(E::from(StoreError::from(e)))
+                }
+            },
+            Err(e) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                Err(e)
+            }
+        }
+    }
+
+    pub fn submit(&self, job: Box<dyn Job>) -> Result<(), StoreError> {
+        self.jobs
+            .send(job)
+            .map_err(|_| StoreError::Join("the database writer has stopped".into()))
+    }
+}
+
+/// A closure and where its result goes.
+pub struct Typed<F, D> {
+    pub f: F,
+    pub deliver: D,
+}
+
+impl<T, E, F, D> Job for Typed<F, D>
+where
+    T: Send + 'static,
+    E: From<StoreError> + Send + 'static,
+    F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+    D: FnOnce(Result<T, E>) + Send + 'static,
+{
+    fn run(self: Box<Self>, conn: &Connection) -> (bool, Finish) {
+        let Typed { f, deliver } = *self;
+        let result = f(conn);
+        let ok = result.is_ok();
+        let finish: Finish = Box::new(move |commit_error: Option<&StoreError>| {
+            deliver(match (result, commit_error) {
+                (Ok(_), Some(e)) => Err(E::from(StoreError::Commit(e.to_string()))),
+                (r, _) => r,
+            })
+        });
+        (ok, finish)
+    }
+
+    fn fail(self: Box<Self>, error: &StoreError) {
+        (self.deliver)(Err(E::from(StoreError::Commit(error.to_string()))));
+    }
+}
+
+fn run(conn: &Mutex<Connection>, queue: mpsc::Receiver<Box<dyn Job>>) {
+    while let Ok(first) = queue.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(j) => batch.push(j),
+                Err(_) => break,
+            }
+        }
+        let conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
+        commit_batch(&conn, batch);
+    }
+}
+
+fn commit_batch(conn: &Connection, batch: Vec<Box<dyn Job>>) {
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        // Nothing ran: every caller learns why (e.g. another process held the lock too long).
+        let e = StoreError::from(e);
+        batch.into_iter().for_each(|job| job.fail(&e));
+        return;
+    }
+    let mut finishes = Vec::with_capacity(batch.len());
+    for job in batch {
+        if let Err(e) = conn.execute_batch("SAVEPOINT job") {
+            job.fail(&StoreError::from(e));
+            continue;
+        }
+        match catch_unwind(AssertUnwindSafe(|| job.run(conn))) {
+            Ok((true, finish)) => {
+                let _ = conn.execute_batch("RELEASE job");
+                finishes.push(finish);
+            }
+            Ok((false, finish)) => {
+                let _ = conn.execute_batch("ROLLBACK TO job; RELEASE job");
+                finishes.push(finish);
+            }
+            Err(_) => {
+                // A panicking closure is rolled back; its caller sees "writer stopped".
+                let _ = conn.execute_batch("ROLLBACK TO job; RELEASE job");
+            }
+        }
+    }
+    match conn.execute_batch("COMMIT") {
+        Ok(()) => finishes.into_iter().for_each(|f| f(None)),
+        Err(e) => {
+            let _ = conn.execute_batch("ROLLBACK");
+            let e = StoreError::from(e);
+            finishes.into_iter().for_each(|f| f(Some(&e)));
+        }
+    }
+}
