@@ -43,10 +43,29 @@ async fn handle(state: &AppState, req: &HttpRequest, body: &[u8]) -> Result<(), 
     let now = state.now();
     let ip = state.client_ip(req).map(|ip| ip.to_string());
     // An access token: only the signature matters here, an expired one may still be revoked.
-    let jti = tokens::looks_like_jwt(token)
+    let access = tokens::looks_like_jwt(token)
         .then(|| tokens::verify_access(state, token, now, true))
-        .flatten()
-        .map(|c| c.jti);
+        .flatten();
+    // A client's own token has no issuance row: revoking it records one.
+    let client_token = access
+        .as_ref()
+        .filter(|c| {
+            crate::oidc::grants::client_credentials::is_client_token(c) && c.client_id == client.id
+        })
+        .map(|c| store::tokens::AccessRecord {
+            jti: c.jti.clone(),
+            client_id: c.client_id.clone(),
+            user_id: None,
+            family_id: None,
+            code_hash: None,
+            sid: None,
+            scope: c.scope.clone(),
+            claims: None,
+            issued_at: c.iat,
+            expires_at: c.exp,
+            revoked_at: None,
+        });
+    let jti = access.map(|c| c.jti);
     let token_hash = jti.is_none().then(|| hash_token(token));
     let client_id = client.id.clone();
     state
@@ -66,6 +85,13 @@ async fn handle(state: &AppState, req: &HttpRequest, body: &[u8]) -> Result<(), 
                     now,
                 )
             };
+            if let Some(rec) = &client_token
+                && store::tokens::access_by_jti(conn, &rec.jti)?.is_none()
+            {
+                store::tokens::record_revoked_access(conn, rec, now)?;
+                audit(conn, None, "access_token")?;
+                return Ok(());
+            }
             if let Some(jti) = jti {
                 if let Some(rec) = store::tokens::access_by_jti(conn, &jti)?
                     && rec.client_id == client_id

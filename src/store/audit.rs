@@ -31,9 +31,9 @@ pub struct NewEvent<'a> {
 }
 
 pub fn record(conn: &Connection, e: &NewEvent<'_>, now: UnixTime) -> Result<(), StoreError> {
-    conn.execute(
-        "INSERT INTO audit_events (at, kind, actor_id, user_id, client_id, ip, detail) VALUES (?1,?2,?3,?4,?5,?6,?7)",
-        params![
+    conn.prepare_cached(
+        "INSERT INTO audit_events (at, kind, actor_id, user_id, client_id, ip, detail) VALUES (?1,?2,?3,?4,?5,?6,?7)")?
+        .execute(params![
             now,
             e.kind,
             e.actor_id,
@@ -100,4 +100,112 @@ pub fn list(
 
 pub fn delete_older_than(conn: &Connection, cutoff: UnixTime) -> Result<usize, StoreError> {
     Ok(conn.execute("DELETE FROM audit_events WHERE at < ?1", [cutoff])?)
+}
+
+// ---- administration (console, admin API, CLI) ----------------------------------------------
+
+/// An event with the names of the people and application it mentions (for the console).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NamedEvent {
+    #[serde(flatten)]
+    pub event: Event,
+    pub actor_name: Option<String>,
+    /// The name of the API key that acted (actor `apikey:<id>`).
+    pub actor_key: Option<String>,
+    pub user_name: Option<String>,
+    pub client_name: Option<String>,
+}
+
+/// Newest first, `limit` events older than `before` (an event id; keyset pagination), matching
+/// `f`. Only the conditions in use are written into the query, so SQLite can pick an index for
+/// each: the user filter is a union of the `user_id` and `actor_id` indexes, the kind prefix
+/// a range on `kind`, the dates a range on `at`.
+pub fn search(
+    conn: &Connection,
+    f: &Filter,
+    before: Option<i64>,
+    limit: u32,
+) -> Result<Vec<NamedEvent>, StoreError> {
+    use rusqlite::types::Value as Sql;
+    let mut conds: Vec<&str> = Vec::new();
+    let mut args: Vec<Sql> = Vec::new();
+    if let Some(u) = &f.user_id {
+        conds.push(
+            "e.id IN (SELECT id FROM audit_events WHERE user_id = ? \
+             UNION SELECT id FROM audit_events WHERE actor_id = ?)",
+        );
+        args.push(Sql::Text(u.clone()));
+        args.push(Sql::Text(u.clone()));
+    }
+    if let Some(c) = &f.client_id {
+        conds.push("e.client_id = ?");
+        args.push(Sql::Text(c.clone()));
+    }
+    if let Some(k) = &f.kind_prefix {
+        conds.push("(e.kind = ? OR (e.kind >= ? AND e.kind < ?))");
+        args.push(Sql::Text(k.clone()));
+        args.push(Sql::Text(format!("{k}.")));
+        args.push(Sql::Text(format!("{k}/")));
+    }
+    if let Some(t) = f.since {
+        conds.push("e.at >= ?");
+        args.push(Sql::Integer(t));
+    }
+    if let Some(t) = f.until {
+        conds.push("e.at <= ?");
+        args.push(Sql::Integer(t));
+    }
+    if let Some(id) = before {
+        conds.push("e.id < ?");
+        args.push(Sql::Integer(id));
+    }
+    if let Some(id) = f.after_id {
+        conds.push("e.id > ?");
+        args.push(Sql::Integer(id));
+    }
+    args.push(Sql::Integer(i64::from(limit)));
+    let filter = if conds.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", conds.join(" AND "))
+    };
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT e.id, e.at, e.kind, e.actor_id, e.user_id, e.client_id, e.ip, e.detail,
+                a.username, u.username, c.name, k.name
+         FROM audit_events e
+         LEFT JOIN users a ON a.id = e.actor_id
+         LEFT JOIN users u ON u.id = e.user_id
+         LEFT JOIN clients c ON c.id = e.client_id
+         LEFT JOIN api_keys k ON e.actor_id LIKE 'apikey:%' AND k.id = substr(e.actor_id, 8)
+         {filter}
+         ORDER BY e.id DESC LIMIT ?"
+    ))?;
+    let rows = stmt.query_map(rusqlite::params_from_iter(args), |r| {
+        Ok(NamedEvent {
+            event: Event {
+                id: r.get(0)?,
+                at: r.get(1)?,
+                kind: r.get(2)?,
+                actor_id: r.get(3)?,
+                user_id: r.get(4)?,
+                client_id: r.get(5)?,
+                ip: r.get(6)?,
+                detail: serde_json::from_str(&r.get::<_, String>(7)?).unwrap_or(Value::Null),
+            },
+            actor_name: r.get(8)?,
+            actor_key: r.get(11)?,
+            user_name: r.get(9)?,
+            client_name: r.get(10)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The id of the newest event (0 when the log is empty), for `audit tail --follow`.
+pub fn latest_id(conn: &Connection) -> Result<i64, StoreError> {
+    Ok(
+        conn.query_row("SELECT coalesce(max(id), 0) FROM audit_events", [], |r| {
+            r.get(0)
+        })?,
+    )
 }

@@ -29,11 +29,11 @@ pub fn insert(
     now: UnixTime,
     expires_at: UnixTime,
 ) -> Result<(), StoreError> {
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO authorization_codes (code_hash, client_id, user_id, sid, redirect_uri, scope, nonce, code_challenge,
             challenge_method, claims, auth_time, amr, acr, created_at, expires_at)
-         VALUES (?1,?2,?3,?4,?5,?6,?7,?8, CASE WHEN ?8 IS NULL THEN NULL ELSE 'S256' END, ?9,?10,?11,?12,?13,?14)",
-        params![
+         VALUES (?1,?2,?3,?4,?5,?6,?7,?8, CASE WHEN ?8 IS NULL THEN NULL ELSE 'S256' END, ?9,?10,?11,?12,?13,?14)")?
+        .execute(params![
             code_hash,
             g.client_id,
             g.user_id,

@@ -29,11 +29,11 @@ pub fn insert_refresh(
     now: UnixTime,
     expires_at: UnixTime,
 ) -> Result<(), StoreError> {
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO refresh_tokens (token_hash, family_id, client_id, user_id, sid, scope, claims, auth_time, amr, acr,
             offline, code_hash, created_at, expires_at, family_expires_at)
-         VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15)",
-        params![
+         VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15)")?
+        .execute(params![
             token_hash,
             g.family_id,
             g.client_id,
@@ -118,11 +118,13 @@ pub fn mark_rotated(
     successor_sealed: &str,
     now: UnixTime,
 ) -> Result<bool, StoreError> {
-    Ok(conn.execute(
-        "UPDATE refresh_tokens SET rotated_at = ?2, successor_hash = ?3, successor_sealed = ?4
+    Ok(conn
+        .prepare_cached(
+            "UPDATE refresh_tokens SET rotated_at = ?2, successor_hash = ?3, successor_sealed = ?4
          WHERE token_hash = ?1 AND rotated_at IS NULL AND revoked_at IS NULL",
-        params![old_hash, now, successor_hash, successor_sealed],
-    )? == 1)
+        )?
+        .execute(params![old_hash, now, successor_hash, successor_sealed])?
+        == 1)
 }
 
 /// Revokes every refresh token of the family and the access tokens minted from it.
@@ -191,10 +193,10 @@ pub struct AccessRecord {
 }
 
 pub fn insert_access(conn: &Connection, a: &AccessRecord) -> Result<(), StoreError> {
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO access_tokens (jti, client_id, user_id, family_id, code_hash, sid, scope, claims, issued_at, expires_at)
-         VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)",
-        params![a.jti, a.client_id, a.user_id, a.family_id, a.code_hash, a.sid, a.scope, a.claims, a.issued_at, a.expires_at],
+         VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)")?
+        .execute(params![a.jti, a.client_id, a.user_id, a.family_id, a.code_hash, a.sid, a.scope, a.claims, a.issued_at, a.expires_at],
     )?;
     Ok(())
 }
@@ -244,4 +246,20 @@ pub fn delete_expired(conn: &Connection, now: UnixTime) -> Result<usize, StoreEr
         [now],
     )?;
     Ok(a + r)
+}
+
+/// Records the revocation of an access token that had no issuance row (a client's token for
+/// itself): a row born revoked, kept until the token would have expired.
+pub fn record_revoked_access(
+    conn: &Connection,
+    a: &AccessRecord,
+    now: UnixTime,
+) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO access_tokens (jti, client_id, user_id, family_id, code_hash, sid, scope, claims, issued_at, expires_at, revoked_at)
+         VALUES (?1,?2,NULL,NULL,NULL,NULL,?3,NULL,?4,?5,?6)
+         ON CONFLICT(jti) DO UPDATE SET revoked_at = coalesce(revoked_at, excluded.revoked_at)",
+        params![a.jti, a.client_id, a.scope, a.issued_at, a.expires_at, now],
+    )?;
+    Ok(())
 }

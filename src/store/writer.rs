@@ -126,8 +126,13 @@ fn run(conn: &Mutex<Connection>, queue: mpsc::Receiver<Box<dyn Job>>) {
     }
 }
 
+/// A statement from the connection's cache (these run for every queued write).
+fn exec(conn: &Connection, sql: &str) -> rusqlite::Result<usize> {
+    conn.prepare_cached(sql)?.execute([])
+}
+
 fn commit_batch(conn: &Connection, batch: Vec<Box<dyn Job>>) {
-    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+    if let Err(e) = exec(conn, "BEGIN IMMEDIATE") {
         // Nothing ran: every caller learns why (e.g. another process held the lock too long).
         let e = StoreError::from(e);
         batch.into_iter().for_each(|job| job.fail(&e));
@@ -135,27 +140,27 @@ fn commit_batch(conn: &Connection, batch: Vec<Box<dyn Job>>) {
     }
     let mut finishes = Vec::with_capacity(batch.len());
     for job in batch {
-        if let Err(e) = conn.execute_batch("SAVEPOINT job") {
+        if let Err(e) = exec(conn, "SAVEPOINT job") {
             job.fail(&StoreError::from(e));
             continue;
         }
         match catch_unwind(AssertUnwindSafe(|| job.run(conn))) {
             Ok((true, finish)) => {
-                let _ = conn.execute_batch("RELEASE job");
+                let _ = exec(conn, "RELEASE job");
                 finishes.push(finish);
             }
             Ok((false, finish)) => {
-                let _ = conn.execute_batch("ROLLBACK TO job; RELEASE job");
+                let _ = exec(conn, "ROLLBACK TO job").and_then(|_| exec(conn, "RELEASE job"));
                 finishes.push(finish);
             }
             Err(_) => {
                 // A panicking closure is rolled back; its caller sees "writer stopped".
-                let _ = conn.execute_batch("ROLLBACK TO job; RELEASE job");
+                let _ = exec(conn, "ROLLBACK TO job").and_then(|_| exec(conn, "RELEASE job"));
             }
         }
     }
-    match conn.execute_batch("COMMIT") {
-        Ok(()) => finishes.into_iter().for_each(|f| f(None)),
+    match exec(conn, "COMMIT") {
+        Ok(_) => finishes.into_iter().for_each(|f| f(None)),
         Err(e) => {
             let _ = conn.execute_batch("ROLLBACK");
             let e = StoreError::from(e);

@@ -338,3 +338,76 @@ async fn introspection_refuses_public_clients_and_bad_credentials() {
         .unwrap();
     assert_eq!(error_of(r).await.0, 401);
 }
+
+/// A client's token for itself has no issuance row: introspection finds it active by its
+/// signature, revocation records a row, and from then on it is inactive.
+#[tokio::test]
+async fn a_client_credentials_token_is_introspected_and_revoked_without_an_issuance_row() {
+    let app = crate::support::TestApp::spawn().await;
+    let (id, secret) = app.add_client(portcullis::clients::ClientInput {
+        name: "Backup job".into(),
+        allow_client_credentials: true,
+        ..Default::default()
+    });
+    let secret = secret.unwrap();
+    let http = reqwest::Client::new();
+    let t: serde_json::Value = http
+        .post(format!("{}/token", app.url))
+        .basic_auth(&id, Some(&secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let at = t["access_token"].as_str().unwrap().to_string();
+    let rows: i64 = app
+        .db
+        .read_blocking(|c| Ok(c.query_row("SELECT count(*) FROM access_tokens", [], |r| r.get(0))?))
+        .unwrap();
+    assert_eq!(rows, 0, "no write at issuance");
+    let introspect = |token: String| {
+        let (http, url, id, secret) = (http.clone(), app.url.clone(), id.clone(), secret.clone());
+        async move {
+            http.post(format!("{url}/introspect"))
+                .basic_auth(&id, Some(&secret))
+                .form(&[("token", token.as_str())])
+                .send()
+                .await
+                .unwrap()
+                .json::<serde_json::Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let v = introspect(at.clone()).await;
+    assert_eq!(v["active"], true, "{v}");
+    assert_eq!(v["client_id"], id);
+    let r = http
+        .post(format!("{}/revoke", app.url))
+        .basic_auth(&id, Some(&secret))
+        .form(&[("token", at.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(introspect(at.clone()).await["active"], false);
+    // Expired: inactive too.
+    app.clock.advance(3600);
+    let t2: serde_json::Value = http
+        .post(format!("{}/token", app.url))
+        .basic_auth(&id, Some(&secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    app.clock.advance(3600);
+    assert_eq!(
+        introspect(t2["access_token"].as_str().unwrap().to_string()).await["active"],
+        false
+    );
+}

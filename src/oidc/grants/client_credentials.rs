@@ -11,7 +11,6 @@ use crate::oidc::scope;
 use crate::oidc::tokens::{self, Lifetimes, Subject};
 use crate::store;
 use crate::store::clients::Client;
-use crate::store::tokens::AccessRecord;
 
 /// Scopes that only mean something for a user: never granted to a client for itself.
 const USER_ONLY: &[&str] = &["openid", "offline_access"];
@@ -58,6 +57,11 @@ pub fn granted_scope(
         .collect()
 }
 
+/// A token the client obtained for itself (client_credentials): its subject is the client.
+pub fn is_client_token(claims: &tokens::AccessClaims) -> bool {
+    claims.sub == claims.client_id && claims.auth_time.is_none() && claims.sid.is_none()
+}
+
 pub async fn issue(
     state: &AppState,
     client: &Client,
@@ -69,32 +73,11 @@ pub async fn issue(
     let life = Lifetimes::of(&state.config, client);
     let mut access =
         tokens::access_claims(state, &client.id, Subject::Client, "", now, life.access);
-    let c = client.clone();
-    let (jti, exp) = (access.jti.clone(), access.exp);
-    let scope = state
-        .db
-        .try_write(move |conn| -> Result<String, OAuthError> {
-            let custom = claims::custom_scopes(&store::users::claim_scopes(conn)?);
-            let scope = granted_scope(&c, requested.as_deref(), &custom).join(" ");
-            store::tokens::insert_access(
-                conn,
-                &AccessRecord {
-                    jti,
-                    client_id: c.id.clone(),
-                    user_id: None,
-                    family_id: None,
-                    code_hash: None,
-                    sid: None,
-                    scope: scope.clone(),
-                    claims: None,
-                    issued_at: now,
-                    expires_at: exp,
-                    revoked_at: None,
-                },
-            )?;
-            Ok(scope)
-        })
-        .await?;
+    // No row is written at issuance: a client's token for itself is checked by signature
+    // and expiry, and revoking it writes a server-side record that introspection honours
+    // (see `is_client_token`). Issuance stays a read, off the single-writer path.
+    let custom = claims::custom_scopes(&state.db.read(store::users::claim_scopes).await?);
+    let scope = granted_scope(client, requested.as_deref(), &custom).join(" ");
     access.scope = scope;
     let access_token = tokens::sign_access(state, &access, alg, now)?;
     Ok(TokenResponse {
