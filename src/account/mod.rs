@@ -64,6 +64,8 @@ struct AccountPage {
     min_length: u32,
     notice: Option<String>,
     error: Option<String>,
+    /// "Linked sign-ins": upstream identities to unlink and providers to link.
+    upstream: crate::upstream::LinkedSignIns,
 }
 
 /// "Firefox on Linux" from a User-Agent header (a hint for people, not a security check).
@@ -186,6 +188,7 @@ async fn render(
         min_length: state.config.password_min_length,
         notice,
         error,
+        upstream: crate::upstream::account_section(state, &me.user.id).await?,
     };
     Ok(ui::render(status, &page))
 }
@@ -223,6 +226,8 @@ pub async fn get(
         Some("passkey_renamed") => Some("Passkey renamed.".to_string()),
         Some("passkey_deleted") => Some("Passkey removed.".to_string()),
         Some("passkey_required") => Some("Your sign-in setting is saved.".to_string()),
+        Some("linked") => Some("Linked. You can now sign in with it.".to_string()),
+        Some("unlinked") => Some("Unlinked.".to_string()),
         _ => None,
     };
     render(&state, &req, &me, StatusCode::OK, notice, None).await

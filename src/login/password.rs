@@ -28,6 +28,8 @@ struct LoginPage {
     username: String,
     error: Option<String>,
     notice: Option<String>,
+    /// "Continue with …" buttons of the enabled upstream providers.
+    providers: Vec<crate::upstream::ProviderButton>,
 }
 
 #[derive(Deserialize, Default)]
@@ -90,6 +92,7 @@ async fn render(
             username,
             error,
             notice,
+            providers: crate::upstream::login_buttons(state, pending, next).await?,
         },
     ))
 }
@@ -109,6 +112,10 @@ pub async fn get(
     // Already signed in and not part of an authorization request: nothing to do here.
     if q.req.is_empty() && notice.is_none() && session::current(&state, &req).await?.is_some() {
         return Ok(ui::see_other(safe_next(&q.next)));
+    }
+    // `kc_idp_hint` on the authorization request: straight to that provider.
+    if let Some(to) = crate::upstream::hinted_start(&state, &req, &q.req).await? {
+        return Ok(ui::see_other(&to));
     }
     render(
         &state,

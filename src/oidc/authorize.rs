@@ -59,6 +59,9 @@ pub struct AuthorizationRequest {
     /// Set by the sign-in page once the user signed in for this request (prompt=login).
     #[serde(default)]
     pub signed_in: bool,
+    /// `kc_idp_hint`: the slug of the upstream provider to send the user straight to.
+    #[serde(default)]
+    pub idp_hint: Option<String>,
 }
 
 impl AuthorizationRequest {
@@ -376,6 +379,7 @@ async fn phase_b(
         created_at: state.now(),
         consented: false,
         signed_in: false,
+        idp_hint: p.value("kc_idp_hint"),
     })
 }
 
