@@ -330,6 +330,175 @@ pub fn to_json(c: &Client, issuer: &str) -> Value {
     })
 }
 
+// ---- administration: console, admin API and CLI ---------------------------------------------
+
+/// The settings of a client as an input, to change a few of them.
+pub fn input_of(c: &Client) -> ClientInput {
+    ClientInput {
+        name: c.name.clone(),
+        redirect_uris: c.redirect_uris.clone(),
+        post_logout_redirect_uris: c.post_logout_redirect_uris.clone(),
+        public: c.public,
+        auth_method: c.auth_method.clone(),
+        require_pkce: c.require_pkce,
+        skip_consent: c.skip_consent,
+        allow_refresh: c.allow_refresh,
+        allow_client_credentials: c.allow_client_credentials,
+        allowed_groups: c.allowed_groups.clone(),
+        allowed_scopes: c.allowed_scopes.clone(),
+        signing_alg: c.signing_alg.clone(),
+        access_token_ttl: c.access_token_ttl,
+        id_token_ttl: c.id_token_ttl,
+        refresh_token_ttl: c.refresh_token_ttl,
+        backchannel_logout_uri: c.backchannel_logout_uri.clone(),
+        backchannel_logout_session_required: c.backchannel_logout_session_required,
+        frontchannel_logout_uri: c.frontchannel_logout_uri.clone(),
+        logo_url: c.logo_url.clone(),
+    }
+}
+
+fn check_logo(input: &ClientInput) -> Result<(), FieldError> {
+    if let Some(u) = input.logo_url.as_deref().filter(|u| !u.is_empty()) {
+        let ok = url::Url::parse(u).is_ok_and(|p| p.scheme() == "https" || p.scheme() == "http");
+        if !ok {
+            return Err(field(
+                "logo_url",
+                "Enter an absolute http(s) URL of an image.",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Creates a client (as `create`) and records who did it; the secret is returned once.
+pub fn create_as(
+    conn: &rusqlite::Connection,
+    actor: &crate::ops::Actor,
+    input: ClientInput,
+    now: UnixTime,
+) -> Result<(Client, Option<String>), crate::ops::OpError> {
+    check_logo(&input)?;
+    let (client, secret) = create(conn, input, now)?;
+    crate::ops::record(
+        conn,
+        actor,
+        "client.created",
+        crate::ops::Subject {
+            client_id: Some(&client.id),
+            detail: Some(json!({"name": client.name, "public": client.public})),
+            ..Default::default()
+        },
+        now,
+    )?;
+    Ok((client, secret))
+}
+
+/// Saves every setting of an existing client. A client that becomes confidential gets a new
+/// secret (returned, shown once); one that becomes public loses its secret.
+pub fn update(
+    conn: &rusqlite::Connection,
+    actor: &crate::ops::Actor,
+    id: &str,
+    input: ClientInput,
+    now: UnixTime,
+) -> Result<(Client, Option<String>), crate::ops::OpError> {
+    validate(&input)?;
+    check_logo(&input)?;
+    let cur = store::clients::by_id(conn, id)?.ok_or(crate::ops::OpError::NotFound)?;
+    for g in &input.allowed_groups {
+        if store::groups::id_by_name(conn, g)?.is_none() {
+            return Err(field("allowed_groups", format!("There is no group named {g:?}.")).into());
+        }
+    }
+    let (secret_hash, secret) = match (input.public, &cur.secret_hash) {
+        (true, _) => (None, None),
+        (false, Some(h)) => (Some(h.clone()), None),
+        (false, None) => {
+            let s = random_token();
+            (Some(hash_token(&s)), Some(s))
+        }
+    };
+    let client = build(id.to_string(), input, secret_hash, cur.created_at, now);
+    store::clients::save(conn, &client)?;
+    let mut changed: Vec<&str> = Vec::new();
+    let before = to_json(&cur, "");
+    let after = to_json(&client, "");
+    if let (Some(b), Some(a)) = (before.as_object(), after.as_object()) {
+        for (k, v) in a {
+            if b.get(k) != Some(v) {
+                changed.push(k);
+            }
+        }
+    }
+    if secret.is_some() {
+        changed.push("client_secret");
+    }
+    crate::ops::record(
+        conn,
+        actor,
+        "client.updated",
+        crate::ops::Subject {
+            client_id: Some(id),
+            detail: Some(json!({"name": client.name, "changed": changed})),
+            ..Default::default()
+        },
+        now,
+    )?;
+    Ok((client, secret))
+}
+
+/// Deletes a client and everything issued to it.
+pub fn delete(
+    conn: &rusqlite::Connection,
+    actor: &crate::ops::Actor,
+    id: &str,
+    now: UnixTime,
+) -> Result<Client, crate::ops::OpError> {
+    let c = store::clients::by_id(conn, id)?.ok_or(crate::ops::OpError::NotFound)?;
+    store::clients::delete(conn, id)?;
+    crate::ops::record(
+        conn,
+        actor,
+        "client.deleted",
+        crate::ops::Subject {
+            client_id: Some(id),
+            detail: Some(json!({"name": c.name})),
+            ..Default::default()
+        },
+        now,
+    )?;
+    Ok(c)
+}
+
+/// A new secret (the old one stops working at once), returned once and recorded.
+pub fn regenerate_secret(
+    conn: &rusqlite::Connection,
+    actor: &crate::ops::Actor,
+    id: &str,
+    now: UnixTime,
+) -> Result<String, crate::ops::OpError> {
+    let c = store::clients::by_id(conn, id)?.ok_or(crate::ops::OpError::NotFound)?;
+    if c.public {
+        return Err(crate::ops::conflict(
+            "public",
+            "A public application has no secret.",
+        ));
+    }
+    let secret = rotate_secret(conn, id, now)?.ok_or(crate::ops::OpError::NotFound)?;
+    crate::ops::record(
+        conn,
+        actor,
+        "client.secret_rotated",
+        crate::ops::Subject {
+            client_id: Some(id),
+            detail: Some(json!({"name": c.name})),
+            ..Default::default()
+        },
+        now,
+    )?;
+    Ok(secret)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

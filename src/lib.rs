@@ -9,22 +9,26 @@
 //! - `oidc`: everything a relying party calls (discovery, jwks, authorize, token, userinfo, …)
 //! - `login`: the sign-in journey (password, consent, reset links, sessions)
 //! - `account`: self-service pages; `admin`: the console
-//! - `signing_keys`: key rotation; `users`: user operations shared by CLI and pages
+//! - `signing_keys`: key rotation; `users`, `groups`, `clients`, `api_keys`: operations shared
+//!   by the CLI, the console and the admin API (`ops`: actor, errors, audit of changes)
 //! - `store`: the only module with SQL; `crypto`: no actix, no SQL
 //! - `jobs`: periodic work (expiry GC, key rotation)
 
 pub mod account;
 pub mod admin;
+pub mod api_keys;
 pub mod app;
 pub mod assets;
 pub mod clients;
 pub mod clock;
 pub mod config;
 pub mod crypto;
+pub mod groups;
 pub mod health;
 pub mod jobs;
 pub mod login;
 pub mod oidc;
+pub mod ops;
 pub mod passkeys;
 pub mod server;
 pub mod setup;

@@ -38,7 +38,12 @@ pub enum Verified {
 }
 
 impl PasswordHasher {
-    pub fn new(memory_kib: u32, iterations: u32, parallelism: u32, concurrency: u32) -> Result<Self, CryptoError> {
+    pub fn new(
+        memory_kib: u32,
+        iterations: u32,
+        parallelism: u32,
+        concurrency: u32,
+    ) -> Result<Self, CryptoError> {
         let params = Params::new(memory_kib, iterations, parallelism, None)
             .map_err(|e| CryptoError::Password(e.to_string()))?;
         let (jobs, queue) = mpsc::channel::<Job>();
@@ -62,11 +67,18 @@ impl PasswordHasher {
                 })
                 .map_err(|e| CryptoError::Password(format!("cannot start hashing threads: {e}")))?;
         }
-        Ok(Self { params, jobs, dummy: Arc::default() })
+        Ok(Self {
+            params,
+            jobs,
+            dummy: Arc::default(),
+        })
     }
 
     /// Runs `f` on the hashing threads and waits for its result without blocking the caller.
-    async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Result<T, CryptoError> {
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, CryptoError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.jobs
             .send(Box::new(move || {
@@ -79,11 +91,16 @@ impl PasswordHasher {
     /// Hashes on the pool.
     pub async fn hash(&self, password: Secret<String>) -> Result<String, CryptoError> {
         let params = self.params.clone();
-        self.run(move || hash_blocking(&params, password.expose())).await?
+        self.run(move || hash_blocking(&params, password.expose()))
+            .await?
     }
 
     /// Verifies `password` against `phc`, or against the dummy hash when there is none.
-    pub async fn verify(&self, password: Secret<String>, phc: Option<String>) -> Result<Verified, CryptoError> {
+    pub async fn verify(
+        &self,
+        password: Secret<String>,
+        phc: Option<String>,
+    ) -> Result<Verified, CryptoError> {
         let params = self.params.clone();
         let real = phc.is_some();
         let dummy = self.dummy.clone();
@@ -92,7 +109,10 @@ impl PasswordHasher {
                 let phc = match phc {
                     Some(p) => p,
                     None => dummy
-                        .get_or_init(|| hash_blocking(&params, &super::secret::random_token()).unwrap_or_default())
+                        .get_or_init(|| {
+                            hash_blocking(&params, &super::secret::random_token())
+                                .unwrap_or_default()
+                        })
                         .clone(),
                 };
                 verify_blocking(&params, password.expose(), &phc)
@@ -128,10 +148,17 @@ fn with_memory<T>(blocks: usize, f: impl FnOnce(&mut [Block]) -> T) -> T {
 }
 
 /// argon2 into `out` with this thread's reusable memory.
-fn compute(a: &Argon2<'_>, blocks: usize, password: &[u8], salt: &[u8], out_len: usize) -> Option<Output> {
+fn compute(
+    a: &Argon2<'_>,
+    blocks: usize,
+    password: &[u8],
+    salt: &[u8],
+    out_len: usize,
+) -> Option<Output> {
     with_memory(blocks, |mem| {
         Output::init_with(out_len, |out| {
-            a.hash_password_into_with_memory(password, salt, out, &mut *mem).map_err(|_| password_hash::Error::Crypto)
+            a.hash_password_into_with_memory(password, salt, out, &mut *mem)
+                .map_err(|_| password_hash::Error::Crypto)
         })
         .ok()
     })
@@ -143,8 +170,14 @@ fn hash_blocking(params: &Params, password: &str) -> Result<String, CryptoError>
     let mut salt_buf = [0u8; 64];
     let salt_bytes = salt.as_salt().decode_b64(&mut salt_buf).map_err(err)?;
     let out_len = params.output_len().unwrap_or(Params::DEFAULT_OUTPUT_LEN);
-    let output = compute(&argon2(params), params.block_count(), password.as_bytes(), salt_bytes, out_len)
-        .ok_or_else(|| CryptoError::Password("argon2 failed".into()))?;
+    let output = compute(
+        &argon2(params),
+        params.block_count(),
+        password.as_bytes(),
+        salt_bytes,
+        out_len,
+    )
+    .ok_or_else(|| CryptoError::Password("argon2 failed".into()))?;
     let phc = PasswordHash {
         algorithm: Algorithm::Argon2id.ident(),
         version: Some(Version::V0x13.into()),
@@ -156,21 +189,37 @@ fn hash_blocking(params: &Params, password: &str) -> Result<String, CryptoError>
 }
 
 fn verify_blocking(params: &Params, password: &str, phc: &str) -> Verified {
-    let Ok(parsed) = PasswordHash::new(phc) else { return Verified::No };
-    let Ok(algorithm) = Algorithm::try_from(parsed.algorithm) else { return Verified::No };
+    let Ok(parsed) = PasswordHash::new(phc) else {
+        return Verified::No;
+    };
+    let Ok(algorithm) = Algorithm::try_from(parsed.algorithm) else {
+        return Verified::No;
+    };
     let version = match parsed.version.map(Version::try_from).transpose() {
         Ok(v) => v.unwrap_or_default(),
         Err(_) => return Verified::No,
     };
     // Verify with the parameters recorded in the PHC string, then compare with the current ones.
-    let Ok(stored) = Params::try_from(&parsed) else { return Verified::No };
-    let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else { return Verified::No };
+    let Ok(stored) = Params::try_from(&parsed) else {
+        return Verified::No;
+    };
+    let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
+        return Verified::No;
+    };
     let mut salt_buf = [0u8; 64];
-    let Ok(salt_bytes) = salt.decode_b64(&mut salt_buf) else { return Verified::No };
+    let Ok(salt_bytes) = salt.decode_b64(&mut salt_buf) else {
+        return Verified::No;
+    };
     let a = Argon2::new(algorithm, version, stored.clone());
     // `Output`'s equality is constant-time.
-    let matches = compute(&a, stored.block_count(), password.as_bytes(), salt_bytes, expected.len())
-        .is_some_and(|out| out == expected);
+    let matches = compute(
+        &a,
+        stored.block_count(),
+        password.as_bytes(),
+        salt_bytes,
+        expected.len(),
+    )
+    .is_some_and(|out| out == expected);
     if !matches {
         return Verified::No;
     }
@@ -179,7 +228,11 @@ fn verify_blocking(params: &Params, password: &str, phc: &str) -> Verified {
         && stored.m_cost() >= params.m_cost()
         && stored.t_cost() >= params.t_cost()
         && stored.p_cost() >= params.p_cost();
-    if current { Verified::Yes } else { Verified::YesRehash }
+    if current {
+        Verified::Yes
+    } else {
+        Verified::YesRehash
+    }
 }
 
 #[cfg(test)]
@@ -223,13 +276,23 @@ mod tests {
         let params = Params::new(64, 1, 1, None).unwrap();
         // Ours verifies with the crate's verifier…
         let ours = hash_blocking(&params, "pw").unwrap();
-        assert!(argon2(&params).verify_password(b"pw", &PasswordHash::new(&ours).unwrap()).is_ok());
+        assert!(
+            argon2(&params)
+                .verify_password(b"pw", &PasswordHash::new(&ours).unwrap())
+                .is_ok()
+        );
         // …and a PHC string made by the crate verifies with ours.
         let salt = SaltString::generate(&mut argon2::password_hash::rand_core::OsRng);
-        let theirs = argon2(&params).hash_password(b"pw", &salt).unwrap().to_string();
+        let theirs = argon2(&params)
+            .hash_password(b"pw", &salt)
+            .unwrap()
+            .to_string();
         assert_eq!(verify_blocking(&params, "pw", &theirs), Verified::Yes);
         assert_eq!(verify_blocking(&params, "nope", &theirs), Verified::No);
-        assert_eq!(verify_blocking(&params, "pw", "not a phc string"), Verified::No);
+        assert_eq!(
+            verify_blocking(&params, "pw", "not a phc string"),
+            Verified::No
+        );
     }
 
     #[tokio::test]

@@ -169,16 +169,17 @@ pub fn search(
     } else {
         format!("WHERE {}", conds.join(" AND "))
     };
+    // The page's ids first (from indexes alone), then the rows and names for those 50 only.
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT e.id, e.at, e.kind, e.actor_id, e.user_id, e.client_id, e.ip, e.detail,
                 a.username, u.username, c.name, k.name
-         FROM audit_events e
+         FROM (SELECT e.id FROM audit_events e {filter} ORDER BY e.id DESC LIMIT ?) page
+         JOIN audit_events e ON e.id = page.id
          LEFT JOIN users a ON a.id = e.actor_id
          LEFT JOIN users u ON u.id = e.user_id
          LEFT JOIN clients c ON c.id = e.client_id
          LEFT JOIN api_keys k ON e.actor_id LIKE 'apikey:%' AND k.id = substr(e.actor_id, 8)
-         {filter}
-         ORDER BY e.id DESC LIMIT ?"
+         ORDER BY e.id DESC"
     ))?;
     let rows = stmt.query_map(rusqlite::params_from_iter(args), |r| {
         Ok(NamedEvent {

@@ -215,3 +215,35 @@ pub fn redirect_origins(conn: &Connection) -> Result<Vec<String>, StoreError> {
     out.dedup();
     Ok(out)
 }
+
+// ---- administration (console, admin API, CLI) ----------------------------------------------
+
+const CLIENT_SEARCH: &str = "?1 = '%%' OR name LIKE ?1 OR id LIKE ?1";
+
+/// A page of clients by name (with their lists), optionally matching `search`.
+pub fn list_page(
+    conn: &Connection,
+    search: &str,
+    limit: u32,
+    offset: u32,
+) -> Result<Vec<Client>, StoreError> {
+    let pattern = format!("%{}%", search.trim().replace(['%', '_'], ""));
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM clients WHERE {CLIENT_SEARCH} ORDER BY name COLLATE NOCASE, id LIMIT ?2 OFFSET ?3"
+    ))?;
+    let mut out: Vec<Client> = stmt
+        .query_map(params![pattern, limit, offset], from_row)?
+        .collect::<Result<_, _>>()?;
+    for c in &mut out {
+        load_lists(conn, c)?;
+    }
+    Ok(out)
+}
+
+pub fn count_matching(conn: &Connection, search: &str) -> Result<i64, StoreError> {
+    let pattern = format!("%{}%", search.trim().replace(['%', '_'], ""));
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT count(*) FROM clients WHERE {CLIENT_SEARCH}"
+    ))?;
+    Ok(stmt.query_row([pattern], |r| r.get(0))?)
+}

@@ -219,3 +219,58 @@ pub fn delete_expired(
         params![now, idle_timeout],
     )?)
 }
+
+// ---- administration (console, admin API, CLI) ----------------------------------------------
+
+/// A live session with the name of its user, for the console and admin API.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ActiveSession {
+    pub session: Session,
+    pub username: String,
+}
+
+/// Live sessions (not expired, not idle too long), most recently used first; all users or one.
+pub fn list_active(
+    conn: &Connection,
+    now: UnixTime,
+    idle_timeout: i64,
+    user_id: Option<&str>,
+    limit: u32,
+    offset: u32,
+) -> Result<Vec<ActiveSession>, StoreError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {}, u.username FROM sessions s JOIN users u ON u.id = s.user_id
+         WHERE s.expires_at > ?1 AND s.last_seen_at > ?1 - ?2 AND (?3 IS NULL OR s.user_id = ?3)
+         ORDER BY s.last_seen_at DESC LIMIT ?4 OFFSET ?5",
+        COLUMNS
+            .split(", ")
+            .map(|c| format!("s.{c}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    ))?;
+    let rows = stmt.query_map(params![now, idle_timeout, user_id, limit, offset], |r| {
+        Ok((from_row(r)?, r.get::<_, String>(11)?))
+    })?;
+    rows.map(|r| {
+        let (s, username) = r?;
+        Ok(ActiveSession {
+            session: finish(s)?,
+            username,
+        })
+    })
+    .collect()
+}
+
+pub fn count_active(
+    conn: &Connection,
+    now: UnixTime,
+    idle_timeout: i64,
+    user_id: Option<&str>,
+) -> Result<i64, StoreError> {
+    Ok(conn.query_row(
+        "SELECT count(*) FROM sessions
+         WHERE expires_at > ?1 AND last_seen_at > ?1 - ?2 AND (?3 IS NULL OR user_id = ?3)",
+        params![now, idle_timeout, user_id],
+        |r| r.get(0),
+    )?)
+}

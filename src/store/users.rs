@@ -236,3 +236,84 @@ pub fn claim_scopes(conn: &Connection) -> Result<Vec<(String, String)>, StoreErr
     let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
+
+// ---- administration (console, admin API, CLI) ----------------------------------------------
+
+const SEARCH: &str = "?1 = '%%' OR username LIKE ?1 OR email LIKE ?1 OR display_name LIKE ?1";
+
+fn search_pattern(search: &str) -> String {
+    format!("%{}%", search.trim().replace(['%', '_'], ""))
+}
+
+/// How many users `list(conn, search, …)` pages through.
+pub fn count_matching(conn: &Connection, search: &str) -> Result<i64, StoreError> {
+    let mut stmt = conn.prepare_cached(&format!("SELECT count(*) FROM users WHERE {SEARCH}"))?;
+    Ok(stmt.query_row([search_pattern(search)], |r| r.get(0))?)
+}
+
+pub fn set_disabled(
+    conn: &Connection,
+    id: &str,
+    disabled: bool,
+    now: UnixTime,
+) -> Result<bool, StoreError> {
+    Ok(conn.execute(
+        "UPDATE users SET disabled = ?2, updated_at = ?3 WHERE id = ?1",
+        params![id, disabled, now],
+    )? == 1)
+}
+
+/// Enabled members of the administrators group.
+pub fn active_admin_count(conn: &Connection) -> Result<i64, StoreError> {
+    Ok(conn.query_row(
+        "SELECT count(*) FROM group_members m JOIN groups g ON g.id = m.group_id
+         JOIN users u ON u.id = m.user_id WHERE g.name = ?1 AND u.disabled = 0",
+        [ADMIN_GROUP],
+        |r| r.get(0),
+    )?)
+}
+
+/// An upstream identity linked to a user (for the console).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinkedIdentity {
+    pub provider: String,
+    pub subject: String,
+    pub email: Option<String>,
+    pub linked_at: UnixTime,
+    pub last_used_at: Option<UnixTime>,
+}
+
+pub fn linked_identities(
+    conn: &Connection,
+    user_id: &str,
+) -> Result<Vec<LinkedIdentity>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT p.display_name, l.subject, l.email, l.linked_at, l.last_used_at
+         FROM linked_identities l JOIN upstream_providers p ON p.id = l.provider_id
+         WHERE l.user_id = ?1 ORDER BY p.display_name",
+    )?;
+    let rows = stmt.query_map([user_id], |r| {
+        Ok(LinkedIdentity {
+            provider: r.get(0)?,
+            subject: r.get(1)?,
+            email: r.get(2)?,
+            linked_at: r.get(3)?,
+            last_used_at: r.get(4)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Sets (or, with an empty scope, removes) the scope that releases a custom claim.
+pub fn set_claim_scope(conn: &Connection, claim: &str, scope: &str) -> Result<(), StoreError> {
+    if scope.is_empty() {
+        conn.execute("DELETE FROM claim_scopes WHERE claim = ?1", [claim])?;
+    } else {
+        conn.execute(
+            "INSERT INTO claim_scopes (claim, scope) VALUES (?1, ?2)
+             ON CONFLICT(claim) DO UPDATE SET scope = excluded.scope",
+            params![claim, scope],
+        )?;
+    }
+    Ok(())
+}

@@ -11,6 +11,9 @@
 
 mod support;
 
+mod admin_api;
+mod admin_cli;
+mod admin_console;
 mod appliance;
 mod authorize;
 mod cli;
@@ -20,4 +23,7 @@ mod passkeys;
 mod revocation;
 mod signin;
 mod token;
+mod upstream;
+mod upstream_cli;
+mod upstream_github;
 mod userinfo;

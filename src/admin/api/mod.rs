@@ -1,0 +1,404 @@
+//! The admin HTTP API under /admin/api/: JSON for automation (Ansible, scripts), with bearer
+//! API keys (`ApiKey`). No cookies, so no CSRF. Every error is
+//! `{"error": stable_code, "message": "…", "field"?: "…"}` with a fitting status; the
+//! OpenAPI 3.1 document at /admin/api/openapi.json describes every route below.
+
+mod audit;
+mod clients;
+mod groups;
+mod keys;
+mod sessions;
+mod users;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header;
+use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, web};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer};
+
+use crate::api_keys::{self, Check};
+use crate::app::AppState;
+use crate::ops::{Actor, OpError};
+use crate::store::StoreError;
+
+/// The OpenAPI document, written by hand beside the routes it describes.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+/// Default and largest page sizes of list endpoints.
+pub const DEFAULT_LIMIT: u32 = 50;
+pub const MAX_LIMIT: u32 = 500;
+
+/// Every /admin/api route. Paths and methods here and in openapi.json are the same set (a
+/// test checks).
+pub fn scope() -> actix_web::Scope {
+    web::scope("/admin/api")
+        .route("/openapi.json", web::get().to(openapi))
+        .route("/users", web::get().to(users::list))
+        .route("/users", web::post().to(users::create))
+        .route("/users/{id}", web::get().to(users::get))
+        .route("/users/{id}", web::patch().to(users::update))
+        .route("/users/{id}", web::delete().to(users::delete))
+        .route("/users/{id}/disable", web::post().to(users::disable))
+        .route("/users/{id}/enable", web::post().to(users::enable))
+        .route("/users/{id}/reset-link", web::post().to(users::reset_link))
+        .route(
+            "/users/{id}/invite-link",
+            web::post().to(users::invite_link),
+        )
+        .route("/users/{id}/sessions", web::get().to(users::sessions))
+        .route("/groups", web::get().to(groups::list))
+        .route("/groups", web::post().to(groups::create))
+        .route("/groups/{id}", web::get().to(groups::get))
+        .route("/groups/{id}", web::patch().to(groups::update))
+        .route("/groups/{id}", web::delete().to(groups::delete))
+        .route("/groups/{id}/members", web::get().to(groups::members))
+        .route(
+            "/groups/{id}/members/{user}",
+            web::put().to(groups::add_member),
+        )
+        .route(
+            "/groups/{id}/members/{user}",
+            web::delete().to(groups::remove_member),
+        )
+        .route("/claim-scopes", web::get().to(groups::claim_scopes))
+        .route("/claim-scopes", web::put().to(groups::set_claim_scopes))
+        .route("/clients", web::get().to(clients::list))
+        .route("/clients", web::post().to(clients::create))
+        .route("/clients/{id}", web::get().to(clients::get))
+        .route("/clients/{id}", web::patch().to(clients::update))
+        .route("/clients/{id}", web::delete().to(clients::delete))
+        .route(
+            "/clients/{id}/secret",
+            web::post().to(clients::regenerate_secret),
+        )
+        .route("/keys", web::get().to(keys::list))
+        .route("/keys/rotate", web::post().to(keys::rotate))
+        .route("/sessions", web::get().to(sessions::list))
+        .route("/sessions/{sid}", web::delete().to(sessions::delete))
+        .route("/audit", web::get().to(audit::list))
+        .default_service(web::to(unknown_endpoint))
+}
+
+/// GET /admin/api/openapi.json — public, like any API description.
+pub async fn openapi() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .insert_header((header::CACHE_CONTROL, "no-cache"))
+        .body(OPENAPI)
+}
+
+async fn unknown_endpoint(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::new(
+        StatusCode::NOT_FOUND,
+        "unknown_endpoint",
+        format!(
+            "There is no {} {} in the admin API; see /admin/api/openapi.json.",
+            req.method(),
+            req.path()
+        ),
+    ))
+}
+
+// ---- errors --------------------------------------------------------------------------------
+
+/// `{"error": code, "message": …, "field"?: …}`. Codes are stable; messages are for people.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub field: Option<String>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            field: None,
+        }
+    }
+
+    pub fn not_found(what: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("No such {what}."),
+        )
+    }
+
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            field: Some(field.into()),
+            ..Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", message)
+        }
+    }
+
+    fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_request", message)
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut body = serde_json::json!({"error": self.code, "message": self.message});
+        if let (Some(f), Some(obj)) = (&self.field, body.as_object_mut()) {
+            obj.insert("field".into(), serde_json::json!(f));
+        }
+        let mut resp = HttpResponse::build(self.status);
+        resp.insert_header((header::CACHE_CONTROL, "no-store"));
+        if self.status == StatusCode::UNAUTHORIZED {
+            resp.insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"admin api\""));
+        }
+        resp.json(body)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        tracing::error!(error = %e, "store error");
+        if e.is_busy() {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                "The server is busy; try again in a moment.",
+            )
+        } else {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal_error",
+                format!(
+                    "Something went wrong (request {}).",
+                    crate::app::request_id()
+                ),
+            )
+        }
+    }
+}
+
+impl From<OpError> for ApiError {
+    fn from(e: OpError) -> Self {
+        match e {
+            OpError::Invalid(f) => ApiError::invalid(f.field, f.message),
+            OpError::Conflict(f) => ApiError {
+                field: Some(f.field.to_string()),
+                ..ApiError::new(StatusCode::CONFLICT, "conflict", f.message)
+            },
+            OpError::NotFound => ApiError::not_found("resource"),
+            OpError::Store(s) => s.into(),
+        }
+    }
+}
+
+/// Maps `OpError::NotFound` to a 404 naming `what`.
+pub fn op(what: &'static str) -> impl Fn(OpError) -> ApiError {
+    move |e| match e {
+        OpError::NotFound => ApiError::not_found(what),
+        e => e.into(),
+    }
+}
+
+// ---- extractors ----------------------------------------------------------------------------
+
+/// A request with a valid, unrevoked API key in `Authorization: Bearer …`.
+pub struct ApiKey {
+    pub key: crate::store::api_keys::ApiKey,
+}
+
+impl ApiKey {
+    pub fn actor(&self) -> Actor {
+        Actor::ApiKey(self.key.id.clone())
+    }
+}
+
+impl FromRequest for ApiKey {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            let state = req
+                .app_data::<web::Data<AppState>>()
+                .ok_or_else(|| ApiError::from(StoreError::Join("no state".into())))?
+                .clone();
+            let presented = req
+                .headers()
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| {
+                    v.strip_prefix("Bearer ")
+                        .or_else(|| v.strip_prefix("bearer "))
+                })
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_string);
+            let Some(presented) = presented else {
+                return Err(ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "missing_api_key",
+                    "Send an API key as `Authorization: Bearer <key>` (create one in the console under API keys).",
+                ));
+            };
+            let now = state.now();
+            let check = state
+                .db
+                .write(move |c| api_keys::check(c, &presented, now))
+                .await?;
+            match check {
+                Check::Valid(key) => Ok(ApiKey { key }),
+                Check::Unknown => Err(ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "invalid_api_key",
+                    "This API key is not known.",
+                )),
+                Check::Revoked => Err(ApiError::new(
+                    StatusCode::UNAUTHORIZED,
+                    "revoked_api_key",
+                    "This API key was revoked.",
+                )),
+                Check::CreatorNotAdmin => Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "forbidden",
+                    "The person who created this API key is no longer an administrator.",
+                )),
+            }
+        })
+    }
+}
+
+/// A JSON body (an empty body reads as `{}`). A missing or unknown field is a 422 naming it;
+/// other malformed JSON is a 400.
+pub struct ApiJson<T>(pub T);
+
+fn backquoted(msg: &str, prefix: &str) -> Option<String> {
+    let rest = msg.strip_prefix(prefix)?;
+    Some(rest.split('`').next()?.to_string())
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut actix_web::dev::Payload) -> Self::Future {
+        let body = web::Bytes::from_request(req, payload);
+        Box::pin(async move {
+            let body = body
+                .await
+                .map_err(|_| ApiError::bad_request("The request body could not be read."))?;
+            let text: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
+                b"{}"
+            } else {
+                &body
+            };
+            serde_json::from_slice(text).map(ApiJson).map_err(|e| {
+                let msg = e.to_string();
+                if let Some(f) = backquoted(&msg, "missing field `") {
+                    ApiError::invalid(f, "This field is required.")
+                } else if let Some(f) = backquoted(&msg, "unknown field `") {
+                    ApiError::invalid(
+                        f,
+                        "This field is not known here; see /admin/api/openapi.json.",
+                    )
+                } else {
+                    ApiError::bad_request(format!("The JSON body is not valid: {msg}."))
+                }
+            })
+        })
+    }
+}
+
+/// Query parameters, with a JSON error when they do not parse.
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned + 'static> FromRequest for ApiQuery<T> {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        std::future::ready(
+            serde_urlencoded::from_str(req.query_string())
+                .map(ApiQuery)
+                .map_err(|e| ApiError::bad_request(format!("The query is not valid: {e}."))),
+        )
+    }
+}
+
+/// `limit` and `offset` of list endpoints.
+#[derive(Debug, Deserialize)]
+pub struct Paging {
+    pub limit: Option<u32>,
+    pub offset: Option<u32>,
+}
+
+impl Paging {
+    pub fn limit(&self) -> u32 {
+        self.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT)
+    }
+    pub fn offset(&self) -> u32 {
+        self.offset.unwrap_or(0)
+    }
+}
+
+/// For PATCH bodies: absent (`None`), `null` (`Some(None)`) or a value.
+pub fn nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+pub fn created(body: serde_json::Value) -> HttpResponse {
+    HttpResponse::Created()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(body)
+}
+
+pub fn ok(body: serde_json::Value) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(body)
+}
+
+pub fn no_content() -> HttpResponse {
+    HttpResponse::NoContent().finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serde_messages_name_the_field() {
+        assert_eq!(
+            backquoted(
+                "missing field `username` at line 1 column 2",
+                "missing field `"
+            ),
+            Some("username".into())
+        );
+        assert_eq!(backquoted("expected value", "missing field `"), None);
+    }
+
+    #[test]
+    fn the_openapi_document_is_json_and_3_1() {
+        let v: serde_json::Value = serde_json::from_str(OPENAPI).unwrap();
+        assert_eq!(v["openapi"], "3.1.0");
+        assert!(v["paths"].as_object().unwrap().len() > 15);
+    }
+}

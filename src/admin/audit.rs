@@ -1,0 +1,291 @@
+//! /admin/audit — the audit log, newest first, filtered by person, application, kind and
+//! dates; 50 events a page, paged by event id (stable while new events arrive).
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use serde::Deserialize;
+
+use super::AdminSession;
+use super::view::{Chrome, PER_PAGE, day, enc, parse_day, when};
+use crate::app::State;
+use crate::store::audit::{Filter, NamedEvent};
+use crate::store::{self, StoreError};
+use crate::ui::{self, Page, PageError};
+
+const NAV: &str = "audit";
+
+/// The kinds offered in the filter: a prefix and its words.
+const KINDS: &[(&str, &str)] = &[
+    ("login", "Sign-ins"),
+    ("session", "Sign-outs and ended sessions"),
+    ("consent", "Consents"),
+    ("token", "Tokens"),
+    ("password", "Passwords"),
+    ("passkey", "Passkeys"),
+    ("logout", "Logout notices to apps"),
+    ("upstream", "Sign-in with other providers"),
+    ("user", "Changes to users"),
+    ("group", "Changes to groups"),
+    ("client", "Changes to applications"),
+    ("keys", "Signing keys"),
+    ("apikey", "API keys"),
+    ("claims", "Custom claims"),
+];
+
+/// An event kind in words.
+pub fn describe(kind: &str) -> &'static str {
+    match kind {
+        "login.succeeded" => "Signed in",
+        "login.failed" => "Sign-in failed",
+        "login.throttled" => "Sign-in slowed down after failures",
+        "session.ended" => "Session ended",
+        "consent.granted" => "Allowed an app",
+        "consent.denied" => "Refused an app",
+        "consent.revoked" => "Removed an app's access",
+        "token.revoked" => "Token revoked",
+        "token.code_replayed" => "Sign-in code used twice (tokens revoked)",
+        "token.refresh_reused" => "Old refresh token reused (tokens revoked)",
+        "password.changed" => "Changed password",
+        "password.reset" => "Set a new password with a link",
+        "passkey.deleted" => "Removed a passkey",
+        "passkey.requirement_changed" => "Changed the passkey requirement",
+        "invite.accepted" => "Accepted an invite",
+        "setup.admin_created" => "First administrator created",
+        "logout.backchannel_delivered" => "App told of sign-out",
+        "logout.backchannel_failed" => "Could not tell an app of sign-out (will retry)",
+        "logout.backchannel_gave_up" => "Gave up telling an app of sign-out",
+        "upstream.login_failed" => "Sign-in with another provider failed",
+        "upstream.unlinked" => "Unlinked another provider",
+        "user.created" => "User added",
+        "user.updated" => "User changed",
+        "user.disabled" => "User disabled",
+        "user.enabled" => "User enabled",
+        "user.deleted" => "User deleted",
+        "user.reset_link_issued" => "Password link made",
+        "user.password_set" => "Password set by an administrator",
+        "user.invite_issued" => "Set-up link made",
+        "group.created" => "Group created",
+        "group.updated" => "Group changed",
+        "group.deleted" => "Group deleted",
+        "group.member_added" => "Added to a group",
+        "group.member_removed" => "Removed from a group",
+        "client.created" => "Application added",
+        "client.updated" => "Application changed",
+        "client.deleted" => "Application deleted",
+        "client.secret_rotated" => "Application secret replaced",
+        "keys.rotated" => "Signing keys rotated",
+        "apikey.created" => "API key created",
+        "apikey.revoked" => "API key revoked",
+        "claims.scopes_changed" => "Claim scopes changed",
+        _ => "",
+    }
+}
+
+/// Who acted, in words.
+pub fn actor_words(e: &NamedEvent) -> String {
+    match (&e.actor_name, e.event.actor_id.as_deref()) {
+        (Some(name), _) => name.clone(),
+        (None, Some("cli")) => "command line".into(),
+        (None, Some(id)) if id.starts_with("apikey:") => match &e.actor_key {
+            Some(name) => format!("API key “{name}”"),
+            None => "API key".into(),
+        },
+        (None, Some(id)) => id.to_string(),
+        (None, None) => String::new(),
+    }
+}
+
+struct Row {
+    at: String,
+    kind: String,
+    words: &'static str,
+    actor: String,
+    actor_id: String,
+    user: String,
+    user_id: String,
+    client: String,
+    client_id: String,
+    ip: String,
+    detail: String,
+    /// The detail cut to fit the table (the whole text is in the cell's title).
+    detail_short: String,
+}
+
+fn detail_text(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Object(m) if m.is_empty() => String::new(),
+        serde_json::Value::Null => String::new(),
+        v => v.to_string(),
+    }
+}
+
+struct KindChoice {
+    value: &'static str,
+    label: &'static str,
+    selected: bool,
+}
+
+#[derive(Template)]
+#[template(path = "admin/audit/list.html")]
+struct ListPage {
+    page: Page,
+    admin: Chrome,
+    user: String,
+    app: String,
+    kind: String,
+    from: String,
+    to: String,
+    kinds: Vec<KindChoice>,
+    rows: Vec<Row>,
+    newer: Option<String>,
+    older: Option<String>,
+    filtered: bool,
+    unknown_user: bool,
+    retention_days: u64,
+}
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    #[serde(default)]
+    user: String,
+    #[serde(default)]
+    app: String,
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    from: String,
+    #[serde(default)]
+    to: String,
+    before: Option<i64>,
+}
+
+/// GET /admin/audit
+pub async fn list(
+    state: State,
+    req: HttpRequest,
+    me: AdminSession,
+    q: web::Query<ListQuery>,
+) -> Result<HttpResponse, PageError> {
+    let q = q.into_inner();
+    let (user, app, kind) = (
+        q.user.trim().to_string(),
+        q.app.trim().to_string(),
+        q.kind.trim().to_string(),
+    );
+    let since = parse_day(&q.from);
+    let until = parse_day(&q.to).map(|t| t + 86_399);
+    let before = q.before;
+    let (u2, a2, k2) = (user.clone(), app.clone(), kind.clone());
+    let (events, unknown_user) = state
+        .db
+        .read(move |c| -> Result<_, StoreError> {
+            // A username (or a user id, also of deleted users).
+            let (user_id, unknown) = if u2.is_empty() {
+                (None, false)
+            } else {
+                match crate::users::find(c, &u2)? {
+                    Some(u) => (Some(u.id), false),
+                    None => (Some(u2.clone()), true),
+                }
+            };
+            let f = Filter {
+                user_id,
+                client_id: Some(a2).filter(|s| !s.is_empty()),
+                kind_prefix: Some(k2).filter(|s| !s.is_empty()),
+                since,
+                until,
+                after_id: None,
+            };
+            let events = store::audit::search(c, &f, before, PER_PAGE + 1)?;
+            Ok((events, unknown))
+        })
+        .await?;
+    let keep = format!(
+        "user={}&app={}&kind={}&from={}&to={}",
+        enc(&user),
+        enc(&app),
+        enc(&kind),
+        enc(&q.from),
+        enc(&q.to)
+    );
+    let more = events.len() > PER_PAGE as usize;
+    let events: Vec<NamedEvent> = events.into_iter().take(PER_PAGE as usize).collect();
+    let older = if more {
+        events
+            .last()
+            .map(|e| format!("/admin/audit?{keep}&before={}", e.event.id))
+    } else {
+        None
+    };
+    let newer = before.map(|_| format!("/admin/audit?{keep}"));
+    let rows = events
+        .iter()
+        .map(|e| Row {
+            at: when(e.event.at),
+            words: describe(&e.event.kind),
+            kind: e.event.kind.clone(),
+            actor: actor_words(e),
+            actor_id: e
+                .actor_name
+                .as_ref()
+                .and(e.event.actor_id.clone())
+                .unwrap_or_default(),
+            user: e
+                .user_name
+                .clone()
+                .or_else(|| e.event.user_id.clone())
+                .unwrap_or_default(),
+            user_id: e
+                .user_name
+                .as_ref()
+                .and(e.event.user_id.clone())
+                .unwrap_or_default(),
+            client: e
+                .client_name
+                .clone()
+                .or_else(|| e.event.client_id.clone())
+                .unwrap_or_default(),
+            client_id: e
+                .client_name
+                .as_ref()
+                .and(e.event.client_id.clone())
+                .unwrap_or_default(),
+            ip: e.event.ip.clone().unwrap_or_default(),
+            detail: detail_text(&e.event.detail),
+            detail_short: {
+                let d = detail_text(&e.event.detail);
+                if d.chars().count() > 32 {
+                    format!("{}…", d.chars().take(31).collect::<String>())
+                } else {
+                    d
+                }
+            },
+        })
+        .collect();
+    let filtered = !(user.is_empty() && app.is_empty() && kind.is_empty())
+        || since.is_some()
+        || until.is_some();
+    Ok(ui::ok(&ListPage {
+        page: me.page(&state, &req, "Audit log"),
+        admin: Chrome::new(NAV),
+        kinds: KINDS
+            .iter()
+            .map(|(value, label)| KindChoice {
+                value,
+                label,
+                selected: *value == kind,
+            })
+            .collect(),
+        user,
+        app,
+        kind,
+        from: since.map(day).unwrap_or_default(),
+        to: q.to.trim().to_string(),
+        rows,
+        newer,
+        older,
+        filtered,
+        unknown_user,
+        retention_days: state.config.audit_retention.as_secs() / 86_400,
+    }))
+}
