@@ -31,6 +31,13 @@ pub fn collect_garbage(state: &AppState, now: i64) -> Result<usize, StoreError> 
 
 pub fn run_once(state: &AppState) {
     let now = state.now();
+    // Keeps the query planner's statistics fresh as tables grow (cheap when nothing changed).
+    if let Err(e) = state
+        .db
+        .write_blocking(|c| Ok(c.execute_batch("PRAGMA optimize")?))
+    {
+        tracing::debug!(error = %e, "PRAGMA optimize failed");
+    }
     if let Err(e) = collect_garbage(state, now) {
         tracing::warn!(error = %e, "expiry job failed");
     }

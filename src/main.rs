@@ -405,7 +405,9 @@ fn run(command: Command, config: Config) -> anyhow::Result<()> {
     match command {
         Command::Serve => {
             init_logging(&config);
-            let rt = tokio::runtime::Builder::new_multi_thread()
+            // actix-web runs its own worker threads; the main runtime only accepts connections
+            // and runs the periodic jobs, so one thread is enough (and keeps idle memory low).
+            let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()?;
             rt.block_on(server::run(config, clock))
