@@ -39,6 +39,8 @@ pub struct AppState {
     pub logout_wake: tokio::sync::Notify,
     /// The discovery documents, built once (they depend only on configuration).
     pub discovery: OnceLock<Vec<u8>>,
+    /// Origins of registered redirect URIs, for CORS.
+    pub cors_origins: crate::oidc::cors::OriginCache,
     pub oauth_metadata: OnceLock<Vec<u8>>,
     /// The WebAuthn relying party (`None` when the issuer cannot be one, e.g. a bare IP).
     pub webauthn: Option<webauthn_rs::Webauthn>,
@@ -94,6 +96,7 @@ impl AppState {
             logout_wake: tokio::sync::Notify::new(),
             webauthn,
             discovery: OnceLock::new(),
+            cors_origins: Default::default(),
             oauth_metadata: OnceLock::new(),
             mac_key,
         })

@@ -825,3 +825,33 @@ mod tests {
         assert!(db.read_blocking(store::users::any_admin).unwrap());
     }
 }
+
+/// The ways a user can sign in; removing one must never leave none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SignInMethods {
+    pub password: bool,
+    pub passkeys: i64,
+    pub linked_identities: i64,
+}
+
+impl SignInMethods {
+    pub fn count(&self) -> i64 {
+        i64::from(self.password) + self.passkeys + self.linked_identities
+    }
+
+    /// Whether removing one method (a passkey, a linked identity) would leave none.
+    pub fn only_one_left(&self) -> bool {
+        self.count() <= 1
+    }
+}
+
+pub fn sign_in_methods(
+    conn: &rusqlite::Connection,
+    user_id: &str,
+) -> Result<SignInMethods, StoreError> {
+    Ok(SignInMethods {
+        password: store::users::by_id(conn, user_id)?.is_some_and(|u| u.password_hash.is_some()),
+        passkeys: store::passkeys::count_for_user(conn, user_id)?,
+        linked_identities: store::upstream::count_links_for_user(conn, user_id)?,
+    })
+}

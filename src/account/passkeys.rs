@@ -144,18 +144,6 @@ impl From<StoreError> for Refusal {
     }
 }
 
-/// Whether removing one passkey would leave the user no way to sign in.
-pub fn is_last_method(conn: &rusqlite::Connection, user_id: &str) -> Result<bool, StoreError> {
-    let has_password =
-        store::users::by_id(conn, user_id)?.is_some_and(|u| u.password_hash.is_some());
-    let linked: i64 = conn.query_row(
-        "SELECT count(*) FROM linked_identities WHERE user_id = ?1",
-        [user_id],
-        |r| r.get(0),
-    )?;
-    Ok(!has_password && linked == 0 && store::passkeys::count_for_user(conn, user_id)? <= 1)
-}
-
 /// POST /account/passkeys/delete — refused for the last way to sign in.
 pub async fn delete(
     state: State,
@@ -167,7 +155,7 @@ pub async fn delete(
     let result = state
         .db
         .try_write(move |c| {
-            if is_last_method(c, &uid)? {
+            if crate::users::sign_in_methods(c, &uid)?.only_one_left() {
                 return Err(Refusal::LastMethod);
             }
             if store::passkeys::delete(c, &uid, &id)? {

@@ -1,7 +1,7 @@
 //! CORS for the endpoints browsers call directly (discovery, JWKS, token, userinfo,
 //! revocation), allowed for the origins of registered redirect URIs only.
 
-use std::sync::{Arc, LazyLock, RwLock};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use actix_web::http::header;
@@ -19,15 +19,14 @@ const CORS_PATHS: &[&str] = &[
     "/revoke",
 ];
 
-/// Registered origins, refreshed at most every 10 s (the lookup runs only for requests that
-/// carry an Origin header).
-/// When the origins were loaded, and the origins.
-type Cached = (Option<Instant>, Arc<Vec<String>>);
-
-static ORIGINS: LazyLock<RwLock<Cached>> = LazyLock::new(Default::default);
+/// Registered origins, kept per server and refreshed at most every 10 s (the lookup runs only
+/// for requests that carry an Origin header; a client added by the CLI in another process is
+/// seen within that time).
+#[derive(Default)]
+pub struct OriginCache(RwLock<(Option<Instant>, Arc<Vec<String>>)>);
 
 async fn allowed_origins(state: &AppState) -> Arc<Vec<String>> {
-    if let Ok(g) = ORIGINS.read()
+    if let Ok(g) = state.cors_origins.0.read()
         && g.0.is_some_and(|t| t.elapsed() < Duration::from_secs(10))
     {
         return g.1.clone();
@@ -39,17 +38,10 @@ async fn allowed_origins(state: &AppState) -> Arc<Vec<String>> {
             .await
             .unwrap_or_default(),
     );
-    if let Ok(mut g) = ORIGINS.write() {
+    if let Ok(mut g) = state.cors_origins.0.write() {
         *g = (Some(Instant::now()), fresh.clone());
     }
     fresh
-}
-
-/// Forgets cached origins (after a client changes).
-pub fn invalidate() {
-    if let Ok(mut g) = ORIGINS.write() {
-        g.0 = None;
-    }
 }
 
 async fn allowed_origin(state: &AppState, req: &HttpRequest) -> Option<String> {

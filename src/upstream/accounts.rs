@@ -315,9 +315,7 @@ pub fn unlink(
     else {
         return Ok(Err(UnlinkRefused::NotFound));
     };
-    let others = store::upstream::count_links_for_user(conn, &user.id)? - 1;
-    let passkeys = store::passkeys::count_for_user(conn, &user.id)?;
-    if user.password_hash.is_none() && passkeys == 0 && others == 0 {
+    if crate::users::sign_in_methods(conn, &user.id)?.only_one_left() {
         return Ok(Err(UnlinkRefused::LastSignInMethod));
     }
     store::upstream::delete_link(conn, &user.id, provider_id, subject)?;

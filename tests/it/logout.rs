@@ -380,15 +380,7 @@ async fn front_channel_logout_frames_each_app_of_the_session_with_iss_and_sid() 
         .as_str()
         .unwrap()
         .to_string();
-    let page = browser
-        .get(format!("{}/account", app.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let csrf = csrf_from(&page);
+    let csrf = app.csrf_at(&browser, "/account").await;
     let r = browser
         .post(format!("{}/signout", app.url))
         .form(&[("csrf", csrf.as_str())])

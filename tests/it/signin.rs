@@ -104,15 +104,7 @@ async fn every_sign_in_gets_a_fresh_session_id() {
     let first = app.sign_in(&b, "alice").await;
     let c1 = session_cookie(&first);
     // Signing in again from the same browser (e.g. as another user) replaces the session.
-    let page = b
-        .get(format!("{}/account", app.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let csrf = csrf_from(&page);
+    let csrf = app.csrf_at(&b, "/account").await;
     let second = b
         .post(format!("{}/login", app.url))
         .form(&[
@@ -226,15 +218,7 @@ async fn forms_without_a_valid_csrf_token_or_from_another_origin_are_refused() {
         .unwrap();
     assert_eq!(r.status(), 403);
     // A right token posted cross-origin is refused.
-    let page = b
-        .get(format!("{}/login", app.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let csrf = csrf_from(&page);
+    let csrf = app.csrf_at(&b, "/login").await;
     let r = b
         .post(format!("{}/login", app.url))
         .header("Origin", "https://evil.example")
@@ -456,15 +440,7 @@ async fn account_page_revokes_an_app_and_ends_sessions() {
         .read_blocking(|c| portcullis::store::sessions::list_for_user(c, &uid, 0))
         .unwrap();
     assert_eq!(sessions.len(), 2);
-    let page = b
-        .get(format!("{}/account", app.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let csrf = csrf_from(&page);
+    let csrf = app.csrf_at(&b, "/account").await;
     // The other browser's session is the newer one.
     let target = sessions
         .iter()
@@ -515,15 +491,7 @@ async fn change_password_needs_the_current_one_and_signs_out_other_sessions() {
     app.sign_in(&b, "alice").await;
     let other = app.browser();
     app.sign_in(&other, "alice").await;
-    let page = b
-        .get(format!("{}/account", app.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let csrf = csrf_from(&page);
+    let csrf = app.csrf_at(&b, "/account").await;
     let bad = b
         .post(format!("{}/account/password", app.url))
         .form(&[
@@ -630,15 +598,7 @@ async fn sign_out_ends_the_session() {
     app.add_user("alice", &[], false);
     let b = app.browser();
     app.sign_in(&b, "alice").await;
-    let page = b
-        .get(format!("{}/account", app.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let csrf = csrf_from(&page);
+    let csrf = app.csrf_at(&b, "/account").await;
     let r = b
         .post(format!("{}/signout", app.url))
         .form(&[("csrf", csrf.as_str())])
@@ -720,15 +680,7 @@ async fn x_forwarded_for_is_believed_only_from_trusted_proxies() {
         let app = TestApp::spawn_with(|c| c.trusted_proxies = trusted.clone()).await;
         let alice = app.add_user("alice", &[], false);
         let b = app.browser();
-        let page = b
-            .get(format!("{}/login", app.url))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let csrf = csrf_from(&page);
+        let csrf = app.csrf_at(&b, "/login").await;
         let r = b
             .post(format!("{}/login", app.url))
             .header("X-Forwarded-For", "198.51.100.1, 203.0.113.9")

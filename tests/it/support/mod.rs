@@ -426,3 +426,18 @@ impl LogoutReceiver {
         );
     }
 }
+
+impl TestApp {
+    /// The CSRF token of the page at `path` for this browser (what its forms would send).
+    pub async fn csrf_at(&self, browser: &reqwest::Client, path: &str) -> String {
+        let page = browser
+            .get(self.abs(path))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        csrf_from(&page)
+    }
+}
