@@ -17,15 +17,9 @@ pub fn collect_garbage(state: &AppState, now: i64) -> Result<usize, StoreError> 
             + store::tokens::delete_expired(c, now)?
             + store::throttle::delete_stale(c, now)?
             + store::audit::delete_older_than(c, now - retention)?
-            + c.execute(
-                "DELETE FROM one_time_links WHERE expires_at <= ?1 - 86400",
-                [now],
-            )?
-            + c.execute(
-                "DELETE FROM webauthn_ceremonies WHERE expires_at <= ?1",
-                [now],
-            )?
-            + c.execute("DELETE FROM upstream_logins WHERE expires_at <= ?1", [now])?)
+            + store::links::delete_expired(c, now)?
+            + store::passkeys::delete_expired_ceremonies(c, now)?
+            + store::upstream::delete_expired_logins(c, now)?)
     })
 }
 

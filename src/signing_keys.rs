@@ -88,13 +88,7 @@ impl KeyManager {
         let (period, grace) = (self.rotation_period, self.publish_grace);
         let client_max: i64 = self
             .db
-            .read_blocking(|c| {
-                Ok(c.query_row(
-                    "SELECT max(coalesce(max(access_token_ttl), 0), coalesce(max(id_token_ttl), 0)) FROM clients",
-                    [],
-                    |r| r.get::<_, Option<i64>>(0),
-                )?)
-            })?
+            .read_blocking(store::clients::longest_token_ttl)?
             .unwrap_or(0);
         let keep = self.max_token_ttl.max(client_max);
         // Key generation (RSA takes ~100 ms) happens outside the transaction; the transaction
@@ -150,10 +144,7 @@ impl KeyManager {
             kids.push(fresh.kid.clone());
             self.db.write_blocking(|c| {
                 // A rotation replaces a pending next key rather than queueing another.
-                c.execute(
-                    "DELETE FROM signing_keys WHERE alg = ?1 AND activates_at > ?2 AND retired_at IS NULL",
-                    rusqlite::params![alg.as_str(), now],
-                )?;
+                store::keys::delete_pending(c, alg.as_str(), now)?;
                 store::keys::insert(c, &fresh)?;
                 Ok(())
             })?;

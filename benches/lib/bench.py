@@ -799,6 +799,24 @@ def prepare_side(name, base, clients, token_source, work: Path, n_rt):
     return out
 
 
+def start_perf(pid, key):
+    """With BENCH_PERF_DIR set, samples the server with `perf record -g` while wrk runs (to
+    find where the time goes; figures from such a run are not for BENCHMARKS.md)."""
+    out = os.environ.get("BENCH_PERF_DIR")
+    if not out:
+        return None
+    Path(out).mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen(["perf", "record", "-F", "499", "-g", "-p", str(pid), "-o",
+                             str(Path(out) / f"{key}.data")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def stop_perf(proc):
+    if proc:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+
+
 def bench_c(binary, data, clients, work, seconds, conns, node_ok):
     log("C: OIDC endpoints, Portcullis vs node oidc-provider")
     res = {"portcullis": {}, "node": {}, "conns": conns, "seconds": seconds}
@@ -833,11 +851,14 @@ def bench_c(binary, data, clients, work, seconds, conns, node_ok):
                 if isinstance(spec, tuple):
                     url, script, env = spec
                     log(f"C: {side:10s} {key} ({seconds}s, {conns} connections)")
+                    perf = start_perf(p.proc.pid, key) if side == "portcullis" else None
                     try:
                         res[side][key] = wrk(url, script, env, threads=2, conns=conns, duration=seconds)
                         res[side][key]["sigs_per_response"] = sides[side].get(key + "_sigs")
                     except Exception as e:  # noqa: BLE001
                         res[side][key] = f"not available: {e}"
+                    finally:
+                        stop_perf(perf)
                 else:
                     res[side][key] = spec or "not available"
         res["portcullis_rss_kb"] = proc_status(p.proc.pid)

@@ -162,8 +162,7 @@ pub async fn delete(
                 let required = store::passkeys::required_for(c, &uid)?;
                 if required && store::passkeys::count_for_user(c, &uid)? == 0 {
                     // Nothing left to require: the own setting goes off with the last passkey.
-                    c.execute("UPDATE users SET require_passkey = 0 WHERE id = ?1", [&uid])
-                        .map_err(StoreError::from)?;
+                    store::passkeys::set_user_requirement(c, &uid, false, now)?;
                 }
                 store::audit::record(
                     c,
@@ -229,10 +228,7 @@ pub async fn require(
     state
         .db
         .write(move |c| {
-            c.execute(
-                "UPDATE users SET require_passkey = ?2, updated_at = ?3 WHERE id = ?1",
-                rusqlite::params![uid, on, now],
-            )?;
+            store::passkeys::set_user_requirement(c, &uid, on, now)?;
             store::audit::record(
                 c,
                 &NewEvent {

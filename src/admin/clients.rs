@@ -13,8 +13,8 @@ use crate::app::{AppState, State};
 use crate::clients::{self, ClientInput};
 use crate::oidc::scope::KNOWN_SCOPES;
 use crate::ops::OpError;
+use crate::store;
 use crate::store::clients::Client;
-use crate::store::{self, StoreError};
 use crate::ui::{self, CsrfForm, Page, PageError};
 use crate::users::FieldError;
 
@@ -450,13 +450,7 @@ pub async fn show(
     let c = load(&state, id.clone()).await?;
     let sessions = state
         .db
-        .read(move |conn| -> Result<i64, StoreError> {
-            Ok(conn.query_row(
-                "SELECT count(*) FROM session_clients WHERE client_id = ?1",
-                [id],
-                |r| r.get(0),
-            )?)
-        })
+        .read(move |conn| store::clients::session_count(conn, &id))
         .await
         .unwrap_or(0);
     let issuer = state.config.issuer().to_string();

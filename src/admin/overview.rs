@@ -35,7 +35,7 @@ pub async fn get(
         .read(move |c| -> Result<_, StoreError> {
             Ok((
                 store::users::count(c)?,
-                c.query_row("SELECT count(*) FROM groups", [], |r| r.get::<_, i64>(0))?,
+                store::groups::count(c)?,
                 store::clients::count_matching(c, "")?,
                 store::sessions::count_active(c, now, idle, None)?,
             ))

@@ -14,8 +14,8 @@ use crate::crypto::password::Verified;
 use crate::crypto::secret::Secret;
 use crate::login::{session, throttle};
 use crate::oidc::authorize;
+use crate::store;
 use crate::store::audit::NewEvent;
-use crate::store::{self, StoreError};
 use crate::ui::{self, CsrfForm, Page, PageError};
 
 #[derive(Template)]
@@ -158,7 +158,27 @@ pub async fn post(
     ];
     let now = state.now();
 
-    let wait = throttle::wait_seconds(&state, keys.clone()).await?;
+    // One read before the hash: the throttle, the account and its passkey policy.
+    let (k, l) = (keys.clone(), login.clone());
+    let (wait, user, passkey_policy) = state
+        .db
+        .read(move |c| {
+            let wait = throttle::wait_seconds(c, &k, now)?;
+            let user = if wait > 0 || l.is_empty() {
+                None
+            } else {
+                store::users::by_login(c, &l)?
+            };
+            let policy = match &user {
+                Some(u) => Some((
+                    store::passkeys::required_for(c, &u.id)?,
+                    store::passkeys::count_for_user(c, &u.id)?,
+                )),
+                None => None,
+            };
+            Ok((wait, user, policy))
+        })
+        .await?;
     if wait > 0 {
         let l = login.clone();
         let ip2 = ip.clone();
@@ -191,15 +211,6 @@ pub async fn post(
         .await;
     }
 
-    let l = login.clone();
-    let user = if login.is_empty() {
-        None
-    } else {
-        state
-            .db
-            .read(move |c| store::users::by_login(c, &l))
-            .await?
-    };
     // Always one verification, against the dummy hash when there is no usable password.
     let phc = user.as_ref().and_then(|u| u.password_hash.clone());
     let verified = state
@@ -255,17 +266,7 @@ pub async fn post(
             .await?;
     }
     let user_key = throttle::user_key(&login);
-    let uid = user.id.clone();
-    let (needs_passkey, passkeys) = state
-        .db
-        .write(move |c| -> Result<_, StoreError> {
-            store::throttle::clear(c, &user_key)?;
-            Ok((
-                store::passkeys::required_for(c, &uid)?,
-                store::passkeys::count_for_user(c, &uid)?,
-            ))
-        })
-        .await?;
+    let (needs_passkey, passkeys) = passkey_policy.unwrap_or((false, 0));
     if needs_passkey {
         if passkeys == 0 {
             let msg = "Your account must confirm sign-in with a passkey, but none is registered. \
@@ -283,10 +284,21 @@ pub async fn post(
             .await;
         }
         // Password verified; the session starts only after the passkey (see second_factor).
+        state
+            .db
+            .write(move |c| store::throttle::clear(c, &user_key))
+            .await?;
         return Ok(super::second_factor::begin(&state, &user.id, &f.req, &f.next).await?);
     }
-    let cookie =
-        session::complete_sign_in(&state, &req, &user.id, vec!["pwd".into()], &f.req).await?;
+    let cookie = session::complete_sign_in_clearing(
+        &state,
+        &req,
+        &user.id,
+        vec!["pwd".into()],
+        &f.req,
+        Some(user_key),
+    )
+    .await?;
     Ok(session::redirect_with_cookie(
         &session::after_sign_in(&f.req, &f.next),
         cookie,

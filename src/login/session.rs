@@ -304,6 +304,19 @@ pub async fn complete_sign_in(
     amr: Vec<String>,
     pending: &str,
 ) -> Result<Cookie<'static>, StoreError> {
+    complete_sign_in_clearing(state, req, user_id, amr, pending, None).await
+}
+
+/// [`complete_sign_in`] that also forgets the failed attempts counted under `throttle_key`,
+/// in the same transaction (the password sign-in: one write instead of two).
+pub async fn complete_sign_in_clearing(
+    state: &AppState,
+    req: &HttpRequest,
+    user_id: &str,
+    amr: Vec<String>,
+    pending: &str,
+    throttle_key: Option<String>,
+) -> Result<Cookie<'static>, StoreError> {
     let now = state.now();
     let old_cookie = req
         .cookie(&ui::cookie_name(state, COOKIE))
@@ -313,15 +326,13 @@ pub async fn complete_sign_in(
     let token = state
         .db
         .write(move |c| {
-            if let Some(old) = old_cookie {
-                let sid: Option<String> = c
-                    .query_row("SELECT sid FROM sessions WHERE id_hash = ?1", [old], |r| {
-                        r.get(0)
-                    })
-                    .ok();
-                if let Some(sid) = sid {
-                    end_sessions(c, &[sid], Some(&uid), "replaced", now)?;
-                }
+            if let Some(key) = &throttle_key {
+                store::throttle::clear(c, key)?;
+            }
+            if let Some(old) = old_cookie
+                && let Some(sid) = store::sessions::sid_by_hash(c, &old)?
+            {
+                end_sessions(c, &[sid], Some(&uid), "replaced", now)?;
             }
             let method = amr.join(" ");
             let (s, token) = start(c, &uid, amr, ua, ip.clone(), now, lifetime)?;

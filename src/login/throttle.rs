@@ -15,19 +15,17 @@ pub fn ip_key(ip: &str) -> String {
     format!("ip:{ip}")
 }
 
-/// Seconds to wait before another attempt is accepted (0 = go ahead).
-pub async fn wait_seconds(state: &AppState, keys: Vec<String>) -> Result<i64, StoreError> {
-    let now = state.now();
-    let until = state
-        .db
-        .read(move |c| {
-            let mut until: UnixTime = 0;
-            for k in &keys {
-                until = until.max(store::throttle::blocked_until(c, k, now)?);
-            }
-            Ok(until)
-        })
-        .await?;
+/// Seconds to wait before another attempt is accepted (0 = go ahead); a read, so the caller
+/// can fold it into the read it makes anyway.
+pub fn wait_seconds(
+    conn: &rusqlite::Connection,
+    keys: &[String],
+    now: UnixTime,
+) -> Result<i64, StoreError> {
+    let mut until: UnixTime = 0;
+    for k in keys {
+        until = until.max(store::throttle::blocked_until(conn, k, now)?);
+    }
     Ok((until - now).max(0))
 }
 

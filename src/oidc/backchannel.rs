@@ -32,41 +32,6 @@ pub async fn wait(state: &AppState, max: Duration) {
     let _ = tokio::time::timeout(max, state.logout_wake.notified()).await;
 }
 
-#[derive(Debug, Clone)]
-struct Due {
-    id: i64,
-    client_id: String,
-    user_id: String,
-    sid: Option<String>,
-    attempts: i64,
-    uri: String,
-    alg: String,
-    session_required: bool,
-}
-
-fn due(conn: &rusqlite::Connection, now: UnixTime) -> Result<Vec<Due>, StoreError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT o.id, o.client_id, o.user_id, o.sid, o.attempts, c.backchannel_logout_uri, c.signing_alg,
-                c.backchannel_logout_session_required
-         FROM logout_outbox o JOIN clients c ON c.id = o.client_id
-         WHERE o.next_attempt_at <= ?1 AND c.backchannel_logout_uri IS NOT NULL
-         ORDER BY o.next_attempt_at LIMIT 32",
-    )?;
-    let rows = stmt.query_map([now], |r| {
-        Ok(Due {
-            id: r.get(0)?,
-            client_id: r.get(1)?,
-            user_id: r.get(2)?,
-            sid: r.get(3)?,
-            attempts: r.get(4)?,
-            uri: r.get(5)?,
-            alg: r.get(6)?,
-            session_required: r.get(7)?,
-        })
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
-}
-
 /// The Logout Token (§2.4): iss, aud, iat, exp, jti, events with exactly the back-channel
 /// logout member set to `{}`, sub and/or sid (equal to the ID token's), and never a nonce.
 pub fn logout_token(
@@ -105,7 +70,7 @@ fn backoff(attempts: i64) -> i64 {
 /// One pass: sends every due delivery concurrently; returns how many were delivered.
 pub async fn deliver_due(state: &AppState) -> Result<usize, StoreError> {
     let now = state.now();
-    let batch = state.db.read(move |c| due(c, now)).await?;
+    let batch = state.db.read(move |c| store::outbox::due(c, now)).await?;
     let sends = batch.into_iter().map(|d| async move {
         let alg = Alg::parse(&d.alg).unwrap_or(Alg::RS256);
         let result = match logout_token(
@@ -143,22 +108,51 @@ pub async fn deliver_due(state: &AppState) -> Result<usize, StoreError> {
         .db
         .write(move |c| {
             for (d, r) in &results {
-                let detail = |extra: serde_json::Value| Some(json!({"sid": d.sid, "attempts": d.attempts + 1, "detail": extra}));
+                let detail = |extra: serde_json::Value| {
+                    Some(json!({"sid": d.sid, "attempts": d.attempts + 1, "detail": extra}))
+                };
                 match r {
                     Ok(()) => {
-                        c.execute("DELETE FROM logout_outbox WHERE id = ?1", [d.id])?;
-                        store::audit::record(c, &NewEvent { kind: "logout.backchannel_delivered", user_id: Some(&d.user_id), client_id: Some(&d.client_id), detail: detail(json!(null)), ..Default::default() }, now)?;
+                        store::outbox::remove(c, d.id)?;
+                        store::audit::record(
+                            c,
+                            &NewEvent {
+                                kind: "logout.backchannel_delivered",
+                                user_id: Some(&d.user_id),
+                                client_id: Some(&d.client_id),
+                                detail: detail(json!(null)),
+                                ..Default::default()
+                            },
+                            now,
+                        )?;
                     }
                     Err(e) if d.attempts + 1 >= MAX_ATTEMPTS => {
-                        c.execute("DELETE FROM logout_outbox WHERE id = ?1", [d.id])?;
-                        store::audit::record(c, &NewEvent { kind: "logout.backchannel_gave_up", user_id: Some(&d.user_id), client_id: Some(&d.client_id), detail: detail(json!(e)), ..Default::default() }, now)?;
+                        store::outbox::remove(c, d.id)?;
+                        store::audit::record(
+                            c,
+                            &NewEvent {
+                                kind: "logout.backchannel_gave_up",
+                                user_id: Some(&d.user_id),
+                                client_id: Some(&d.client_id),
+                                detail: detail(json!(e)),
+                                ..Default::default()
+                            },
+                            now,
+                        )?;
                     }
                     Err(e) => {
-                        c.execute(
-                            "UPDATE logout_outbox SET attempts = attempts + 1, next_attempt_at = ?2, last_error = ?3 WHERE id = ?1",
-                            rusqlite::params![d.id, now + backoff(d.attempts), e],
+                        store::outbox::retry_later(c, d.id, now + backoff(d.attempts), e)?;
+                        store::audit::record(
+                            c,
+                            &NewEvent {
+                                kind: "logout.backchannel_failed",
+                                user_id: Some(&d.user_id),
+                                client_id: Some(&d.client_id),
+                                detail: detail(json!(e)),
+                                ..Default::default()
+                            },
+                            now,
                         )?;
-                        store::audit::record(c, &NewEvent { kind: "logout.backchannel_failed", user_id: Some(&d.user_id), client_id: Some(&d.client_id), detail: detail(json!(e)), ..Default::default() }, now)?;
                     }
                 }
             }

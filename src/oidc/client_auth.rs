@@ -249,6 +249,18 @@ pub async fn authenticate(
     req: &HttpRequest,
     form: &FormParams,
 ) -> Result<AuthenticatedClient, OAuthError> {
+    Ok(authenticate_and_read(state, req, form, |_| Ok(())).await?.0)
+}
+
+/// [`authenticate`], with `read` run in the same database read as the client lookup (one trip
+/// to the read pool instead of two). `read`'s result is dropped unless authentication
+/// succeeds, so it may look at anything the endpoint needs afterwards.
+pub async fn authenticate_and_read<T: Send + 'static>(
+    state: &AppState,
+    req: &HttpRequest,
+    form: &FormParams,
+    read: impl FnOnce(&rusqlite::Connection) -> Result<T, store::StoreError> + Send + 'static,
+) -> Result<(AuthenticatedClient, T), OAuthError> {
     let authorization = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -257,9 +269,9 @@ pub async fn authenticate(
         return Err(invalid_client(false, "client authentication is required"));
     };
     let id = p.client_id.clone();
-    let client = state
+    let (client, extra) = state
         .db
-        .read(move |c| store::clients::by_id(c, &id))
+        .read(move |c| Ok((store::clients::by_id(c, &id)?, read(c)?)))
         .await?;
     let Some(client) = client else {
         // Hash anyway so an unknown client takes as long as a wrong secret.
@@ -270,10 +282,13 @@ pub async fn authenticate(
         ));
     };
     verify(&client, &p)?;
-    Ok(AuthenticatedClient {
-        client,
-        method: p.method,
-    })
+    Ok((
+        AuthenticatedClient {
+            client,
+            method: p.method,
+        },
+        extra,
+    ))
 }
 
 #[cfg(test)]

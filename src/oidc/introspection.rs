@@ -10,13 +10,19 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::{Value, json};
 
+use rusqlite::Connection;
+
 use crate::app::{AppState, State};
+use crate::clock::UnixTime;
 use crate::crypto::secret::hash_token;
 use crate::oidc::client_auth::{self, FormParams};
 use crate::oidc::error::{ErrorCode, OAuthError};
+use crate::oidc::grants::client_credentials;
 use crate::oidc::token::error_response;
 use crate::oidc::tokens;
-use crate::store;
+use crate::store::tokens::{AccessRecord, RefreshRecord};
+use crate::store::users::User;
+use crate::store::{self, StoreError};
 
 pub async fn post(state: State, req: HttpRequest, body: web::Bytes) -> HttpResponse {
     match handle(&state, &req, &body).await {
@@ -32,96 +38,128 @@ fn inactive() -> Value {
     json!({"active": false})
 }
 
+/// What the token names, worked out before the database read.
+enum Presented {
+    Missing,
+    /// Not a token we issued, or expired: inactive without a lookup.
+    Invalid,
+    Access(Box<tokens::AccessClaims>),
+    Refresh {
+        hash: String,
+    },
+}
+
+/// What the read found for it.
+enum Found {
+    Inactive,
+    Access(Box<tokens::AccessClaims>, Box<AccessRecord>, Option<User>),
+    Refresh(Box<RefreshRecord>, User),
+}
+
+/// The token's server-side record and its user, if it is live (inside the read).
+fn lookup(conn: &Connection, presented: Presented, now: UnixTime) -> Result<Found, StoreError> {
+    match presented {
+        Presented::Missing | Presented::Invalid => Ok(Found::Inactive),
+        Presented::Access(at) => {
+            let rec = match store::tokens::access_by_jti(conn, &at.jti)? {
+                Some(rec) => rec,
+                // A client's own token has a row only once revoked; its client must exist.
+                None if client_credentials::is_client_token(&at)
+                    && store::clients::by_id(conn, &at.client_id)?.is_some() =>
+                {
+                    AccessRecord {
+                        jti: at.jti.clone(),
+                        client_id: at.client_id.clone(),
+                        user_id: None,
+                        family_id: None,
+                        code_hash: None,
+                        sid: None,
+                        scope: at.scope.clone(),
+                        claims: None,
+                        issued_at: at.iat,
+                        expires_at: at.exp,
+                        revoked_at: None,
+                    }
+                }
+                None => return Ok(Found::Inactive),
+            };
+            if rec.revoked_at.is_some() || rec.expires_at <= now {
+                return Ok(Found::Inactive);
+            }
+            let user = match &rec.user_id {
+                Some(uid) => match store::users::by_id(conn, uid)? {
+                    Some(u) if !u.disabled => Some(u),
+                    _ => return Ok(Found::Inactive),
+                },
+                None => None,
+            };
+            Ok(Found::Access(at, Box::new(rec), user))
+        }
+        Presented::Refresh { hash } => {
+            let Some(rec) = store::tokens::refresh_by_hash(conn, &hash)? else {
+                return Ok(Found::Inactive);
+            };
+            match store::users::by_id(conn, &rec.grant.user_id)? {
+                Some(u) if !u.disabled => Ok(Found::Refresh(Box::new(rec), u)),
+                _ => Ok(Found::Inactive),
+            }
+        }
+    }
+}
+
 async fn handle(state: &AppState, req: &HttpRequest, body: &[u8]) -> Result<Value, OAuthError> {
     let form = FormParams::parse(req, body)?;
-    let authed = client_auth::authenticate(state, req, &form).await?;
+    let now = state.now();
+    // The signature is checked before the read; the client and the token's record then come
+    // in one trip to the database. Nothing is answered before the client has authenticated.
+    let presented = match form.get("token") {
+        None => Presented::Missing,
+        Some(t) if tokens::looks_like_jwt(t) => match tokens::verify_access(state, t, now, false) {
+            Some(at) => Presented::Access(Box::new(at)),
+            None => Presented::Invalid,
+        },
+        Some(t) => Presented::Refresh {
+            hash: hash_token(t),
+        },
+    };
+    let missing = matches!(presented, Presented::Missing);
+    let (authed, found) =
+        client_auth::authenticate_and_read(state, req, &form, move |c| lookup(c, presented, now))
+            .await?;
     if authed.client.public {
         return Err(OAuthError::new(
             ErrorCode::InvalidClient,
             "public clients may not introspect tokens",
         ));
     }
-    let Some(token) = form.get("token") else {
+    if missing {
         return Err(OAuthError::invalid_request(
             "the token parameter is missing",
         ));
-    };
-    let now = state.now();
-    if tokens::looks_like_jwt(token) {
-        let Some(at) = tokens::verify_access(state, token, now, false) else {
-            return Ok(inactive());
-        };
-        let jti = at.jti.clone();
-        let client_token = crate::oidc::grants::client_credentials::is_client_token(&at);
-        let stand_in = store::tokens::AccessRecord {
-            jti: at.jti.clone(),
-            client_id: at.client_id.clone(),
-            user_id: None,
-            family_id: None,
-            code_hash: None,
-            sid: None,
-            scope: at.scope.clone(),
-            claims: None,
-            issued_at: at.iat,
-            expires_at: at.exp,
-            revoked_at: None,
-        };
-        let live = state
-            .db
-            .read(move |conn| {
-                let rec = match store::tokens::access_by_jti(conn, &jti)? {
-                    Some(rec) => rec,
-                    // A client's own token has a row only once revoked; its client must exist.
-                    None if client_token
-                        && store::clients::by_id(conn, &stand_in.client_id)?.is_some() =>
-                    {
-                        stand_in
-                    }
-                    None => return Ok(None),
-                };
-                if rec.revoked_at.is_some() || rec.expires_at <= now {
-                    return Ok(None);
-                }
-                let user = match &rec.user_id {
-                    Some(uid) => match store::users::by_id(conn, uid)? {
-                        Some(u) if !u.disabled => Some(u),
-                        _ => return Ok(None),
-                    },
-                    None => None,
-                };
-                Ok(Some((rec, user)))
-            })
-            .await?;
-        let Some((rec, user)) = live else {
-            return Ok(inactive());
-        };
-        let mut v = json!({
-            "active": true,
-            "scope": rec.scope,
-            "client_id": rec.client_id,
-            "token_type": "Bearer",
-            "exp": at.exp,
-            "iat": at.iat,
-            "sub": at.sub,
-            "aud": at.aud,
-            "iss": at.iss,
-            "jti": at.jti,
-        });
-        if let (Some(u), Some(obj)) = (user, v.as_object_mut()) {
-            obj.insert("username".into(), json!(u.username));
-        }
-        return Ok(v);
     }
-    let hash = hash_token(token);
-    let client_id = authed.client.id.clone();
-    let iss = state.config.issuer().to_string();
-    state
-        .db
-        .read(move |conn| {
-            let Some(rec) = store::tokens::refresh_by_hash(conn, &hash)? else {
-                return Ok(inactive());
-            };
-            if rec.grant.client_id != client_id
+    match found {
+        Found::Inactive => Ok(inactive()),
+        Found::Access(at, rec, user) => {
+            let mut v = json!({
+                "active": true,
+                "scope": rec.scope,
+                "client_id": rec.client_id,
+                "token_type": "Bearer",
+                "exp": at.exp,
+                "iat": at.iat,
+                "sub": at.sub,
+                "aud": at.aud,
+                "iss": at.iss,
+                "jti": at.jti,
+            });
+            if let (Some(u), Some(obj)) = (user, v.as_object_mut()) {
+                obj.insert("username".into(), json!(u.username));
+            }
+            Ok(v)
+        }
+        Found::Refresh(rec, u) => {
+            // A refresh token is described only to the client that holds it.
+            if rec.grant.client_id != authed.client.id
                 || rec.revoked_at.is_some()
                 || rec.rotated_at.is_some()
                 || rec.expires_at <= now
@@ -129,20 +167,16 @@ async fn handle(state: &AppState, req: &HttpRequest, body: &[u8]) -> Result<Valu
             {
                 return Ok(inactive());
             }
-            match store::users::by_id(conn, &rec.grant.user_id)? {
-                Some(u) if !u.disabled => Ok(json!({
-                    "active": true,
-                    "scope": rec.grant.scope,
-                    "client_id": rec.grant.client_id,
-                    "username": u.username,
-                    "token_type": "refresh_token",
-                    "exp": rec.expires_at,
-                    "sub": rec.grant.user_id,
-                    "iss": iss,
-                })),
-                _ => Ok(inactive()),
-            }
-        })
-        .await
-        .map_err(OAuthError::from)
+            Ok(json!({
+                "active": true,
+                "scope": rec.grant.scope,
+                "client_id": rec.grant.client_id,
+                "username": u.username,
+                "token_type": "refresh_token",
+                "exp": rec.expires_at,
+                "sub": rec.grant.user_id,
+                "iss": state.config.issuer(),
+            }))
+        }
+    }
 }

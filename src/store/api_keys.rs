@@ -2,7 +2,7 @@
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::StoreError;
+use super::{CachedSql, StoreError};
 use crate::clock::UnixTime;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -41,7 +41,7 @@ pub fn insert(
     created_by: Option<&str>,
     now: UnixTime,
 ) -> Result<(), StoreError> {
-    conn.execute(
+    conn.exec(
         "INSERT INTO api_keys (id, name, key_hash, created_by, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
         params![id, name, key_hash, created_by, now],
     )?;
@@ -51,7 +51,7 @@ pub fn insert(
 /// The key with this hash, revoked or not.
 pub fn by_hash(conn: &Connection, key_hash: &str) -> Result<Option<ApiKey>, StoreError> {
     Ok(conn
-        .query_row(
+        .row(
             &format!("{SELECT} WHERE k.key_hash = ?1"),
             [key_hash],
             from_row,
@@ -61,7 +61,7 @@ pub fn by_hash(conn: &Connection, key_hash: &str) -> Result<Option<ApiKey>, Stor
 
 pub fn by_id(conn: &Connection, id: &str) -> Result<Option<ApiKey>, StoreError> {
     Ok(conn
-        .query_row(&format!("{SELECT} WHERE k.id = ?1"), [id], from_row)
+        .row(&format!("{SELECT} WHERE k.id = ?1"), [id], from_row)
         .optional()?)
 }
 
@@ -72,7 +72,7 @@ pub fn list(conn: &Connection) -> Result<Vec<ApiKey>, StoreError> {
 }
 
 pub fn revoke(conn: &Connection, id: &str, now: UnixTime) -> Result<bool, StoreError> {
-    Ok(conn.execute(
+    Ok(conn.exec(
         "UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
         params![id, now],
     )? == 1)
@@ -80,7 +80,7 @@ pub fn revoke(conn: &Connection, id: &str, now: UnixTime) -> Result<bool, StoreE
 
 /// Records use (at most once a minute, to keep writes rare).
 pub fn touch(conn: &Connection, id: &str, now: UnixTime) -> Result<(), StoreError> {
-    conn.execute(
+    conn.exec(
         "UPDATE api_keys SET last_used_at = ?2 WHERE id = ?1 AND (last_used_at IS NULL OR last_used_at < ?2 - 60)",
         params![id, now],
     )?;
@@ -93,7 +93,7 @@ pub fn revoke_created_by(
     user_id: &str,
     now: UnixTime,
 ) -> Result<usize, StoreError> {
-    Ok(conn.execute(
+    Ok(conn.exec(
         "UPDATE api_keys SET revoked_at = ?2 WHERE created_by = ?1 AND revoked_at IS NULL",
         params![user_id, now],
     )?)

@@ -4,7 +4,7 @@ use rusqlite::{Connection, params};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::StoreError;
+use super::{CachedSql, StoreError};
 use crate::clock::UnixTime;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -99,7 +99,7 @@ pub fn list(
 }
 
 pub fn delete_older_than(conn: &Connection, cutoff: UnixTime) -> Result<usize, StoreError> {
-    Ok(conn.execute("DELETE FROM audit_events WHERE at < ?1", [cutoff])?)
+    Ok(conn.exec("DELETE FROM audit_events WHERE at < ?1", [cutoff])?)
 }
 
 // ---- administration (console, admin API, CLI) ----------------------------------------------
@@ -205,7 +205,7 @@ pub fn search(
 /// The id of the newest event (0 when the log is empty), for `audit tail --follow`.
 pub fn latest_id(conn: &Connection) -> Result<i64, StoreError> {
     Ok(
-        conn.query_row("SELECT coalesce(max(id), 0) FROM audit_events", [], |r| {
+        conn.row("SELECT coalesce(max(id), 0) FROM audit_events", [], |r| {
             r.get(0)
         })?,
     )

@@ -2,7 +2,7 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::StoreError;
+use super::{CachedSql, StoreError};
 use crate::clock::UnixTime;
 
 pub fn insert(
@@ -14,7 +14,7 @@ pub fn insert(
     now: UnixTime,
     expires_at: UnixTime,
 ) -> Result<(), StoreError> {
-    conn.execute(
+    conn.exec(
         "INSERT INTO auth_requests (id_hash, client_id, browser, params, created_at, expires_at) VALUES (?1,?2,?3,?4,?5,?6)",
         params![id_hash, client_id, browser, params_json, now, expires_at],
     )?;
@@ -29,7 +29,7 @@ pub fn get(
     now: UnixTime,
 ) -> Result<Option<String>, StoreError> {
     Ok(conn
-        .query_row(
+        .row(
             "SELECT params FROM auth_requests WHERE id_hash = ?1 AND browser = ?2 AND expires_at > ?3",
             params![id_hash, browser, now],
             |r| r.get(0),
@@ -38,12 +38,12 @@ pub fn get(
 }
 
 pub fn delete(conn: &Connection, id_hash: &str) -> Result<(), StoreError> {
-    conn.execute("DELETE FROM auth_requests WHERE id_hash = ?1", [id_hash])?;
+    conn.exec("DELETE FROM auth_requests WHERE id_hash = ?1", [id_hash])?;
     Ok(())
 }
 
 pub fn delete_expired(conn: &Connection, now: UnixTime) -> Result<usize, StoreError> {
-    Ok(conn.execute("DELETE FROM auth_requests WHERE expires_at <= ?1", [now])?)
+    Ok(conn.exec("DELETE FROM auth_requests WHERE expires_at <= ?1", [now])?)
 }
 
 /// Replaces the stored parameters (e.g. to record that consent was just given).
@@ -52,7 +52,7 @@ pub fn update_params(
     id_hash: &str,
     params_json: &str,
 ) -> Result<(), StoreError> {
-    conn.execute(
+    conn.exec(
         "UPDATE auth_requests SET params = ?2 WHERE id_hash = ?1",
         params![id_hash, params_json],
     )?;

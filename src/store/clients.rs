@@ -2,7 +2,7 @@
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::StoreError;
+use super::{CachedSql, StoreError};
 use crate::clock::UnixTime;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -92,7 +92,7 @@ fn load_lists(conn: &Connection, c: &mut Client) -> Result<(), StoreError> {
 
 pub fn by_id(conn: &Connection, id: &str) -> Result<Option<Client>, StoreError> {
     let Some(mut c) = conn
-        .query_row(
+        .row(
             &format!("SELECT {COLUMNS} FROM clients WHERE id = ?1"),
             [id],
             from_row,
@@ -118,7 +118,7 @@ pub fn list(conn: &Connection) -> Result<Vec<Client>, StoreError> {
 
 /// Inserts or replaces the client with its lists. `allowed_groups` must name existing groups.
 pub fn save(conn: &Connection, c: &Client) -> Result<(), StoreError> {
-    conn.execute(
+    conn.exec(
         &format!(
             "INSERT INTO clients ({COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20)
              ON CONFLICT(id) DO UPDATE SET name=excluded.name, secret_hash=excluded.secret_hash, public=excluded.public,
@@ -154,7 +154,7 @@ pub fn save(conn: &Connection, c: &Client) -> Result<(), StoreError> {
             c.updated_at
         ],
     )?;
-    conn.execute(
+    conn.exec(
         "DELETE FROM client_redirect_uris WHERE client_id = ?1",
         [&c.id],
     )?;
@@ -167,12 +167,12 @@ pub fn save(conn: &Connection, c: &Client) -> Result<(), StoreError> {
     for (i, uri) in c.post_logout_redirect_uris.iter().enumerate() {
         ins.execute(params![c.id, "post_logout", uri, i as i64])?;
     }
-    conn.execute(
+    conn.exec(
         "DELETE FROM client_allowed_groups WHERE client_id = ?1",
         [&c.id],
     )?;
     for name in &c.allowed_groups {
-        let n = conn.execute(
+        let n = conn.exec(
             "INSERT OR IGNORE INTO client_allowed_groups (client_id, group_id) SELECT ?1, id FROM groups WHERE name = ?2",
             params![c.id, name],
         )?;
@@ -189,14 +189,14 @@ pub fn set_secret_hash(
     hash: &str,
     now: UnixTime,
 ) -> Result<bool, StoreError> {
-    Ok(conn.execute(
+    Ok(conn.exec(
         "UPDATE clients SET secret_hash = ?2, updated_at = ?3 WHERE id = ?1",
         params![id, hash, now],
     )? == 1)
 }
 
 pub fn delete(conn: &Connection, id: &str) -> Result<bool, StoreError> {
-    Ok(conn.execute("DELETE FROM clients WHERE id = ?1", [id])? == 1)
+    Ok(conn.exec("DELETE FROM clients WHERE id = ?1", [id])? == 1)
 }
 
 /// Origins (scheme://host:port) of every registered redirect URI, for CORS.
@@ -246,4 +246,22 @@ pub fn count_matching(conn: &Connection, search: &str) -> Result<i64, StoreError
         "SELECT count(*) FROM clients WHERE {CLIENT_SEARCH}"
     ))?;
     Ok(stmt.query_row([pattern], |r| r.get(0))?)
+}
+
+/// How many live browser sessions have used the client.
+pub fn session_count(conn: &Connection, client_id: &str) -> Result<i64, StoreError> {
+    Ok(conn.row(
+        "SELECT count(*) FROM session_clients WHERE client_id = ?1",
+        [client_id],
+        |r| r.get(0),
+    )?)
+}
+
+/// The longest access or ID token lifetime any client overrides to (seconds), if any.
+pub fn longest_token_ttl(conn: &Connection) -> Result<Option<i64>, StoreError> {
+    Ok(conn.row(
+        "SELECT max(coalesce(max(access_token_ttl), 0), coalesce(max(id_token_ttl), 0)) FROM clients",
+        [],
+        |r| r.get(0),
+    )?)
 }

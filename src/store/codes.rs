@@ -2,7 +2,7 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{StoreError, json_col};
+use super::{CachedSql, StoreError, json_col};
 use crate::clock::UnixTime;
 
 /// What a code grants, fixed when it is issued.
@@ -73,7 +73,7 @@ pub fn consume(
     now: UnixTime,
 ) -> Result<Consumed, StoreError> {
     let row = conn
-        .query_row(
+        .row(
             "UPDATE authorization_codes SET consumed_at = ?3
              WHERE code_hash = ?1 AND client_id = ?2 AND consumed_at IS NULL AND expires_at > ?3
              RETURNING client_id, user_id, sid, redirect_uri, scope, nonce, code_challenge, claims, auth_time, amr, acr",
@@ -103,7 +103,7 @@ pub fn consume(
         return Ok(Consumed::Fresh(Box::new(grant)));
     }
     let consumed: Option<Option<i64>> = conn
-        .query_row(
+        .row(
             "SELECT consumed_at FROM authorization_codes WHERE code_hash = ?1",
             [code_hash],
             |r| r.get(0),
@@ -118,7 +118,7 @@ pub fn consume(
 
 /// Codes are kept a while after expiry so a late replay is still recognised and revokes.
 pub fn delete_expired(conn: &Connection, now: UnixTime) -> Result<usize, StoreError> {
-    Ok(conn.execute(
+    Ok(conn.exec(
         "DELETE FROM authorization_codes WHERE expires_at <= ?1 - 86400",
         [now],
     )?)

@@ -2,7 +2,7 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::StoreError;
+use super::{CachedSql, StoreError};
 use crate::clock::UnixTime;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -19,7 +19,7 @@ pub fn scopes(
     client_id: &str,
 ) -> Result<Option<Vec<String>>, StoreError> {
     let text: Option<String> = conn
-        .query_row(
+        .row(
             "SELECT scopes FROM consents WHERE user_id = ?1 AND client_id = ?2",
             params![user_id, client_id],
             |r| r.get(0),
@@ -40,7 +40,7 @@ pub fn grant(
     all.extend(scopes.iter().cloned());
     all.sort();
     all.dedup();
-    conn.execute(
+    conn.exec(
         "INSERT INTO consents (user_id, client_id, scopes, granted_at) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT(user_id, client_id) DO UPDATE SET scopes = excluded.scopes, granted_at = excluded.granted_at",
         params![user_id, client_id, all.join(" "), now],
@@ -75,15 +75,15 @@ pub fn revoke(
     client_id: &str,
     now: UnixTime,
 ) -> Result<bool, StoreError> {
-    let n = conn.execute(
+    let n = conn.exec(
         "DELETE FROM consents WHERE user_id = ?1 AND client_id = ?2",
         params![user_id, client_id],
     )?;
-    conn.execute(
+    conn.exec(
         "UPDATE refresh_tokens SET revoked_at = ?3 WHERE user_id = ?1 AND client_id = ?2 AND revoked_at IS NULL",
         params![user_id, client_id, now],
     )?;
-    conn.execute(
+    conn.exec(
         "UPDATE access_tokens SET revoked_at = ?3 WHERE user_id = ?1 AND client_id = ?2 AND revoked_at IS NULL",
         params![user_id, client_id, now],
     )?;

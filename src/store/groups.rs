@@ -2,7 +2,7 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::StoreError;
+use super::{CachedSql, StoreError};
 use crate::clock::UnixTime;
 use crate::crypto::secret::random_id;
 
@@ -20,7 +20,7 @@ pub fn ensure(conn: &Connection, name: &str, now: UnixTime) -> Result<String, St
         return Ok(id);
     }
     let id = random_id();
-    conn.execute(
+    conn.exec(
         "INSERT INTO groups (id, name, created_at) VALUES (?1, ?2, ?3)",
         params![id, name, now],
     )?;
@@ -29,14 +29,14 @@ pub fn ensure(conn: &Connection, name: &str, now: UnixTime) -> Result<String, St
 
 pub fn id_by_name(conn: &Connection, name: &str) -> Result<Option<String>, StoreError> {
     Ok(conn
-        .query_row("SELECT id FROM groups WHERE name = ?1", [name], |r| {
+        .row("SELECT id FROM groups WHERE name = ?1", [name], |r| {
             r.get(0)
         })
         .optional()?)
 }
 
 pub fn add_member(conn: &Connection, group_id: &str, user_id: &str) -> Result<(), StoreError> {
-    conn.execute(
+    conn.exec(
         "INSERT OR IGNORE INTO group_members (group_id, user_id) VALUES (?1, ?2)",
         params![group_id, user_id],
     )?;
@@ -44,7 +44,7 @@ pub fn add_member(conn: &Connection, group_id: &str, user_id: &str) -> Result<()
 }
 
 pub fn remove_member(conn: &Connection, group_id: &str, user_id: &str) -> Result<bool, StoreError> {
-    Ok(conn.execute(
+    Ok(conn.exec(
         "DELETE FROM group_members WHERE group_id = ?1 AND user_id = ?2",
         params![group_id, user_id],
     )? == 1)
@@ -67,7 +67,7 @@ pub fn list(conn: &Connection) -> Result<Vec<Group>, StoreError> {
 }
 
 pub fn delete(conn: &Connection, id: &str) -> Result<bool, StoreError> {
-    Ok(conn.execute("DELETE FROM groups WHERE id = ?1", [id])? == 1)
+    Ok(conn.exec("DELETE FROM groups WHERE id = ?1", [id])? == 1)
 }
 
 // ---- administration (console, admin API, CLI) ----------------------------------------------
@@ -109,14 +109,14 @@ fn finish_detail((mut g, claims): (GroupDetail, String)) -> Result<GroupDetail, 
 }
 
 pub fn detail_by_id(conn: &Connection, id: &str) -> Result<Option<GroupDetail>, StoreError> {
-    conn.query_row(&format!("{DETAIL} WHERE g.id = ?1"), [id], detail_row)
+    conn.row(&format!("{DETAIL} WHERE g.id = ?1"), [id], detail_row)
         .optional()?
         .map(finish_detail)
         .transpose()
 }
 
 pub fn detail_by_name(conn: &Connection, name: &str) -> Result<Option<GroupDetail>, StoreError> {
-    conn.query_row(&format!("{DETAIL} WHERE g.name = ?1"), [name], detail_row)
+    conn.row(&format!("{DETAIL} WHERE g.name = ?1"), [name], detail_row)
         .optional()?
         .map(finish_detail)
         .transpose()
@@ -130,7 +130,7 @@ pub fn list_details(conn: &Connection) -> Result<Vec<GroupDetail>, StoreError> {
 }
 
 pub fn insert_detail(conn: &Connection, g: &GroupDetail) -> Result<(), StoreError> {
-    conn.execute(
+    conn.exec(
         "INSERT INTO groups (id, name, description, claims, require_passkey, created_at) VALUES (?1,?2,?3,?4,?5,?6)",
         params![
             g.id,
@@ -145,7 +145,7 @@ pub fn insert_detail(conn: &Connection, g: &GroupDetail) -> Result<(), StoreErro
 }
 
 pub fn update_detail(conn: &Connection, g: &GroupDetail) -> Result<bool, StoreError> {
-    Ok(conn.execute(
+    Ok(conn.exec(
         "UPDATE groups SET name = ?2, description = ?3, claims = ?4, require_passkey = ?5 WHERE id = ?1",
         params![
             g.id,
@@ -190,7 +190,7 @@ pub fn members(
 
 pub fn is_member(conn: &Connection, group_id: &str, user_id: &str) -> Result<bool, StoreError> {
     Ok(conn
-        .query_row(
+        .row(
             "SELECT 1 FROM group_members WHERE group_id = ?1 AND user_id = ?2",
             params![group_id, user_id],
             |_| Ok(()),
@@ -216,9 +216,13 @@ pub fn set_memberships(
     user_id: &str,
     group_ids: &[String],
 ) -> Result<(), StoreError> {
-    conn.execute("DELETE FROM group_members WHERE user_id = ?1", [user_id])?;
+    conn.exec("DELETE FROM group_members WHERE user_id = ?1", [user_id])?;
     for g in group_ids {
         add_member(conn, g, user_id)?;
     }
     Ok(())
+}
+
+pub fn count(conn: &Connection) -> Result<i64, StoreError> {
+    Ok(conn.row("SELECT count(*) FROM groups", [], |r| r.get(0))?)
 }

@@ -2,7 +2,7 @@
 
 use rusqlite::{Connection, params};
 
-use super::StoreError;
+use super::{CachedSql, StoreError};
 use crate::clock::UnixTime;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -18,7 +18,7 @@ pub struct StoredKey {
 }
 
 pub fn insert(conn: &Connection, k: &StoredKey) -> Result<(), StoreError> {
-    conn.execute(
+    conn.exec(
         "INSERT INTO signing_keys (kid, alg, private_sealed, public_jwk, created_at, activates_at, retired_at, prune_after)
          VALUES (?1,?2,?3,?4,?5,?6,?7,?8)",
         params![k.kid, k.alg, k.private_sealed, k.public_jwk, k.created_at, k.activates_at, k.retired_at, k.prune_after],
@@ -53,7 +53,7 @@ pub fn retire(
     at: UnixTime,
     prune_after: UnixTime,
 ) -> Result<(), StoreError> {
-    conn.execute(
+    conn.exec(
         "UPDATE signing_keys SET retired_at = ?2, prune_after = ?3 WHERE kid = ?1 AND retired_at IS NULL",
         params![kid, at, prune_after],
     )?;
@@ -61,8 +61,17 @@ pub fn retire(
 }
 
 pub fn delete_pruned(conn: &Connection, now: UnixTime) -> Result<usize, StoreError> {
-    Ok(conn.execute(
+    Ok(conn.exec(
         "DELETE FROM signing_keys WHERE prune_after IS NOT NULL AND prune_after <= ?1",
         [now],
+    )?)
+}
+
+/// Drops keys of `alg` published but not yet signing (a rotation replaces a pending next key
+/// rather than queueing another).
+pub fn delete_pending(conn: &Connection, alg: &str, now: UnixTime) -> Result<usize, StoreError> {
+    Ok(conn.exec(
+        "DELETE FROM signing_keys WHERE alg = ?1 AND activates_at > ?2 AND retired_at IS NULL",
+        rusqlite::params![alg, now],
     )?)
 }

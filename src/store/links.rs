@@ -2,7 +2,7 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::StoreError;
+use super::{CachedSql, StoreError};
 use crate::clock::UnixTime;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,7 +38,7 @@ pub fn insert(
     now: UnixTime,
     expires_at: UnixTime,
 ) -> Result<(), StoreError> {
-    conn.execute(
+    conn.exec(
         "INSERT INTO one_time_links (token_hash, purpose, user_id, allow_password, created_at, expires_at)
          VALUES (?1,?2,?3,?4,?5,?6)",
         params![token_hash, purpose.as_str(), user_id, allow_password, now, expires_at],
@@ -54,7 +54,7 @@ pub fn peek(
     now: UnixTime,
 ) -> Result<Option<Link>, StoreError> {
     Ok(conn
-        .query_row(
+        .row(
             "SELECT user_id, allow_password, expires_at FROM one_time_links
              WHERE token_hash = ?1 AND purpose = ?2 AND used_at IS NULL AND expires_at > ?3",
             params![token_hash, purpose.as_str(), now],
@@ -77,7 +77,7 @@ pub fn consume(
     now: UnixTime,
 ) -> Result<Option<Link>, StoreError> {
     Ok(conn
-        .query_row(
+        .row(
             "UPDATE one_time_links SET used_at = ?3
              WHERE token_hash = ?1 AND purpose = ?2 AND used_at IS NULL AND expires_at > ?3
              RETURNING user_id, allow_password, expires_at",
@@ -100,9 +100,18 @@ pub fn invalidate_for_user(
     purpose: Purpose,
     now: UnixTime,
 ) -> Result<(), StoreError> {
-    conn.execute(
+    conn.exec(
         "UPDATE one_time_links SET used_at = ?3 WHERE user_id = ?1 AND purpose = ?2 AND used_at IS NULL",
         params![user_id, purpose.as_str(), now],
     )?;
     Ok(())
+}
+
+/// Forgets one-time links a day after they expired (kept that long so a late click still
+/// gets "this link has expired" rather than "unknown link").
+pub fn delete_expired(conn: &Connection, now: UnixTime) -> Result<usize, StoreError> {
+    Ok(conn.exec(
+        "DELETE FROM one_time_links WHERE expires_at <= ?1 - 86400",
+        [now],
+    )?)
 }

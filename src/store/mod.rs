@@ -21,6 +21,7 @@ pub mod groups;
 pub mod keys;
 pub mod links;
 pub mod migrate;
+pub mod outbox;
 pub mod passkeys;
 pub mod sessions;
 pub mod throttle;
@@ -238,6 +239,31 @@ fn open_writer(path: &Path) -> Result<Connection, StoreError> {
 }
 
 /// Reads a JSON text column.
+/// `query_row` and `execute` through the connection's statement cache. Every store function
+/// runs the same few SQL texts over and over; compiling one again costs more than the indexed
+/// lookup it performs (the hot paths of the token endpoint make several per request).
+pub(crate) trait CachedSql {
+    fn row<T, P, F>(&self, sql: &str, params: P, f: F) -> rusqlite::Result<T>
+    where
+        P: rusqlite::Params,
+        F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>;
+    fn exec<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize>;
+}
+
+impl CachedSql for Connection {
+    fn row<T, P, F>(&self, sql: &str, params: P, f: F) -> rusqlite::Result<T>
+    where
+        P: rusqlite::Params,
+        F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    {
+        self.prepare_cached(sql)?.query_row(params, f)
+    }
+
+    fn exec<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize> {
+        self.prepare_cached(sql)?.execute(params)
+    }
+}
+
 pub(crate) fn json_col<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, StoreError> {
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt(e.to_string()))
 }

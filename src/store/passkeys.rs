@@ -2,7 +2,7 @@
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::StoreError;
+use super::{CachedSql, StoreError};
 use crate::clock::UnixTime;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -38,7 +38,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<StoredPasskey> {
 }
 
 pub fn insert(conn: &Connection, p: &StoredPasskey) -> Result<(), StoreError> {
-    conn.execute(
+    conn.exec(
         &format!("INSERT INTO passkeys ({COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)"),
         params![
             p.id,
@@ -70,7 +70,7 @@ pub fn by_credential_id(
     credential_id: &str,
 ) -> Result<Option<StoredPasskey>, StoreError> {
     Ok(conn
-        .query_row(
+        .row(
             &format!("SELECT {COLUMNS} FROM passkeys WHERE credential_id = ?1"),
             [credential_id],
             from_row,
@@ -88,7 +88,7 @@ pub fn record_use(
     backup_state: bool,
     now: UnixTime,
 ) -> Result<(), StoreError> {
-    conn.execute(
+    conn.exec(
         "UPDATE passkeys SET passkey = ?2, sign_count = ?3, backup_eligible = ?4, backup_state = ?5, last_used_at = ?6
          WHERE id = ?1",
         params![id, passkey, sign_count, backup_eligible, backup_state, now],
@@ -97,21 +97,21 @@ pub fn record_use(
 }
 
 pub fn rename(conn: &Connection, user_id: &str, id: &str, name: &str) -> Result<bool, StoreError> {
-    Ok(conn.execute(
+    Ok(conn.exec(
         "UPDATE passkeys SET name = ?3 WHERE id = ?2 AND user_id = ?1",
         params![user_id, id, name],
     )? == 1)
 }
 
 pub fn delete(conn: &Connection, user_id: &str, id: &str) -> Result<bool, StoreError> {
-    Ok(conn.execute(
+    Ok(conn.exec(
         "DELETE FROM passkeys WHERE id = ?2 AND user_id = ?1",
         params![user_id, id],
     )? == 1)
 }
 
 pub fn count_for_user(conn: &Connection, user_id: &str) -> Result<i64, StoreError> {
-    Ok(conn.query_row(
+    Ok(conn.row(
         "SELECT count(*) FROM passkeys WHERE user_id = ?1",
         [user_id],
         |r| r.get(0),
@@ -121,7 +121,7 @@ pub fn count_for_user(conn: &Connection, user_id: &str) -> Result<i64, StoreErro
 /// Whether the user must confirm sign-in with a passkey (own setting or a group's policy).
 pub fn required_for(conn: &Connection, user_id: &str) -> Result<bool, StoreError> {
     Ok(conn
-        .query_row(
+        .row(
             "SELECT (SELECT require_passkey FROM users WHERE id = ?1)
              OR EXISTS (SELECT 1 FROM group_members m JOIN groups g ON g.id = m.group_id
                         WHERE m.user_id = ?1 AND g.require_passkey = 1)",
@@ -142,7 +142,7 @@ pub fn put_ceremony(
     now: UnixTime,
     expires_at: UnixTime,
 ) -> Result<(), StoreError> {
-    conn.execute(
+    conn.exec(
         "INSERT INTO webauthn_ceremonies (id_hash, kind, user_id, state, created_at, expires_at) VALUES (?1,?2,?3,?4,?5,?6)",
         params![id_hash, kind, user_id, state_json, now, expires_at],
     )?;
@@ -157,7 +157,7 @@ pub fn take_ceremony(
     now: UnixTime,
 ) -> Result<Option<(Option<String>, String)>, StoreError> {
     Ok(conn
-        .query_row(
+        .row(
             "DELETE FROM webauthn_ceremonies WHERE id_hash = ?1 AND kind = ?2 AND expires_at > ?3 RETURNING user_id, state",
             params![id_hash, kind, now],
             |r| Ok((r.get(0)?, r.get(1)?)),
@@ -173,10 +173,31 @@ pub fn peek_ceremony(
     now: UnixTime,
 ) -> Result<Option<(Option<String>, String)>, StoreError> {
     Ok(conn
-        .query_row(
+        .row(
             "SELECT user_id, state FROM webauthn_ceremonies WHERE id_hash = ?1 AND kind = ?2 AND expires_at > ?3",
             params![id_hash, kind, now],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .optional()?)
+}
+
+pub fn delete_expired_ceremonies(conn: &Connection, now: UnixTime) -> Result<usize, StoreError> {
+    Ok(conn.exec(
+        "DELETE FROM webauthn_ceremonies WHERE expires_at <= ?1",
+        [now],
+    )?)
+}
+
+/// Sets the user's own "confirm sign-in with a passkey" setting.
+pub fn set_user_requirement(
+    conn: &Connection,
+    user_id: &str,
+    on: bool,
+    now: UnixTime,
+) -> Result<(), StoreError> {
+    conn.exec(
+        "UPDATE users SET require_passkey = ?2, updated_at = ?3 WHERE id = ?1",
+        rusqlite::params![user_id, on, now],
+    )?;
+    Ok(())
 }

@@ -2,7 +2,7 @@
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::{StoreError, json_col};
+use super::{CachedSql, StoreError, json_col};
 use crate::clock::UnixTime;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -47,7 +47,7 @@ fn finish((mut s, amr): (Session, String)) -> Result<Session, StoreError> {
 }
 
 pub fn insert(conn: &Connection, s: &Session) -> Result<(), StoreError> {
-    conn.execute(
+    conn.exec(
         &format!("INSERT INTO sessions ({COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11)"),
         params![
             s.id_hash,
@@ -74,7 +74,7 @@ pub fn live(
     now: UnixTime,
     idle_timeout: i64,
 ) -> Result<Option<Session>, StoreError> {
-    conn.query_row(
+    conn.row(
         &format!(
             "SELECT {} FROM sessions s JOIN users u ON u.id = s.user_id
              WHERE s.id_hash = ?1 AND s.expires_at > ?2 AND s.last_seen_at > ?2 - ?3 AND u.disabled = 0",
@@ -88,8 +88,16 @@ pub fn live(
     .transpose()
 }
 
+/// The `sid` of the session whose cookie hashes to `id_hash` (live or not).
+pub fn sid_by_hash(conn: &Connection, id_hash: &str) -> Result<Option<String>, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT sid FROM sessions WHERE id_hash = ?1")?
+        .query_row([id_hash], |r| r.get(0))
+        .optional()?)
+}
+
 pub fn by_sid(conn: &Connection, sid: &str) -> Result<Option<Session>, StoreError> {
-    conn.query_row(
+    conn.row(
         &format!("SELECT {COLUMNS} FROM sessions WHERE sid = ?1"),
         [sid],
         from_row,
@@ -101,7 +109,7 @@ pub fn by_sid(conn: &Connection, sid: &str) -> Result<Option<Session>, StoreErro
 
 /// Marks the session used (at most once a minute, to keep writes rare).
 pub fn touch(conn: &Connection, id_hash: &str, now: UnixTime) -> Result<(), StoreError> {
-    conn.execute(
+    conn.exec(
         "UPDATE sessions SET last_seen_at = ?2 WHERE id_hash = ?1 AND last_seen_at < ?2 - 60",
         params![id_hash, now],
     )?;
@@ -115,7 +123,7 @@ pub fn update_auth(
     amr: &[String],
     auth_time: UnixTime,
 ) -> Result<(), StoreError> {
-    conn.execute(
+    conn.exec(
         "UPDATE sessions SET amr = ?2, auth_time = ?3 WHERE sid = ?1",
         params![
             sid,
@@ -153,7 +161,7 @@ pub fn record_client(
     client_id: &str,
     now: UnixTime,
 ) -> Result<(), StoreError> {
-    conn.execute(
+    conn.exec(
         "INSERT OR IGNORE INTO session_clients (sid, client_id, first_at)
          SELECT ?1, ?2, ?3 WHERE EXISTS (SELECT 1 FROM sessions WHERE sid = ?1)",
         params![sid, client_id, now],
@@ -177,22 +185,22 @@ pub fn end(conn: &Connection, sid: &str, now: UnixTime) -> Result<Option<Session
     };
     // Back-channel logout: one outbox row per client of the session that asked for it,
     // written in the same transaction so no ended session goes unannounced.
-    conn.execute(
+    conn.exec(
         "INSERT INTO logout_outbox (client_id, user_id, sid, next_attempt_at, created_at)
          SELECT sc.client_id, ?2, ?1, ?3, ?3 FROM session_clients sc JOIN clients c ON c.id = sc.client_id
          WHERE sc.sid = ?1 AND c.backchannel_logout_uri IS NOT NULL",
         params![sid, s.user_id, now],
     )?;
-    conn.execute(
+    conn.exec(
         "UPDATE refresh_tokens SET revoked_at = ?2 WHERE sid = ?1 AND offline = 0 AND revoked_at IS NULL",
         params![sid, now],
     )?;
-    conn.execute(
+    conn.exec(
         "UPDATE access_tokens SET revoked_at = ?2 WHERE sid = ?1 AND revoked_at IS NULL
            AND (family_id IS NULL OR family_id NOT IN (SELECT family_id FROM refresh_tokens WHERE offline = 1))",
         params![sid, now],
     )?;
-    conn.execute("DELETE FROM sessions WHERE sid = ?1", [sid])?;
+    conn.exec("DELETE FROM sessions WHERE sid = ?1", [sid])?;
     Ok(Some(s))
 }
 
@@ -214,7 +222,7 @@ pub fn delete_expired(
     now: UnixTime,
     idle_timeout: i64,
 ) -> Result<usize, StoreError> {
-    Ok(conn.execute(
+    Ok(conn.exec(
         "DELETE FROM sessions WHERE expires_at <= ?1 OR last_seen_at <= ?1 - ?2",
         params![now, idle_timeout],
     )?)
@@ -267,7 +275,7 @@ pub fn count_active(
     idle_timeout: i64,
     user_id: Option<&str>,
 ) -> Result<i64, StoreError> {
-    Ok(conn.query_row(
+    Ok(conn.row(
         "SELECT count(*) FROM sessions
          WHERE expires_at > ?1 AND last_seen_at > ?1 - ?2 AND (?3 IS NULL OR user_id = ?3)",
         params![now, idle_timeout, user_id],

@@ -3,7 +3,7 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::StoreError;
+use super::{CachedSql, StoreError};
 use crate::clock::UnixTime;
 
 /// Failures older than this are forgotten.
@@ -12,7 +12,7 @@ const WINDOW: i64 = 24 * 3600;
 /// Until when `key` must wait (0 or past = free to try).
 pub fn blocked_until(conn: &Connection, key: &str, now: UnixTime) -> Result<UnixTime, StoreError> {
     let until: Option<(i64, i64)> = conn
-        .query_row(
+        .row(
             "SELECT blocked_until, first_at FROM login_failures WHERE key = ?1",
             [key],
             |r| Ok((r.get(0)?, r.get(1)?)),
@@ -33,7 +33,7 @@ pub fn record_failure(
     threshold: u32,
     max_delay: i64,
 ) -> Result<(u32, UnixTime), StoreError> {
-    let failures: u32 = conn.query_row(
+    let failures: u32 = conn.row(
         "INSERT INTO login_failures (key, failures, first_at, blocked_until) VALUES (?1, 1, ?2, 0)
          ON CONFLICT(key) DO UPDATE SET
            failures = CASE WHEN ?2 - first_at >= ?3 THEN 1 ELSE failures + 1 END,
@@ -48,7 +48,7 @@ pub fn record_failure(
     } else {
         0
     };
-    conn.execute(
+    conn.exec(
         "UPDATE login_failures SET blocked_until = ?2 WHERE key = ?1",
         params![key, until],
     )?;
@@ -56,12 +56,12 @@ pub fn record_failure(
 }
 
 pub fn clear(conn: &Connection, key: &str) -> Result<(), StoreError> {
-    conn.execute("DELETE FROM login_failures WHERE key = ?1", [key])?;
+    conn.exec("DELETE FROM login_failures WHERE key = ?1", [key])?;
     Ok(())
 }
 
 pub fn delete_stale(conn: &Connection, now: UnixTime) -> Result<usize, StoreError> {
-    Ok(conn.execute(
+    Ok(conn.exec(
         "DELETE FROM login_failures WHERE first_at <= ?1 - ?2 AND blocked_until <= ?1",
         params![now, WINDOW],
     )?)

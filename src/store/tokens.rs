@@ -2,7 +2,7 @@
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::{StoreError, json_col};
+use super::{CachedSql, StoreError, json_col};
 use crate::clock::UnixTime;
 
 /// What a refresh token family grants.
@@ -94,7 +94,7 @@ pub fn refresh_by_hash(
     token_hash: &str,
 ) -> Result<Option<RefreshRecord>, StoreError> {
     let row = conn
-        .query_row(
+        .row(
             "SELECT family_id, client_id, user_id, sid, scope, claims, auth_time, amr, acr, offline, code_hash,
                     family_expires_at, expires_at, rotated_at, successor_sealed, revoked_at
              FROM refresh_tokens WHERE token_hash = ?1",
@@ -129,11 +129,11 @@ pub fn mark_rotated(
 
 /// Revokes every refresh token of the family and the access tokens minted from it.
 pub fn revoke_family(conn: &Connection, family_id: &str, now: UnixTime) -> Result<(), StoreError> {
-    conn.execute(
+    conn.exec(
         "UPDATE refresh_tokens SET revoked_at = ?2, successor_sealed = NULL WHERE family_id = ?1 AND revoked_at IS NULL",
         params![family_id, now],
     )?;
-    conn.execute(
+    conn.exec(
         "UPDATE access_tokens SET revoked_at = ?2 WHERE family_id = ?1 AND revoked_at IS NULL",
         params![family_id, now],
     )?;
@@ -152,7 +152,7 @@ pub fn revoke_issued_from_code(
     for f in families {
         revoke_family(conn, &f, now)?;
     }
-    conn.execute(
+    conn.exec(
         "UPDATE access_tokens SET revoked_at = ?2 WHERE code_hash = ?1 AND revoked_at IS NULL",
         params![code_hash, now],
     )?;
@@ -165,11 +165,11 @@ pub fn revoke_all_for_user(
     user_id: &str,
     now: UnixTime,
 ) -> Result<(), StoreError> {
-    conn.execute(
+    conn.exec(
         "UPDATE refresh_tokens SET revoked_at = ?2 WHERE user_id = ?1 AND revoked_at IS NULL",
         params![user_id, now],
     )?;
-    conn.execute(
+    conn.exec(
         "UPDATE access_tokens SET revoked_at = ?2 WHERE user_id = ?1 AND revoked_at IS NULL",
         params![user_id, now],
     )?;
@@ -203,7 +203,7 @@ pub fn insert_access(conn: &Connection, a: &AccessRecord) -> Result<(), StoreErr
 
 pub fn access_by_jti(conn: &Connection, jti: &str) -> Result<Option<AccessRecord>, StoreError> {
     Ok(conn
-        .query_row(
+        .row(
             "SELECT jti, client_id, user_id, family_id, code_hash, sid, scope, claims, issued_at, expires_at, revoked_at
              FROM access_tokens WHERE jti = ?1",
             [jti],
@@ -227,7 +227,7 @@ pub fn access_by_jti(conn: &Connection, jti: &str) -> Result<Option<AccessRecord
 }
 
 pub fn revoke_access(conn: &Connection, jti: &str, now: UnixTime) -> Result<(), StoreError> {
-    conn.execute(
+    conn.exec(
         "UPDATE access_tokens SET revoked_at = ?2 WHERE jti = ?1 AND revoked_at IS NULL",
         params![jti, now],
     )?;
@@ -235,13 +235,13 @@ pub fn revoke_access(conn: &Connection, jti: &str, now: UnixTime) -> Result<(), 
 }
 
 pub fn delete_expired(conn: &Connection, now: UnixTime) -> Result<usize, StoreError> {
-    let a = conn.execute("DELETE FROM access_tokens WHERE expires_at <= ?1", [now])?;
-    let r = conn.execute(
+    let a = conn.exec("DELETE FROM access_tokens WHERE expires_at <= ?1", [now])?;
+    let r = conn.exec(
         "DELETE FROM refresh_tokens WHERE family_expires_at <= ?1",
         [now],
     )?;
     // Successors are kept sealed only for the grace window.
-    conn.execute(
+    conn.exec(
         "UPDATE refresh_tokens SET successor_sealed = NULL WHERE rotated_at <= ?1 - 300",
         [now],
     )?;
@@ -255,7 +255,7 @@ pub fn record_revoked_access(
     a: &AccessRecord,
     now: UnixTime,
 ) -> Result<(), StoreError> {
-    conn.execute(
+    conn.exec(
         "INSERT INTO access_tokens (jti, client_id, user_id, family_id, code_hash, sid, scope, claims, issued_at, expires_at, revoked_at)
          VALUES (?1,?2,NULL,NULL,NULL,NULL,?3,NULL,?4,?5,?6)
          ON CONFLICT(jti) DO UPDATE SET revoked_at = coalesce(revoked_at, excluded.revoked_at)",

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
-use super::{StoreError, json_col};
+use super::{CachedSql, StoreError, json_col};
 use crate::clock::UnixTime;
 
 /// How Portcullis talks to the provider.
@@ -134,7 +134,7 @@ fn json_text<T: serde::Serialize>(v: &T) -> Result<String, StoreError> {
 }
 
 pub fn insert(conn: &Connection, p: &Provider) -> Result<(), StoreError> {
-    conn.execute(
+    conn.exec(
         &format!(
             "INSERT INTO upstream_providers ({COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15)"
         ),
@@ -161,7 +161,7 @@ pub fn insert(conn: &Connection, p: &Provider) -> Result<(), StoreError> {
 
 /// Saves every field but `id` and `created_at`.
 pub fn update(conn: &Connection, p: &Provider) -> Result<bool, StoreError> {
-    let n = conn.execute(
+    let n = conn.exec(
         "UPDATE upstream_providers SET slug = ?2, kind = ?3, display_name = ?4, icon = ?5, issuer = ?6,
                 client_id = ?7, client_secret_sealed = ?8, scopes = ?9, enabled = ?10, account_policy = ?11,
                 default_groups = ?12, group_mapping = ?13, updated_at = ?14
@@ -187,7 +187,7 @@ pub fn update(conn: &Connection, p: &Provider) -> Result<bool, StoreError> {
 }
 
 pub fn by_id(conn: &Connection, id: &str) -> Result<Option<Provider>, StoreError> {
-    conn.query_row(
+    conn.row(
         &format!("SELECT {COLUMNS} FROM upstream_providers WHERE id = ?1"),
         [id],
         from_row,
@@ -198,7 +198,7 @@ pub fn by_id(conn: &Connection, id: &str) -> Result<Option<Provider>, StoreError
 }
 
 pub fn by_slug(conn: &Connection, slug: &str) -> Result<Option<Provider>, StoreError> {
-    conn.query_row(
+    conn.row(
         &format!("SELECT {COLUMNS} FROM upstream_providers WHERE slug = ?1"),
         [slug],
         from_row,
@@ -220,7 +220,7 @@ pub fn list(conn: &Connection, enabled_only: bool) -> Result<Vec<Provider>, Stor
 
 /// Deletes the provider; its linked identities and pending handshakes go with it.
 pub fn delete(conn: &Connection, id: &str) -> Result<bool, StoreError> {
-    Ok(conn.execute("DELETE FROM upstream_providers WHERE id = ?1", [id])? == 1)
+    Ok(conn.exec("DELETE FROM upstream_providers WHERE id = ?1", [id])? == 1)
 }
 
 // ---- linked identities ---------------------------------------------------------------------
@@ -266,7 +266,7 @@ pub fn link_by_subject(
     subject: &str,
 ) -> Result<Option<LinkedIdentity>, StoreError> {
     Ok(conn
-        .query_row(
+        .row(
             &format!(
                 "SELECT {LINK_COLUMNS} FROM linked_identities l WHERE l.provider_id = ?1 AND l.subject = ?2"
             ),
@@ -277,7 +277,7 @@ pub fn link_by_subject(
 }
 
 pub fn insert_link(conn: &Connection, l: &LinkedIdentity) -> Result<(), StoreError> {
-    conn.execute(
+    conn.exec(
         "INSERT INTO linked_identities (provider_id, subject, user_id, email, linked_at, last_used_at)
          VALUES (?1,?2,?3,?4,?5,?6)",
         params![
@@ -300,7 +300,7 @@ pub fn touch_link(
     email: Option<&str>,
     now: UnixTime,
 ) -> Result<(), StoreError> {
-    conn.execute(
+    conn.exec(
         "UPDATE linked_identities SET last_used_at = ?3, email = coalesce(?4, email)
          WHERE provider_id = ?1 AND subject = ?2",
         params![provider_id, subject, now, email],
@@ -346,7 +346,7 @@ fn links_where(
 }
 
 pub fn count_links_for_user(conn: &Connection, user_id: &str) -> Result<i64, StoreError> {
-    Ok(conn.query_row(
+    Ok(conn.row(
         "SELECT count(*) FROM linked_identities WHERE user_id = ?1",
         [user_id],
         |r| r.get(0),
@@ -354,7 +354,7 @@ pub fn count_links_for_user(conn: &Connection, user_id: &str) -> Result<i64, Sto
 }
 
 pub fn count_links_for_provider(conn: &Connection, provider_id: &str) -> Result<i64, StoreError> {
-    Ok(conn.query_row(
+    Ok(conn.row(
         "SELECT count(*) FROM linked_identities WHERE provider_id = ?1",
         [provider_id],
         |r| r.get(0),
@@ -368,7 +368,7 @@ pub fn delete_link(
     provider_id: &str,
     subject: &str,
 ) -> Result<bool, StoreError> {
-    Ok(conn.execute(
+    Ok(conn.exec(
         "DELETE FROM linked_identities WHERE user_id = ?1 AND provider_id = ?2 AND subject = ?3",
         params![user_id, provider_id, subject],
     )? == 1)
@@ -380,7 +380,7 @@ pub fn user_with_verified_email(
     email: &str,
 ) -> Result<Option<String>, StoreError> {
     Ok(conn
-        .query_row(
+        .row(
             "SELECT id FROM users WHERE email = ?1 AND email_verified = 1",
             [email],
             |r| r.get(0),
@@ -391,14 +391,14 @@ pub fn user_with_verified_email(
 /// Whether any user has this email (verified or not).
 pub fn email_in_use(conn: &Connection, email: &str) -> Result<bool, StoreError> {
     Ok(conn
-        .query_row("SELECT 1 FROM users WHERE email = ?1", [email], |_| Ok(()))
+        .row("SELECT 1 FROM users WHERE email = ?1", [email], |_| Ok(()))
         .optional()?
         .is_some())
 }
 
 /// Records the upstream's `acr` on the session a federated sign-in just started.
 pub fn set_session_acr(conn: &Connection, id_hash: &str, acr: &str) -> Result<(), StoreError> {
-    conn.execute(
+    conn.exec(
         "UPDATE sessions SET acr = ?2 WHERE id_hash = ?1",
         params![id_hash, acr],
     )?;
@@ -424,7 +424,7 @@ pub fn insert_login(
     data_json: &str,
     expires_at: UnixTime,
 ) -> Result<(), StoreError> {
-    conn.execute(
+    conn.exec(
         "INSERT INTO upstream_logins (state_hash, provider_id, browser, data, expires_at) VALUES (?1,?2,?3,?4,?5)",
         params![state_hash, provider_id, browser, data_json, expires_at],
     )?;
@@ -434,7 +434,7 @@ pub fn insert_login(
 /// Takes the handshake atomically: a state is used once, whatever happens next.
 pub fn take_login(conn: &Connection, state_hash: &str) -> Result<Option<PendingLogin>, StoreError> {
     Ok(conn
-        .query_row(
+        .row(
             "DELETE FROM upstream_logins WHERE state_hash = ?1
              RETURNING provider_id, browser, data, expires_at",
             [state_hash],
@@ -448,6 +448,10 @@ pub fn take_login(conn: &Connection, state_hash: &str) -> Result<Option<PendingL
             },
         )
         .optional()?)
+}
+
+pub fn delete_expired_logins(conn: &Connection, now: UnixTime) -> Result<usize, StoreError> {
+    Ok(conn.exec("DELETE FROM upstream_logins WHERE expires_at <= ?1", [now])?)
 }
 
 #[cfg(test)]

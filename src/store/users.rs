@@ -3,7 +3,7 @@
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde_json::{Map, Value};
 
-use super::{StoreError, json_col};
+use super::{CachedSql, StoreError, json_col};
 use crate::clock::UnixTime;
 
 /// The group whose members may use the admin console.
@@ -68,7 +68,7 @@ fn finish((mut u, claims): (User, String)) -> Result<User, StoreError> {
 }
 
 pub fn insert(conn: &Connection, u: &User) -> Result<(), StoreError> {
-    conn.execute(
+    conn.exec(
         &format!("INSERT INTO users ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"),
         params![
             u.id,
@@ -91,7 +91,7 @@ pub fn insert(conn: &Connection, u: &User) -> Result<(), StoreError> {
 }
 
 pub fn update_profile(conn: &Connection, u: &User, now: UnixTime) -> Result<bool, StoreError> {
-    let n = conn.execute(
+    let n = conn.exec(
         "UPDATE users SET username = ?2, email = ?3, email_verified = ?4, display_name = ?5, given_name = ?6,
                 family_name = ?7, picture = ?8, disabled = ?9, require_passkey = ?10, claims = ?11, updated_at = ?12
          WHERE id = ?1",
@@ -114,7 +114,7 @@ pub fn update_profile(conn: &Connection, u: &User, now: UnixTime) -> Result<bool
 }
 
 pub fn by_id(conn: &Connection, id: &str) -> Result<Option<User>, StoreError> {
-    conn.query_row(
+    conn.row(
         &format!("SELECT {COLUMNS} FROM users WHERE id = ?1"),
         [id],
         from_row,
@@ -125,7 +125,7 @@ pub fn by_id(conn: &Connection, id: &str) -> Result<Option<User>, StoreError> {
 }
 
 pub fn by_username(conn: &Connection, username: &str) -> Result<Option<User>, StoreError> {
-    conn.query_row(
+    conn.row(
         &format!("SELECT {COLUMNS} FROM users WHERE username = ?1"),
         [username],
         from_row,
@@ -137,7 +137,7 @@ pub fn by_username(conn: &Connection, username: &str) -> Result<Option<User>, St
 
 /// Finds a user by username or email, case-insensitively.
 pub fn by_login(conn: &Connection, login: &str) -> Result<Option<User>, StoreError> {
-    conn.query_row(
+    conn.row(
         &format!("SELECT {COLUMNS} FROM users WHERE username = ?1 OR email = ?1 ORDER BY username = ?1 DESC LIMIT 1"),
         [login],
         from_row,
@@ -164,7 +164,7 @@ pub fn list(
 }
 
 pub fn count(conn: &Connection) -> Result<i64, StoreError> {
-    Ok(conn.query_row("SELECT count(*) FROM users", [], |r| r.get(0))?)
+    Ok(conn.row("SELECT count(*) FROM users", [], |r| r.get(0))?)
 }
 
 pub fn set_password_hash(
@@ -173,7 +173,7 @@ pub fn set_password_hash(
     hash: &str,
     now: UnixTime,
 ) -> Result<(), StoreError> {
-    conn.execute(
+    conn.exec(
         "UPDATE users SET password_hash = ?2, updated_at = ?3 WHERE id = ?1",
         params![id, hash, now],
     )?;
@@ -181,7 +181,7 @@ pub fn set_password_hash(
 }
 
 pub fn delete(conn: &Connection, id: &str) -> Result<bool, StoreError> {
-    Ok(conn.execute("DELETE FROM users WHERE id = ?1", [id])? == 1)
+    Ok(conn.exec("DELETE FROM users WHERE id = ?1", [id])? == 1)
 }
 
 /// Names of the groups the user belongs to, sorted.
@@ -209,7 +209,7 @@ pub fn group_claims(conn: &Connection, user_id: &str) -> Result<Map<String, Valu
 
 pub fn is_admin(conn: &Connection, user_id: &str) -> Result<bool, StoreError> {
     Ok(conn
-        .query_row(
+        .row(
             "SELECT 1 FROM group_members m JOIN groups g ON g.id = m.group_id WHERE m.user_id = ?1 AND g.name = ?2",
             params![user_id, ADMIN_GROUP],
             |_| Ok(()),
@@ -220,7 +220,7 @@ pub fn is_admin(conn: &Connection, user_id: &str) -> Result<bool, StoreError> {
 
 pub fn any_admin(conn: &Connection) -> Result<bool, StoreError> {
     Ok(conn
-        .query_row(
+        .row(
             "SELECT 1 FROM group_members m JOIN groups g ON g.id = m.group_id
              JOIN users u ON u.id = m.user_id WHERE g.name = ?1 AND u.disabled = 0 LIMIT 1",
             [ADMIN_GROUP],
@@ -257,7 +257,7 @@ pub fn set_disabled(
     disabled: bool,
     now: UnixTime,
 ) -> Result<bool, StoreError> {
-    Ok(conn.execute(
+    Ok(conn.exec(
         "UPDATE users SET disabled = ?2, updated_at = ?3 WHERE id = ?1",
         params![id, disabled, now],
     )? == 1)
@@ -265,7 +265,7 @@ pub fn set_disabled(
 
 /// Enabled members of the administrators group.
 pub fn active_admin_count(conn: &Connection) -> Result<i64, StoreError> {
-    Ok(conn.query_row(
+    Ok(conn.row(
         "SELECT count(*) FROM group_members m JOIN groups g ON g.id = m.group_id
          JOIN users u ON u.id = m.user_id WHERE g.name = ?1 AND u.disabled = 0",
         [ADMIN_GROUP],
@@ -307,9 +307,9 @@ pub fn linked_identities(
 /// Sets (or, with an empty scope, removes) the scope that releases a custom claim.
 pub fn set_claim_scope(conn: &Connection, claim: &str, scope: &str) -> Result<(), StoreError> {
     if scope.is_empty() {
-        conn.execute("DELETE FROM claim_scopes WHERE claim = ?1", [claim])?;
+        conn.exec("DELETE FROM claim_scopes WHERE claim = ?1", [claim])?;
     } else {
-        conn.execute(
+        conn.exec(
             "INSERT INTO claim_scopes (claim, scope) VALUES (?1, ?2)
              ON CONFLICT(claim) DO UPDATE SET scope = excluded.scope",
             params![claim, scope],
