@@ -120,7 +120,7 @@ impl Db {
         let db = Self {
             pool,
             path: path.to_path_buf(),
-            writer: writer::Writer::start(open_writer(path)?)?,
+            writer: writer::Writer::start(open_writer(path)?, open_writer(path)?)?,
         };
         {
             let mut conn = db.pool.get()?;

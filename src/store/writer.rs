@@ -8,9 +8,14 @@
 //! rolled back alone — and commits once. Callers get their result only after that COMMIT, so
 //! "one closure = one transaction that commits only on Ok" holds for each caller, while
 //! pages shared by a burst of inserts (index roots, interior pages) are written once.
+//!
+//! Checkpoints (copying the WAL back into the database file, with its fsyncs) run on a thread
+//! of their own, never inside a commit: SQLite's automatic checkpoint would stall every queued
+//! writer behind the disk every thousand pages.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex, PoisonError, mpsc};
+use std::time::Duration;
 
 use rusqlite::Connection;
 
@@ -29,25 +34,48 @@ pub type Finish = Box<dyn FnOnce(Option<&StoreError>) + Send>;
 
 const MAX_BATCH: usize = 64;
 
+/// The checkpointer copies what accumulated at most this often while writes keep coming.
+const CHECKPOINT_PAUSE: Duration = Duration::from_millis(250);
+
+/// A WAL longer than this (frames of 4 KiB: 64 MiB) is reset even if writers must wait: under
+/// unbroken write load a passive checkpoint may never catch up with the end of the log.
+const WAL_LIMIT_FRAMES: i64 = 16_384;
+
 #[derive(Clone)]
 pub struct Writer {
     jobs: mpsc::Sender<Box<dyn Job>>,
     /// The write connection: the thread holds it per batch; synchronous callers (CLI, jobs)
     /// take it directly for their one transaction.
     conn: Arc<Mutex<Connection>>,
+    /// Tells the checkpointer that something was committed (a full slot is enough).
+    committed: mpsc::SyncSender<()>,
 }
 
 impl Writer {
-    /// Starts the writer thread on `conn` (already configured with the connection pragmas).
-    pub fn start(conn: Connection) -> Result<Self, StoreError> {
+    /// Starts the writer thread on `conn` and the checkpointer on `checkpoint_conn` (both
+    /// already configured with the connection pragmas).
+    pub fn start(conn: Connection, checkpoint_conn: Connection) -> Result<Self, StoreError> {
+        let spawn_error =
+            |e: std::io::Error| StoreError::Join(format!("cannot start the database writer: {e}"));
+        conn.execute_batch("PRAGMA wal_autocheckpoint = 0;")?;
+        let (committed, wake) = mpsc::sync_channel::<()>(1);
+        std::thread::Builder::new()
+            .name("sqlite-checkpoint".into())
+            .spawn(move || checkpoint_loop(&checkpoint_conn, &wake))
+            .map_err(spawn_error)?;
         let (jobs, queue) = mpsc::channel::<Box<dyn Job>>();
         let conn = Arc::new(Mutex::new(conn));
         let shared = conn.clone();
+        let kick = committed.clone();
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || run(&shared, queue))
-            .map_err(|e| StoreError::Join(format!("cannot start the database writer: {e}")))?;
-        Ok(Self { jobs, conn })
+            .spawn(move || run(&shared, queue, &kick))
+            .map_err(spawn_error)?;
+        Ok(Self {
+            jobs,
+            conn,
+            committed,
+        })
     }
 
     /// One transaction on the calling thread (synchronous callers), committed only on `Ok`.
@@ -61,7 +89,10 @@ impl Writer {
             .map_err(StoreError::from)?;
         match f(&conn) {
             Ok(v) => match conn.execute_batch("COMMIT") {
-                Ok(()) => Ok(v),
+                Ok(()) => {
+                    let _ = self.committed.try_send(());
+                    Ok(v)
+                }
                 Err(e) => {
                     let _ = conn.execute_batch("ROLLBACK");
                     Err(E::from(StoreError::from(e)))
@@ -112,7 +143,7 @@ where
     }
 }
 
-fn run(conn: &Mutex<Connection>, queue: mpsc::Receiver<Box<dyn Job>>) {
+fn run(conn: &Mutex<Connection>, queue: mpsc::Receiver<Box<dyn Job>>, kick: &mpsc::SyncSender<()>) {
     while let Ok(first) = queue.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -123,6 +154,26 @@ fn run(conn: &Mutex<Connection>, queue: mpsc::Receiver<Box<dyn Job>>) {
         }
         let conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
         commit_batch(&conn, batch);
+        let _ = kick.try_send(());
+    }
+}
+
+/// Copies committed pages from the WAL into the database file after commits, at most every
+/// `CHECKPOINT_PAUSE`; sleeps while nothing is written. A passive checkpoint never blocks the
+/// writer or readers; SQLite starts the WAL over once a checkpoint has caught up.
+fn checkpoint_loop(conn: &Connection, wake: &mpsc::Receiver<()>) {
+    while wake.recv().is_ok() {
+        let frames = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(1));
+        match frames {
+            Ok(n) if n > WAL_LIMIT_FRAMES => {
+                if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(RESTART);") {
+                    tracing::warn!(error = %e, "WAL checkpoint (restart) failed");
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed"),
+        }
+        std::thread::sleep(CHECKPOINT_PAUSE);
     }
 }
 
