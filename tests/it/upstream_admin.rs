@@ -1,11 +1,15 @@
-//! Sign-in providers managed by administrators in the console: the pages under
-//! /admin/upstream and the linked sign-ins on the user page. Sign-ins go through a real
-//! upstream (a second Portcullis, see `upstream::federation`).
+//! Sign-in providers managed by administrators: the console pages under /admin/upstream, the
+//! linked sign-ins on the user page, and the admin API (/admin/api/upstream and
+//! /admin/api/users/{id}/identities). Sign-ins go through a real upstream (a second
+//! Portcullis, see `upstream::federation`).
 
 use portcullis::crypto::secret::Secret;
+use portcullis::ops::Actor;
 use portcullis::store;
 use portcullis::store::upstream::{Kind, Policy, Provider};
 use portcullis::upstream::providers::{self, ProviderInput};
+use reqwest::Method;
+use serde_json::{Value, json};
 
 use crate::support::{PASSWORD, TestApp, location};
 use crate::upstream::{Fed, federation};
@@ -499,4 +503,288 @@ async fn an_administrator_unlinks_an_identity_but_never_the_last_way_to_sign_in(
     // Unlinking it again: there is nothing to unlink.
     let r = post(app, &b, &user_page, &action, &fields).await;
     assert_eq!(r.status(), 404);
+}
+
+// ---- admin API -----------------------------------------------------------------------------
+
+struct Api<'a> {
+    app: &'a TestApp,
+    key: String,
+}
+
+impl<'a> Api<'a> {
+    fn new(app: &'a TestApp) -> Self {
+        let now = app.clock_now();
+        let key = app
+            .db
+            .try_write_blocking(|c| portcullis::api_keys::create(c, &Actor::Cli, "tests", now))
+            .unwrap()
+            .1;
+        Self { app, key }
+    }
+
+    /// Status, JSON body and the raw text (to check what it never contains).
+    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (u16, Value, String) {
+        let mut r = reqwest::Client::new()
+            .request(method, format!("{}/admin/api{path}", self.app.url))
+            .bearer_auth(&self.key);
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let r = r.send().await.unwrap();
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::Null),
+            text,
+        )
+    }
+}
+
+#[tokio::test]
+async fn the_api_manages_providers_and_never_returns_the_secret() {
+    let app = TestApp::spawn().await;
+    let r = reqwest::get(format!("{}/admin/api/upstream", app.url))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let api = Api::new(&app);
+    let (s, v, _) = api.call(Method::GET, "/upstream", None).await;
+    assert_eq!((s, v["total"].as_i64()), (200, Some(0)));
+
+    // The GitHub preset: kind and name filled in.
+    let body = json!({"slug": "github", "preset": "github", "client_id": "Iv1.abc",
+                      "client_secret": SECRET, "policy": "link_verified_email",
+                      "default_groups": ["family"]});
+    let (s, v, text) = api
+        .call(Method::POST, "/upstream", Some(body.clone()))
+        .await;
+    assert_eq!(s, 201, "{v}");
+    assert!(!text.contains(SECRET), "the secret never comes back");
+    assert_eq!(v["kind"], "github");
+    assert_eq!(v["name"], "GitHub");
+    assert_eq!(v["has_client_secret"], true);
+    assert_eq!(v["policy"], "link_verified_email");
+    assert_eq!(v["enabled"], true);
+    assert_eq!(v["linked_identities"], 0);
+    assert_eq!(
+        v["redirect_uri"],
+        format!("{}/login/upstream/callback", app.url)
+    );
+    assert_eq!(
+        secret_of(&app, &provider(&app, "github").unwrap()).as_deref(),
+        Some(SECRET)
+    );
+    let events = audit_kinds(&app, "upstream.provider_created");
+    assert!(events[0].0.starts_with("apikey:"), "{events:?}");
+
+    // Refusals name the field.
+    let (s, v, _) = api.call(Method::POST, "/upstream", Some(body)).await;
+    assert_eq!(
+        (s, &v["error"], &v["field"]),
+        (409, &json!("conflict"), &json!("slug"))
+    );
+    for (bad, field) in [
+        (
+            json!({"slug": "corp", "client_id": "c", "name": "Corp", "issuer": "http://id.example.com"}),
+            "issuer",
+        ),
+        (
+            json!({"slug": "corp", "client_id": "c", "name": "Corp"}),
+            "issuer",
+        ),
+        (
+            json!({"slug": "Corp!", "client_id": "c", "name": "Corp", "issuer": "https://id.example.com"}),
+            "slug",
+        ),
+        (
+            json!({"slug": "corp", "client_id": "c", "preset": "google", "policy": "everyone"}),
+            "policy",
+        ),
+        (
+            json!({"slug": "corp", "client_id": "c", "preset": "facebook"}),
+            "preset",
+        ),
+        (
+            json!({"slug": "corp", "client_id": "c", "preset": "google", "kind": "github"}),
+            "kind",
+        ),
+        (json!({"slug": "corp", "preset": "google"}), "client_id"),
+        (
+            json!({"slug": "corp", "client_id": "c", "preset": "google", "colour": "red"}),
+            "colour",
+        ),
+    ] {
+        let (s, v, _) = api.call(Method::POST, "/upstream", Some(bad.clone())).await;
+        assert_eq!(s, 422, "{bad} -> {v}");
+        assert_eq!(v["error"], "invalid_field");
+        assert_eq!(v["field"], field, "{bad} -> {v}");
+    }
+    assert!(provider(&app, "corp").is_none());
+
+    // Google by preset, then read, list, change.
+    let (s, v, _) = api
+        .call(
+            Method::POST,
+            "/upstream",
+            Some(json!({"slug": "google", "preset": "google", "client_id": "123.apps", "client_secret": "g"})),
+        )
+        .await;
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(v["issuer"], providers::GOOGLE_ISSUER);
+    assert_eq!(v["policy"], "existing_only", "the safe default");
+    let (s, v, _) = api.call(Method::GET, "/upstream/google", None).await;
+    assert_eq!((s, &v["name"]), (200, &json!("Google")));
+    let (s, v, text) = api.call(Method::GET, "/upstream", None).await;
+    assert_eq!((s, v["total"].as_i64()), (200, Some(2)));
+    assert!(!text.contains(SECRET));
+    assert_eq!(
+        api.call(Method::GET, "/upstream/nope", None).await.1["error"],
+        "not_found"
+    );
+
+    let (s, v, text) = api
+        .call(
+            Method::PATCH,
+            "/upstream/github",
+            Some(
+                json!({"enabled": false, "client_secret": "the-new-secret", "name": "GitHub Corp",
+                        "group_mapping": {"my-org/admins": "admins"}}),
+            ),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert!(!text.contains("the-new-secret"));
+    assert_eq!(
+        (&v["enabled"], &v["name"]),
+        (&json!(false), &json!("GitHub Corp"))
+    );
+    assert_eq!(v["group_mapping"]["my-org/admins"], "admins");
+    assert_eq!(v["default_groups"], json!(["family"]), "untouched");
+    let p = provider(&app, "github").unwrap();
+    assert_eq!(secret_of(&app, &p).as_deref(), Some("the-new-secret"));
+    let (s, v, _) = api
+        .call(
+            Method::PATCH,
+            "/upstream/github",
+            Some(json!({"client_secret": null})),
+        )
+        .await;
+    assert_eq!((s, &v["has_client_secret"]), (200, &json!(false)));
+    let (s, v, _) = api
+        .call(
+            Method::PATCH,
+            "/upstream/github",
+            Some(json!({"slug": "google"})),
+        )
+        .await;
+    assert_eq!(
+        (s, &v["error"], &v["field"]),
+        (409, &json!("conflict"), &json!("slug"))
+    );
+    let (s, v, _) = api
+        .call(
+            Method::PATCH,
+            "/upstream/github",
+            Some(json!({"issuer": "ftp://x"})),
+        )
+        .await;
+    assert_eq!((s, &v["field"]), (422, &json!("issuer")));
+    let (s, v, _) = api
+        .call(
+            Method::PATCH,
+            "/upstream/github",
+            Some(json!({"kind": "oidc"})),
+        )
+        .await;
+    assert_eq!(
+        (s, &v["field"]),
+        (422, &json!("kind")),
+        "the kind cannot change"
+    );
+    let (s, _, _) = api
+        .call(
+            Method::PATCH,
+            "/upstream/nope",
+            Some(json!({"enabled": true})),
+        )
+        .await;
+    assert_eq!(s, 404);
+
+    let (s, v, _) = api.call(Method::DELETE, "/upstream/github", None).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["unlinked_identities"], 0);
+    assert!(provider(&app, "github").is_none());
+    let (s, _, _) = api.call(Method::DELETE, "/upstream/github", None).await;
+    assert_eq!(s, 404);
+}
+
+#[tokio::test]
+async fn the_api_lists_and_unlinks_identities_but_never_the_last_way_to_sign_in() {
+    let fed = federation(Policy::Create).await;
+    let (alice_id, _) = alice_signed_in_through_upstream(&fed).await;
+    let app = &fed.down;
+    let api = Api::new(app);
+    let path = format!("/users/{alice_id}/identities");
+    let (s, v, _) = api.call(Method::GET, &path, None).await;
+    assert_eq!(s, 200, "{v}");
+    let ids = v["identities"].as_array().unwrap();
+    assert_eq!(ids.len(), 1);
+    assert_eq!(ids[0]["provider"], "corp");
+    assert_eq!(ids[0]["provider_name"], "Corp ID");
+    assert_eq!(ids[0]["email"], "alice@example.com");
+    assert_eq!(ids[0]["subject"], fed.links()[0].link.subject.as_str());
+    let (s, v, _) = api.call(Method::GET, "/upstream/corp", None).await;
+    assert_eq!((s, &v["linked_identities"]), (200, &json!(1)));
+
+    let (s, v, _) = api
+        .call(Method::DELETE, &format!("{path}/corp"), None)
+        .await;
+    assert_eq!(
+        (s, &v["error"]),
+        (409, &json!("last_sign_in_method")),
+        "{v}"
+    );
+    assert_eq!(fed.links().len(), 1);
+
+    let hash = app.state.hasher.hash_now(PASSWORD).unwrap();
+    let now = app.clock_now();
+    app.db
+        .write_blocking(|c| store::users::set_password_hash(c, &alice_id, &hash, now))
+        .unwrap();
+    let (s, v, _) = api
+        .call(
+            Method::DELETE,
+            &format!("{path}/corp?subject=someone-else"),
+            None,
+        )
+        .await;
+    assert_eq!((s, &v["error"]), (404, &json!("not_found")));
+    let (s, _, _) = api
+        .call(Method::DELETE, &format!("{path}/corp"), None)
+        .await;
+    assert_eq!(s, 204);
+    assert!(fed.links().is_empty());
+    let events = audit_kinds(app, "upstream.unlinked");
+    assert!(events[0].0.starts_with("apikey:"), "{events:?}");
+    let (_, v, _) = api.call(Method::GET, &path, None).await;
+    assert_eq!(v["identities"], json!([]));
+    let (s, _, _) = api
+        .call(Method::DELETE, &format!("{path}/corp"), None)
+        .await;
+    assert_eq!(s, 404);
+    let (s, _, _) = api
+        .call(Method::DELETE, &format!("{path}/nope"), None)
+        .await;
+    assert_eq!(s, 404);
+    let (s, _, _) = api
+        .call(Method::GET, "/users/nobody/identities", None)
+        .await;
+    assert_eq!(s, 404);
+    // Without a key: 401.
+    let r = reqwest::get(format!("{}/admin/api{path}", app.url))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
 }
