@@ -47,6 +47,7 @@ pub fn describe(kind: &str) -> &'static str {
         "token.refresh_reused" => "Old refresh token reused (tokens revoked)",
         "password.changed" => "Changed password",
         "password.reset" => "Set a new password with a link",
+        "password.set" => "Set a first password",
         "passkey.deleted" => "Removed a passkey",
         "passkey.requirement_changed" => "Changed the passkey requirement",
         "invite.accepted" => "Accepted an invite",

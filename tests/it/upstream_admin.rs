@@ -1,7 +1,7 @@
 //! Sign-in providers managed by administrators: the console pages under /admin/upstream, the
-//! linked sign-ins on the user page, and the admin API (/admin/api/upstream and
-//! /admin/api/users/{id}/identities). Sign-ins go through a real upstream (a second
-//! Portcullis, see `upstream::federation`).
+//! linked sign-ins on the user page, the admin API (/admin/api/upstream and
+//! /admin/api/users/{id}/identities), and the first password of an account made just in time.
+//! Sign-ins go through a real upstream (a second Portcullis, see `upstream::federation`).
 
 use portcullis::crypto::secret::Secret;
 use portcullis::ops::Actor;
@@ -503,6 +503,98 @@ async fn an_administrator_unlinks_an_identity_but_never_the_last_way_to_sign_in(
     // Unlinking it again: there is nothing to unlink.
     let r = post(app, &b, &user_page, &action, &fields).await;
     assert_eq!(r.status(), 404);
+}
+
+// ---- a first password for an account made just in time ------------------------------------
+
+#[tokio::test]
+async fn an_account_made_at_a_federated_sign_in_sets_a_first_password_without_a_current_one() {
+    let fed = federation(Policy::Create).await;
+    let (alice_id, b) = alice_signed_in_through_upstream(&fed).await;
+    let app = &fed.down;
+    let (_, html) = page(app, &b, "/account").await;
+    assert!(html.contains("Set a password"), "{html}");
+    assert!(!html.contains("Current password"));
+
+    // The password policy applies.
+    let r = post(
+        app,
+        &b,
+        "/account",
+        "/account/password",
+        &[("new_password", "short")],
+    )
+    .await;
+    assert_eq!(r.status(), 422);
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("New password: Use at least")
+    );
+    let r = post(
+        app,
+        &b,
+        "/account",
+        "/account/password",
+        &[("new_password", "password123")],
+    )
+    .await;
+    assert_eq!(r.status(), 422);
+
+    let new_password = "a first password for alice";
+    let r = post(
+        app,
+        &b,
+        "/account",
+        "/account/password",
+        &[("new_password", new_password)],
+    )
+    .await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(location(&r), "/account?done=password_set");
+    assert_eq!(audit_kinds(app, "password.set").len(), 1);
+    // Still signed in here; now the account page asks for the current password.
+    let (status, html) = page(app, &b, "/account?done=password_set").await;
+    assert_eq!(status, 200);
+    assert!(html.contains("Your password is set") && html.contains("Current password"));
+
+    // And the password signs her in.
+    let other = app.browser();
+    let r = app
+        .sign_in_at(&other, "/login", "alice", new_password)
+        .await;
+    assert_eq!(r.status(), 303);
+
+    // From now on, changing it needs the current one.
+    let r = post(
+        app,
+        &b,
+        "/account",
+        "/account/password",
+        &[("new_password", "an attacker's new password")],
+    )
+    .await;
+    assert_eq!(r.status(), 422);
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("current password is not correct")
+    );
+    let u = app
+        .db
+        .read_blocking(|c| store::users::by_id(c, &alice_id))
+        .unwrap()
+        .unwrap();
+    assert!(
+        app.state
+            .hasher
+            .verify(Secret::new(new_password.into()), u.password_hash)
+            .await
+            .unwrap()
+            == portcullis::crypto::password::Verified::Yes
+    );
 }
 
 // ---- admin API -----------------------------------------------------------------------------
