@@ -1,5 +1,6 @@
-//! Self-service account page (GET /account) and its forms: change password, end a
-//! session, withdraw an app's access.
+//! Self-service account page (GET /account) and its forms: change (or, for an account made
+//! at a first sign-in through another provider, set) the password, end a session, withdraw an
+//! app's access.
 
 pub mod passkeys;
 pub mod password_policy;
@@ -220,6 +221,10 @@ pub async fn get(
         Some("password") => {
             Some("Your password is changed. Your other devices are signed out.".to_string())
         }
+        Some("password_set") => Some(
+            "Your password is set. You can now also sign in with your username and password."
+                .to_string(),
+        ),
         Some("session") => Some("That device is signed out.".to_string()),
         Some("app") => Some("The app no longer has access to your account.".to_string()),
         Some("passkey") => Some("Your passkey is added. You can now sign in with it.".to_string()),
@@ -235,11 +240,15 @@ pub async fn get(
 
 #[derive(Deserialize)]
 pub struct PasswordForm {
+    /// Absent when the account has no password yet.
+    #[serde(default)]
     current: String,
     new_password: String,
 }
 
 /// POST /account/password — asks for the current password; signs out the other sessions.
+/// An account without a password (made at a first sign-in through another provider, or with a
+/// passkey) has no current password to give: it sets its first one, and keeps its sessions.
 pub async fn change_password(
     state: State,
     req: HttpRequest,
@@ -247,6 +256,9 @@ pub async fn change_password(
     form: CsrfForm<PasswordForm>,
 ) -> Result<HttpResponse, PageError> {
     let f = form.0;
+    if me.user.password_hash.is_none() {
+        return set_first_password(state, req, me, f.new_password).await;
+    }
     let ok = state
         .hasher
         .verify(
@@ -302,6 +314,66 @@ pub async fn change_password(
         })
         .await?;
     Ok(ui::see_other("/account?done=password"))
+}
+
+/// The first password of an account that has none, under the same password policy.
+async fn set_first_password(
+    state: State,
+    req: HttpRequest,
+    me: SignedIn,
+    new_password: String,
+) -> Result<HttpResponse, PageError> {
+    if let Err(e) = users::validate_password(&new_password, state.config.password_min_length) {
+        return render(
+            &state,
+            &req,
+            &me,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            None,
+            Some(format!("New password: {}", e.message)),
+        )
+        .await;
+    }
+    let hash = state
+        .hasher
+        .hash(Secret::new(new_password))
+        .await
+        .map_err(|_| PageError::Internal)?;
+    let (uid, now) = (me.user.id.clone(), state.now());
+    let set = state
+        .db
+        .write(move |c| -> Result<bool, StoreError> {
+            // A password set meanwhile (another tab, a reset link) is changed only by someone
+            // who knows it: the skipped check must still hold inside the transaction.
+            if store::users::by_id(c, &uid)?.is_none_or(|u| u.password_hash.is_some()) {
+                return Ok(false);
+            }
+            store::users::set_password_hash(c, &uid, &hash, now)?;
+            store::audit::record(
+                c,
+                &NewEvent {
+                    kind: "password.set",
+                    actor_id: Some(&uid),
+                    user_id: Some(&uid),
+                    ..Default::default()
+                },
+                now,
+            )?;
+            Ok(true)
+        })
+        .await?;
+    if !set {
+        return render(
+            &state,
+            &req,
+            &me,
+            StatusCode::CONFLICT,
+            None,
+            Some("Your account has a password now. Reload this page and change it with your current password.".into()),
+        )
+        .await;
+    }
+    Ok(ui::see_other("/account?done=password_set"))
 }
 
 #[derive(Deserialize)]

@@ -1,7 +1,7 @@
 //! The admin console (HTML under /admin) and the admin HTTP API (JSON under /admin/api).
 //!
-//! Both are thin views on the operations in `users`, `groups`, `clients`, `api_keys` and
-//! `signing_keys`, which the CLI calls too. The console is for members of the `admins`
+//! Both are thin views on the operations in `users`, `groups`, `clients`, `api_keys`,
+//! `signing_keys` and `upstream::providers`, which the CLI calls too. The console is for members of the `admins`
 //! group (`AdminSession`); the API takes bearer API keys (`api::ApiKey`). One module per
 //! console area; templates mirror them under templates/admin/.
 
@@ -13,6 +13,7 @@ mod groups;
 pub(crate) mod keys;
 mod overview;
 mod sessions;
+mod upstream;
 mod users;
 pub mod view;
 
@@ -56,6 +57,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/admin/users/{id}/consents/revoke",
             web::post().to(users::revoke_consent),
         )
+        .route(
+            "/admin/users/{id}/identities/unlink",
+            web::post().to(users::unlink_identity),
+        )
         // Groups
         .route("/admin/groups", web::get().to(groups::list))
         .route("/admin/groups", web::post().to(groups::create))
@@ -94,6 +99,28 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::get().to(clients::confirm_delete),
         )
         .route("/admin/apps/{id}/delete", web::post().to(clients::delete))
+        // Sign-in providers (upstream identity providers); `new` is not a valid slug.
+        .route("/admin/upstream", web::get().to(upstream::list))
+        .route("/admin/upstream", web::post().to(upstream::create))
+        .route("/admin/upstream/new", web::get().to(upstream::new))
+        .route("/admin/upstream/{slug}", web::get().to(upstream::show))
+        .route("/admin/upstream/{slug}", web::post().to(upstream::save))
+        .route(
+            "/admin/upstream/{slug}/enable",
+            web::post().to(upstream::enable),
+        )
+        .route(
+            "/admin/upstream/{slug}/disable",
+            web::post().to(upstream::disable),
+        )
+        .route(
+            "/admin/upstream/{slug}/delete",
+            web::get().to(upstream::confirm_delete),
+        )
+        .route(
+            "/admin/upstream/{slug}/delete",
+            web::post().to(upstream::delete),
+        )
         // Signing keys, sessions, audit log, API keys
         .route("/admin/keys", web::get().to(keys::list))
         .route("/admin/keys/rotate", web::get().to(keys::confirm_rotate))

@@ -16,6 +16,7 @@ use crate::oidc::scope;
 use crate::ops::OpError;
 use crate::store::{self, StoreError};
 use crate::ui::{self, CsrfForm, Page, PageError};
+use crate::upstream::accounts::UnlinkRefused;
 use crate::users::{self, LinkKind, UserEdit};
 
 const NAV: &str = "users";
@@ -29,6 +30,7 @@ fn notice(done: Option<&str>) -> Option<&'static str> {
         "deleted" => "The user is deleted.",
         "consent" => "The app no longer has access to this account.",
         "session" => "That session is ended.",
+        "unlinked" => "The linked sign-in is removed.",
         _ => return None,
     })
 }
@@ -349,10 +351,14 @@ struct PasskeyRow {
 }
 
 struct LinkedRow {
+    provider_id: String,
+    slug: String,
     provider: String,
+    icon: Option<String>,
     subject: String,
     email: String,
     linked: String,
+    last_used: String,
 }
 
 /// What the profile form shows: stored values, or what was just submitted.
@@ -419,7 +425,7 @@ async fn render_show(
                 store::sessions::list_active(c, now, idle, Some(&uid), PER_PAGE, 0)?,
                 store::consents::list_for_user(c, &uid)?,
                 store::passkeys::list_for_user(c, &uid)?,
-                store::users::linked_identities(c, &uid)?,
+                store::upstream::links_for_user(c, &uid)?,
                 store::users::claim_scopes(c)?,
                 u,
             )))
@@ -526,10 +532,18 @@ async fn render_show(
         linked: linked
             .into_iter()
             .map(|l| LinkedRow {
-                provider: l.provider,
-                subject: l.subject,
-                email: l.email.unwrap_or_default(),
-                linked: when(l.linked_at),
+                email: l.link.email.unwrap_or_default(),
+                linked: when(l.link.linked_at),
+                last_used: l
+                    .link
+                    .last_used_at
+                    .map(|t| ago(now, t))
+                    .unwrap_or_else(|| "never".into()),
+                provider_id: l.link.provider_id,
+                subject: l.link.subject,
+                slug: l.slug,
+                provider: l.display_name,
+                icon: l.icon,
             })
             .collect(),
         problem,
@@ -876,4 +890,41 @@ pub async fn revoke_consent(
         .await
         .map_err(PageError::from)?;
     Ok(ui::see_other(&format!("/admin/users/{id}?done=consent")))
+}
+
+#[derive(Deserialize)]
+pub struct UnlinkForm {
+    provider_id: String,
+    subject: String,
+}
+
+/// POST /admin/users/{id}/identities/unlink — removes a linked sign-in, with the account
+/// page's rule (`upstream::accounts::unlink`): never the person's last way to sign in.
+pub async fn unlink_identity(
+    state: State,
+    req: HttpRequest,
+    me: AdminSession,
+    path: web::Path<String>,
+    form: CsrfForm<UnlinkForm>,
+) -> Result<HttpResponse, PageError> {
+    let id = path.into_inner();
+    let f = form.0;
+    let (actor, now, id2) = (me.actor().audit_id(), state.now(), id.clone());
+    let outcome = state
+        .db
+        .write(move |c| {
+            crate::upstream::accounts::unlink(c, &id2, &f.provider_id, &f.subject, &actor, now)
+        })
+        .await?;
+    match outcome {
+        Ok(()) => Ok(ui::see_other(&format!("/admin/users/{id}?done=unlinked"))),
+        Err(UnlinkRefused::NotFound) => Err(PageError::NotFound),
+        Err(UnlinkRefused::LastSignInMethod) => {
+            let p = crate::users::FieldError {
+                field: "unlink",
+                message: "This is their only way to sign in, so it cannot be unlinked. Create a set-up link or a password link for them first, or let them add a passkey.".into(),
+            };
+            render_show(&state, &req, &me, id, None, Problem(Some(p)), None).await
+        }
+    }
 }

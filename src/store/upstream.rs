@@ -345,6 +345,48 @@ fn links_where(
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// A person linked through a provider (the provider's page in the console).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinkedUser {
+    pub link: LinkedIdentity,
+    pub username: String,
+    pub display_name: Option<String>,
+    pub disabled: bool,
+}
+
+/// One page of the people linked through a provider, by username.
+pub fn linked_users(
+    conn: &Connection,
+    provider_id: &str,
+    limit: u32,
+    offset: u32,
+) -> Result<Vec<LinkedUser>, StoreError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {LINK_COLUMNS}, u.username, u.display_name, u.disabled
+         FROM linked_identities l JOIN users u ON u.id = l.user_id
+         WHERE l.provider_id = ?1 ORDER BY u.username COLLATE NOCASE, l.subject
+         LIMIT ?2 OFFSET ?3"
+    ))?;
+    let rows = stmt.query_map(params![provider_id, limit, offset], |r| {
+        Ok(LinkedUser {
+            link: link_from_row(r)?,
+            username: r.get(6)?,
+            display_name: r.get(7)?,
+            disabled: r.get(8)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// How many identities are linked through each provider (providers without any are absent).
+pub fn link_counts(conn: &Connection) -> Result<BTreeMap<String, i64>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT provider_id, count(*) FROM linked_identities GROUP BY provider_id",
+    )?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 pub fn count_links_for_user(conn: &Connection, user_id: &str) -> Result<i64, StoreError> {
     Ok(conn.row(
         "SELECT count(*) FROM linked_identities WHERE user_id = ?1",
@@ -356,6 +398,21 @@ pub fn count_links_for_user(conn: &Connection, user_id: &str) -> Result<i64, Sto
 pub fn count_links_for_provider(conn: &Connection, provider_id: &str) -> Result<i64, StoreError> {
     Ok(conn.row(
         "SELECT count(*) FROM linked_identities WHERE provider_id = ?1",
+        [provider_id],
+        |r| r.get(0),
+    )?)
+}
+
+/// How many people linked through the provider have no other way to sign in: no password, no
+/// passkey, no identity at another provider (`users::sign_in_methods` counted in SQL, for the
+/// warning before a provider is deleted).
+pub fn count_only_linked_through(conn: &Connection, provider_id: &str) -> Result<i64, StoreError> {
+    Ok(conn.query_row(
+        "SELECT count(DISTINCT l.user_id) FROM linked_identities l JOIN users u ON u.id = l.user_id
+         WHERE l.provider_id = ?1 AND u.password_hash IS NULL
+           AND NOT EXISTS (SELECT 1 FROM passkeys k WHERE k.user_id = u.id)
+           AND NOT EXISTS (SELECT 1 FROM linked_identities o
+                           WHERE o.user_id = u.id AND o.provider_id <> ?1)",
         [provider_id],
         |r| r.get(0),
     )?)
@@ -495,6 +552,73 @@ mod tests {
         assert_eq!(db.read_blocking(|c| list(c, false)).unwrap().len(), 1);
         assert!(db.write_blocking(|c| delete(c, "p1")).unwrap());
         assert_eq!(db.read_blocking(|c| by_id(c, "p1")).unwrap(), None);
+    }
+
+    fn user(id: &str, password: bool) -> crate::store::users::User {
+        crate::store::users::User {
+            id: id.into(),
+            username: id.into(),
+            email: None,
+            email_verified: false,
+            display_name: None,
+            given_name: None,
+            family_name: None,
+            picture: None,
+            password_hash: password.then(|| "x".into()),
+            disabled: false,
+            require_passkey: false,
+            claims: Default::default(),
+            created_at: 1,
+            updated_at: 1,
+        }
+    }
+
+    fn linked(provider: &str, subject: &str, user: &str) -> LinkedIdentity {
+        LinkedIdentity {
+            provider_id: provider.into(),
+            subject: subject.into(),
+            user_id: user.into(),
+            email: None,
+            linked_at: 1,
+            last_used_at: None,
+        }
+    }
+
+    #[test]
+    fn links_are_counted_paged_and_the_people_without_another_way_in_found() {
+        let (_d, db) = test_db();
+        db.write_blocking(|c| {
+            insert(c, &provider("p1", "one"))?;
+            insert(c, &provider("p2", "two"))?;
+            // only: nothing but p1; pw: a password too; both: p1 and p2.
+            for (id, pw) in [("only", false), ("pw", true), ("both", false)] {
+                crate::store::users::insert(c, &user(id, pw))?;
+            }
+            insert_link(c, &linked("p1", "s-only", "only"))?;
+            insert_link(c, &linked("p1", "s-pw", "pw"))?;
+            insert_link(c, &linked("p1", "s-both", "both"))?;
+            insert_link(c, &linked("p2", "s-both2", "both"))
+        })
+        .unwrap();
+        let counts = db.read_blocking(link_counts).unwrap();
+        assert_eq!(counts.get("p1"), Some(&3));
+        assert_eq!(counts.get("p2"), Some(&1));
+        let stranded = db
+            .read_blocking(|c| count_only_linked_through(c, "p1"))
+            .unwrap();
+        assert_eq!(stranded, 1, "only `only`");
+        assert_eq!(
+            db.read_blocking(|c| count_only_linked_through(c, "p2"))
+                .unwrap(),
+            0
+        );
+        let page: Vec<String> = db
+            .read_blocking(|c| linked_users(c, "p1", 2, 1))
+            .unwrap()
+            .into_iter()
+            .map(|u| u.username)
+            .collect();
+        assert_eq!(page, vec!["only", "pw"], "by username, second and third");
     }
 
     #[test]

@@ -273,37 +273,6 @@ pub fn active_admin_count(conn: &Connection) -> Result<i64, StoreError> {
     )?)
 }
 
-/// An upstream identity linked to a user (for the console).
-#[derive(Debug, Clone, PartialEq)]
-pub struct LinkedIdentity {
-    pub provider: String,
-    pub subject: String,
-    pub email: Option<String>,
-    pub linked_at: UnixTime,
-    pub last_used_at: Option<UnixTime>,
-}
-
-pub fn linked_identities(
-    conn: &Connection,
-    user_id: &str,
-) -> Result<Vec<LinkedIdentity>, StoreError> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT p.display_name, l.subject, l.email, l.linked_at, l.last_used_at
-         FROM linked_identities l JOIN upstream_providers p ON p.id = l.provider_id
-         WHERE l.user_id = ?1 ORDER BY p.display_name",
-    )?;
-    let rows = stmt.query_map([user_id], |r| {
-        Ok(LinkedIdentity {
-            provider: r.get(0)?,
-            subject: r.get(1)?,
-            email: r.get(2)?,
-            linked_at: r.get(3)?,
-            last_used_at: r.get(4)?,
-        })
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
-}
-
 /// Sets (or, with an empty scope, removes) the scope that releases a custom claim.
 pub fn set_claim_scope(conn: &Connection, claim: &str, scope: &str) -> Result<(), StoreError> {
     if scope.is_empty() {

@@ -69,7 +69,7 @@ pub async fn unlink(
     let (uid, now) = (me.user.id.clone(), state.now());
     let outcome = state
         .db
-        .write(move |c| accounts::unlink(c, &uid, &f.provider_id, &f.subject, now))
+        .write(move |c| accounts::unlink(c, &uid, &f.provider_id, &f.subject, &uid, now))
         .await?;
     match outcome {
         Ok(()) => Ok(ui::see_other("/account?done=unlinked")),

@@ -299,12 +299,14 @@ pub enum UnlinkRefused {
 }
 
 /// Unlinks one of the user's identities, unless it is their last way to sign in (no password,
-/// no passkey, no other linked identity).
+/// no passkey, no other linked identity). `actor_id` is who asked: the user on their account
+/// page, or an administrator (`Actor::audit_id`) in the console or the admin API.
 pub fn unlink(
     conn: &Connection,
     user_id: &str,
     provider_id: &str,
     subject: &str,
+    actor_id: &str,
     now: UnixTime,
 ) -> Result<Result<(), UnlinkRefused>, StoreError> {
     let Some(user) = store::users::by_id(conn, user_id)? else {
@@ -326,7 +328,7 @@ pub fn unlink(
         conn,
         &NewEvent {
             kind: "upstream.unlinked",
-            actor_id: Some(&user.id),
+            actor_id: Some(actor_id),
             user_id: Some(&user.id),
             detail: Some(json!({"provider": slug, "subject": l.subject})),
             ..Default::default()
@@ -484,13 +486,13 @@ mod tests {
             .try_write_blocking(|c| resolve(c, &p, &identity("s1", "x@example.com", true), 5))
             .unwrap();
         let refused = db
-            .write_blocking(|c| unlink(c, &r.user.id, &p.id, "s1", 6))
+            .write_blocking(|c| unlink(c, &r.user.id, &p.id, "s1", &r.user.id, 6))
             .unwrap();
         assert_eq!(refused, Err(UnlinkRefused::LastSignInMethod));
         db.write_blocking(|c| store::users::set_password_hash(c, &r.user.id, "x", 6))
             .unwrap();
         let ok = db
-            .write_blocking(|c| unlink(c, &r.user.id, &p.id, "s1", 6))
+            .write_blocking(|c| unlink(c, &r.user.id, &p.id, "s1", &r.user.id, 6))
             .unwrap();
         assert_eq!(ok, Ok(()));
     }

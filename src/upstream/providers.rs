@@ -130,6 +130,9 @@ pub struct ProviderPatch {
 pub enum ProviderError {
     #[error(transparent)]
     Invalid(#[from] FieldError),
+    /// The settings are fine but another provider already uses the slug.
+    #[error("{0}")]
+    Conflict(FieldError),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("the client secret could not be sealed")]
@@ -144,7 +147,7 @@ fn field(field: &'static str, message: impl Into<String>) -> FieldError {
 }
 
 /// Lowercase letters, digits and `-`, 1 to 32, starting with a letter or digit; `callback`
-/// is the callback path.
+/// is the callback path and `new` the console's add page (`/admin/upstream/new`).
 pub fn validate_slug(slug: &str) -> Result<(), FieldError> {
     let ok = !slug.is_empty()
         && slug.len() <= 32
@@ -158,8 +161,11 @@ pub fn validate_slug(slug: &str) -> Result<(), FieldError> {
             "Use 1 to 32 lowercase letters, digits and -, starting with a letter or digit.",
         ));
     }
-    if slug == "callback" {
-        return Err(field("slug", "callback is reserved; choose another slug."));
+    if slug == "callback" || slug == "new" {
+        return Err(field(
+            "slug",
+            format!("{slug} is reserved; choose another slug."),
+        ));
     }
     Ok(())
 }
@@ -341,7 +347,7 @@ fn audit(
 
 fn slug_taken(e: StoreError) -> ProviderError {
     if e.is_unique_violation() {
-        field("slug", "Another provider uses this slug.").into()
+        ProviderError::Conflict(field("slug", "Another provider uses this slug."))
     } else {
         e.into()
     }
@@ -528,6 +534,7 @@ mod tests {
         assert!(validate_slug("a b").is_err());
         assert!(validate_slug("").is_err());
         assert!(validate_slug("callback").is_err());
+        assert!(validate_slug("new").is_err());
         assert!(validate_slug(&"a".repeat(33)).is_err());
     }
 
@@ -610,13 +617,13 @@ mod tests {
         let mut other = p.clone();
         other.id = "other".into();
         assert!(client_secret(&key, &other).is_err());
-        // The same slug twice is a field error.
+        // The same slug twice is a conflict on the slug.
         let e = db
             .try_write_blocking(|c| create(c, &key, input, None, 1))
             .unwrap_err();
         assert!(matches!(
             e,
-            ProviderError::Invalid(FieldError { field: "slug", .. })
+            ProviderError::Conflict(FieldError { field: "slug", .. })
         ));
     }
 }

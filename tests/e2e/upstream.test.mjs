@@ -2,15 +2,21 @@
 // development login and consent pages) is the upstream OpenID Provider on 127.0.0.1; Portcullis
 // (on localhost, so the two servers' cookies stay apart) offers "Upstream ID" on its sign-in
 // page, creates the account just in time, and the downstream app receives an ID token for the
-// LOCAL user with amr "fed". Screenshots of the sign-in page with the provider button.
+// LOCAL user with amr "fed". Screenshots of the sign-in page with the provider button. Last, an
+// administrator adds a second provider through the console (/admin/upstream) and a new person
+// signs in through it; screenshots of the console pages.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Provider } from 'oidc-provider';
 import { startPortcullis, launchBrowser, screenshot, cli } from './lib.mjs';
 import { addUser, addClient, startRp, clickAndWait, decodeJwt, postForm, basicAuth, newPage, fillLogin, assertAt } from './helpers.mjs';
 
+const text = async (p) => (await p.locator('body').innerText()).replace(/\s+/g, ' ').trim();
+
 const T = { timeout: 60_000 };
 const UPSTREAM_SECRET = 'upstream-client-secret-0123456789';
+// The client the administrator registers through the console.
+const CONSOLE_CLIENT = { id: 'portcullis-console', secret: 'console-client-secret-9876543210' };
 // A small key-shaped icon as a data: URL (the CSP allows data: images).
 const ICON = `data:image/svg+xml;base64,${Buffer.from(
   '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24"><circle cx="8" cy="12" r="5" fill="none" stroke="#4f7cff" stroke-width="2.5"/><path d="M13 12h9m-3 0v4m-3-4v3" stroke="#4f7cff" stroke-width="2.5" fill="none"/></svg>',
@@ -30,14 +36,14 @@ async function startUpstream(redirectUri) {
   await new Promise((resolve) => srv.listen(0, '127.0.0.1', resolve));
   const url = `http://127.0.0.1:${srv.address().port}`;
   const provider = new Provider(url, {
-    clients: [{
-      client_id: 'portcullis',
-      client_secret: UPSTREAM_SECRET,
+    clients: [[ 'portcullis', UPSTREAM_SECRET ], [ CONSOLE_CLIENT.id, CONSOLE_CLIENT.secret ]].map(([client_id, client_secret]) => ({
+      client_id,
+      client_secret,
       redirect_uris: [redirectUri],
       grant_types: ['authorization_code'],
       response_types: ['code'],
       token_endpoint_auth_method: 'client_secret_basic',
-    }],
+    })),
     // Any login name is an account; its claims are derived from the name.
     async findAccount(ctx, id) {
       return {
@@ -95,6 +101,7 @@ before(async () => {
   rp = await startRp();
   app = addClient(server, { name: 'Photos', redirectUris: [`${rp.url}/cb`] });
   addUser(server, { username: 'alice' });
+  addUser(server, { username: 'root', admin: true });
   browser = await launchBrowser();
 });
 
@@ -234,4 +241,86 @@ test('cancelling at the provider ends on a clear page that leads back to the sig
   const claims = await redeem(await finishAtPortcullis(page));
   assert.deepEqual(claims.amr, ['pwd']);
   await page.context().close();
+});
+
+test('an administrator adds an OpenID Connect provider in the console, and a new person signs in through it', T, async (t) => {
+  if (!supported) return t.skip('`portcullis upstream` is not wired into main.rs yet');
+  const admin = await newPage(browser, server);
+  await admin.emulateMedia({ colorScheme: 'light', reducedMotion: 'reduce' });
+  await admin.goto(`${server.url}/admin/upstream`);
+  await assertAt(admin, '/login');
+  await fillLogin(admin, 'root');
+  await assertAt(admin, '/admin/upstream');
+  const nav = admin.getByRole('navigation', { name: 'Administration' });
+  assert.equal(await nav.getByRole('link', { name: 'Sign-in providers', exact: true }).count(), 1);
+  assert.match(await text(admin), /Upstream ID/, 'the provider added with the CLI is listed');
+  await screenshot(admin, 'admin-upstream-list');
+  await admin.emulateMedia({ colorScheme: 'dark', reducedMotion: 'reduce' });
+  await screenshot(admin, 'admin-upstream-list-dark');
+  await admin.emulateMedia({ colorScheme: 'light', reducedMotion: 'reduce' });
+
+  await clickAndWait(admin, admin.getByRole('link', { name: 'Add provider' }).first());
+  await assertAt(admin, '/admin/upstream/new');
+  await screenshot(admin, 'admin-upstream-choose');
+  await clickAndWait(admin, admin.getByRole('link', { name: 'Set up OpenID Connect' }));
+  assert.equal((await admin.locator('#redirect-uri').innerText()).trim(), `${server.url}/login/upstream/callback`);
+  await admin.getByLabel('Name', { exact: true }).fill('Console IdP');
+  await admin.getByLabel('Short name', { exact: true }).fill('console');
+  await admin.getByLabel('Issuer URL').fill(upstream.url);
+  await admin.getByLabel('Client ID', { exact: true }).fill(CONSOLE_CLIENT.id);
+  await admin.getByLabel('Client secret').fill(CONSOLE_CLIENT.secret);
+  await admin.getByLabel('Make a new account for everyone new').check();
+  await screenshot(admin, 'admin-upstream-new');
+  await clickAndWait(admin, admin.getByRole('button', { name: 'Add provider', exact: true }));
+  await assertAt(admin, '/admin/upstream/console');
+  assert.match(await text(admin), /The provider is added/);
+  assert.ok(!(await admin.content()).includes(CONSOLE_CLIENT.secret), 'the secret is never shown back');
+
+  // A person new to Portcullis signs in through it from an app.
+  const page = await newPage(browser, server);
+  await page.goto(authorizeUrl());
+  await assertAt(page, '/login');
+  const button = page.getByRole('link', { name: 'Continue with Console IdP' });
+  assert.equal(await button.count(), 1, 'the new provider has its button');
+  await clickAndWait(page, button);
+  await signInUpstream(page, 'erin');
+  const claims = await redeem(await finishAtPortcullis(page));
+  assert.equal(claims.email, 'erin@upstream.example');
+  assert.ok(claims.amr.includes('fed'), `amr ${JSON.stringify(claims.amr)}`);
+  // Made just in time without a password: the account page offers to set one.
+  await page.goto(`${server.url}/account`);
+  await page.emulateMedia({ colorScheme: 'light', reducedMotion: 'reduce' });
+  assert.equal(await page.getByRole('heading', { name: 'Set a password' }).count(), 1);
+  assert.equal(await page.getByLabel('Current password').count(), 0);
+  await screenshot(page, 'account-set-password');
+  await page.context().close();
+
+  // The provider page lists her; her user page lists the link, with Unlink.
+  await admin.goto(`${server.url}/admin/upstream/console`);
+  const person = admin.locator('table.list a', { hasText: 'Erin Upstream' });
+  assert.equal(await person.count(), 1, await text(admin));
+  await screenshot(admin, 'admin-upstream-provider');
+  await admin.emulateMedia({ colorScheme: 'dark', reducedMotion: 'reduce' });
+  await screenshot(admin, 'admin-upstream-provider-dark');
+  await admin.emulateMedia({ colorScheme: 'light', reducedMotion: 'reduce' });
+  await clickAndWait(admin, person);
+  assert.equal(new URL(admin.url()).pathname, `/admin/users/${claims.sub}`);
+  const linked = admin.locator('#linked');
+  assert.match(await linked.innerText(), /Console IdP/);
+  assert.match(await linked.innerText(), /erin@upstream.example/);
+  assert.equal(await linked.getByRole('button', { name: 'Unlink Console IdP' }).count(), 1);
+  await linked.scrollIntoViewIfNeeded();
+  await screenshot(admin, 'admin-user-linked-sign-ins');
+  // Her only way in: the console refuses to unlink it, and says why.
+  await clickAndWait(admin, linked.getByRole('button', { name: 'Unlink Console IdP' }));
+  assert.match(await text(admin), /only way to sign in/);
+  await screenshot(admin, 'admin-user-unlink-refused');
+  assert.match(await linked.innerText(), /Console IdP/);
+
+  // The delete confirmation says who would be left without a way in.
+  await admin.goto(`${server.url}/admin/upstream/console/delete`);
+  assert.match(await text(admin), /1 linked sign-in is removed/);
+  assert.match(await text(admin), /1 person has no other way to sign in/);
+  await screenshot(admin, 'admin-upstream-delete');
+  await admin.context().close();
 });

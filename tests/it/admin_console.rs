@@ -115,6 +115,11 @@ async fn every_console_page_renders_for_an_administrator() {
         "/admin/audit".into(),
         "/admin/audit?user=root&kind=login&from=2020-01-01&to=2099-12-31".into(),
         "/admin/api-keys".into(),
+        "/admin/upstream".into(),
+        "/admin/upstream/new".into(),
+        "/admin/upstream/new?preset=google".into(),
+        "/admin/upstream/new?preset=github".into(),
+        "/admin/upstream/new?preset=oidc".into(),
     ];
     for p in &paths {
         let r = b.get(format!("{}{p}", app.url)).send().await.unwrap();

@@ -24,6 +24,7 @@ mod revocation;
 mod signin;
 mod token;
 mod upstream;
+mod upstream_admin;
 mod upstream_cli;
 mod upstream_github;
 mod userinfo;

@@ -8,6 +8,7 @@ mod clients;
 mod groups;
 mod keys;
 mod sessions;
+mod upstream;
 mod users;
 
 use std::future::Future;
@@ -49,6 +50,14 @@ pub fn scope() -> actix_web::Scope {
             web::post().to(users::invite_link),
         )
         .route("/users/{id}/sessions", web::get().to(users::sessions))
+        .route(
+            "/users/{id}/identities",
+            web::get().to(upstream::identities),
+        )
+        .route(
+            "/users/{id}/identities/{provider}",
+            web::delete().to(upstream::unlink),
+        )
         .route("/groups", web::get().to(groups::list))
         .route("/groups", web::post().to(groups::create))
         .route("/groups/{id}", web::get().to(groups::get))
@@ -74,6 +83,11 @@ pub fn scope() -> actix_web::Scope {
             "/clients/{id}/secret",
             web::post().to(clients::regenerate_secret),
         )
+        .route("/upstream", web::get().to(upstream::list))
+        .route("/upstream", web::post().to(upstream::create))
+        .route("/upstream/{slug}", web::get().to(upstream::get))
+        .route("/upstream/{slug}", web::patch().to(upstream::update))
+        .route("/upstream/{slug}", web::delete().to(upstream::delete))
         .route("/keys", web::get().to(keys::list))
         .route("/keys/rotate", web::post().to(keys::rotate))
         .route("/sessions", web::get().to(sessions::list))
