@@ -799,6 +799,15 @@ def prepare_side(name, base, clients, token_source, work: Path, n_rt):
     return out
 
 
+def cpu_seconds(pid):
+    """User + system CPU seconds of a process so far (all its threads)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, TypeError):
+        return None
+
+
 def start_perf(pid, key):
     """With BENCH_PERF_DIR set, samples the server with `perf record -g` while wrk runs (to
     find where the time goes; figures from such a run are not for BENCHMARKS.md)."""
@@ -852,8 +861,16 @@ def bench_c(binary, data, clients, work, seconds, conns, node_ok):
                     url, script, env = spec
                     log(f"C: {side:10s} {key} ({seconds}s, {conns} connections)")
                     perf = start_perf(p.proc.pid, key) if side == "portcullis" else None
+                    pid = p.proc.pid if side == "portcullis" else (node.proc.pid if node and node.proc else None)
+                    cpu0 = cpu_seconds(pid)
                     try:
                         res[side][key] = wrk(url, script, env, threads=2, conns=conns, duration=seconds)
+                        cpu1 = cpu_seconds(pid)
+                        if cpu0 is not None and cpu1 is not None and res[side][key]["requests"]:
+                            # Server CPU per response (user + system, all threads): what the
+                            # server spends besides the load generator's share of the cores.
+                            res[side][key]["server_cpu_ms_per_req"] = (
+                                (cpu1 - cpu0) * 1000 / res[side][key]["requests"])
                         res[side][key]["sigs_per_response"] = sides[side].get(key + "_sigs")
                     except Exception as e:  # noqa: BLE001
                         res[side][key] = f"not available: {e}"
@@ -957,12 +974,13 @@ def report(r) -> str:
                 L.append(f"| C. {label} | ≥ 5× Node | {why_na(pcv, nv)} | n/a |")
         else:
             if pc_ok and bound:
-                frac = pcv["rps"] / bound
+                # The issue's definition: signatures per second (req/s × JWTs per response)
+                # against the bound.
                 sigs = pcv.get("sigs_per_response") or 1
-                extra = (f"; {sigs} JWTs per response = {pcv['rps'] * sigs:,.0f} signatures/s, "
-                         f"{pcv['rps'] * sigs / bound * 100:.0f}% of the bound" if sigs > 1 else "")
-                L.append(f"| C. {label} | ≥ 80% of RSA-2048 bound ({bound:,.0f}/s, ×1 signature per response) | "
-                         f"{frac * 100:.0f}% ({pcv['rps']:,.0f} req/s{extra}) | {mark(frac >= 0.8)} |")
+                frac = pcv["rps"] * sigs / bound
+                L.append(f"| C. {label} | ≥ 80% of RSA-2048 bound ({bound:,.0f} signatures/s) | "
+                         f"{frac * 100:.0f}% ({pcv['rps']:,.0f} req/s × {sigs} JWT{'s' if sigs > 1 else ''} "
+                         f"= {pcv['rps'] * sigs:,.0f} signatures/s) | {mark(frac >= 0.8)} |")
             else:
                 L.append(f"| C. {label} | ≥ 80% of RSA-2048 bound | {why_na(pcv, None, node_needed=False)} | n/a |")
     L.append("")
@@ -970,8 +988,8 @@ def report(r) -> str:
     # details
     L.append("### C. Endpoint details (wrk, "
              f"{c.get('seconds', '?')} s, 2 threads, {c.get('conns', '?')} connections each, one server at a time)\n")
-    L.append("| Endpoint | Portcullis req/s | p50 | p99 | errors | Node req/s | p50 | p99 | errors | ratio | JWTs/resp (P / N) |")
-    L.append("|---|---|---|---|---|---|---|---|---|---|---|")
+    L.append("| Endpoint | Portcullis req/s | p50 | p99 | errors | Node req/s | p50 | p99 | errors | ratio | JWTs/resp (P / N) | server CPU per response (P / N) |")
+    L.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for key, label, _ in ENDPOINTS:
         row = [label]
         vals = []
@@ -986,6 +1004,8 @@ def report(r) -> str:
         row.append(f"{vals[0]['rps'] / vals[1]['rps']:.2f}×" if all(vals) and vals[1]["rps"] else "—")
         sig = [str(v.get("sigs_per_response")) if v and v.get("sigs_per_response") is not None else "—" for v in vals]
         row.append(" / ".join(sig))
+        cpu = [f"{v['server_cpu_ms_per_req'] * 1000:.0f} µs" if v and v.get("server_cpu_ms_per_req") else "—" for v in vals]
+        row.append(" / ".join(cpu))
         L.append("| " + " | ".join(row) + " |")
     L.append("")
     na = [(side, key, v) for side in ("portcullis", "node") for key, _, _ in ENDPOINTS
@@ -1001,7 +1021,7 @@ def report(r) -> str:
     rsa = r.get("openssl_rsa2048")
     if rsa:
         L.append(f"- `openssl speed -seconds 3 rsa2048` (best of 2): {rsa['sign_per_s']:,.1f} sign/s on one core → RSA-2048 "
-                 f"signing bound for 2 cores = {bound:,.0f} signatures/s (one signature per token response).")
+                 f"signing bound for 2 cores = {bound:,.0f} signatures/s (a response with n JWTs counts n signatures).")
     ec = r.get("openssl_ecdsap256")
     if ec:
         L.append(f"- `openssl speed -seconds 3 ecdsap256` (best of 2): {ec['sign_per_s']:,.1f} sign/s on one core.")

@@ -109,6 +109,14 @@ impl Db {
         let pool = Pool::builder()
             .max_size(8)
             .min_idle(Some(1))
+            // Opening connections and reaping idle ones is rare work: one helper thread, not
+            // r2d2's default three (each thread costs idle memory).
+            .thread_pool(std::sync::Arc::new(
+                scheduled_thread_pool::ScheduledThreadPool::builder()
+                    .num_threads(1)
+                    .thread_name_pattern("r2d2-{}")
+                    .build(),
+            ))
             .connection_customizer(Box::new(Pragmas))
             .connection_timeout(Duration::from_secs(10))
             // Connections are local files: checking each one on checkout costs a query.

@@ -242,7 +242,8 @@ pub fn delete_expired(conn: &Connection, now: UnixTime) -> Result<usize, StoreEr
     )?;
     // Successors are kept sealed only for the grace window.
     conn.exec(
-        "UPDATE refresh_tokens SET successor_sealed = NULL WHERE rotated_at <= ?1 - 300",
+        "UPDATE refresh_tokens SET successor_sealed = NULL
+         WHERE successor_sealed IS NOT NULL AND rotated_at <= ?1 - 300",
         [now],
     )?;
     Ok(a + r)
