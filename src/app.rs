@@ -31,7 +31,9 @@ pub struct AppState {
     pub hasher: PasswordHasher,
     pub master_key: Arc<MasterKey>,
     pub keys: Arc<KeyManager>,
-    pub http: reqwest::Client,
+    /// Outgoing HTTP (upstream providers, back-channel logout): built on first use, since many
+    /// installations never call out and its TLS root store costs memory and start-up time.
+    http: OnceLock<reqwest::Client>,
     pub trusted_proxies: Vec<IpNet>,
     /// `scheme://host[:port]` of the issuer, for Origin checks.
     pub issuer_origin: String,
@@ -48,6 +50,20 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// The outgoing HTTP client: 10 s timeout, never follows redirects.
+    pub fn http(&self) -> &reqwest::Client {
+        self.http.get_or_init(|| {
+            reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(10))
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap_or_else(|e| {
+                    tracing::error!(error = %e, "HTTP client with settings failed; using defaults");
+                    reqwest::Client::default()
+                })
+        })
+    }
+
     pub fn new(
         config: Config,
         db: Db,
@@ -82,10 +98,7 @@ impl AppState {
         };
         Ok(Self {
             trusted_proxies: config.trusted_proxy_nets(),
-            http: reqwest::Client::builder()
-                .timeout(std::time::Duration::from_secs(10))
-                .redirect(reqwest::redirect::Policy::none())
-                .build()?,
+            http: OnceLock::new(),
             config: Arc::new(config),
             db,
             clock,

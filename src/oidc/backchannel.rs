@@ -84,7 +84,7 @@ pub async fn deliver_due(state: &AppState) -> Result<usize, StoreError> {
         ) {
             None => Err("no signing key".to_string()),
             Some(token) => state
-                .http
+                .http()
                 .post(&d.uri)
                 .timeout(REQUEST_TIMEOUT)
                 .form(&[("logout_token", token.as_str())])

@@ -78,7 +78,7 @@ async fn get_json<T: serde::de::DeserializeOwned>(
     token: &str,
 ) -> Result<T, Failure> {
     let r = state
-        .http
+        .http()
         .get(url)
         .bearer_auth(token)
         .header("Accept", "application/vnd.github+json")
@@ -116,7 +116,7 @@ pub async fn finish(
         form.push(("client_secret", s.expose().clone()));
     }
     let r = state
-        .http
+        .http()
         .post(format!("{base}/login/oauth/access_token"))
         .header("Accept", "application/json")
         .header("User-Agent", USER_AGENT)
