@@ -43,6 +43,7 @@ pub struct AppState {
     pub discovery: OnceLock<Vec<u8>>,
     /// Origins of registered redirect URIs, for CORS.
     pub cors_origins: crate::oidc::cors::OriginCache,
+    pub client_cache: crate::oidc::client_auth::ClientCache,
     pub oauth_metadata: OnceLock<Vec<u8>>,
     /// The WebAuthn relying party (`None` when the issuer cannot be one, e.g. a bare IP).
     pub webauthn: Option<webauthn_rs::Webauthn>,
@@ -110,6 +111,7 @@ impl AppState {
             webauthn,
             discovery: OnceLock::new(),
             cors_origins: Default::default(),
+            client_cache: Default::default(),
             oauth_metadata: OnceLock::new(),
             mac_key,
         })
@@ -333,6 +335,9 @@ async fn middleware(
         .is_some_and(|a| a.contains("application/json") && !a.contains("text/html"));
     let method = req.method().to_string();
     let path = req.path().to_string();
+    // A change through the console or the admin API may touch a client (or the groups it
+    // allows): the token endpoint's cache of clients starts over.
+    let admin_change = path.starts_with("/admin") && !matches!(method.as_str(), "GET" | "HEAD");
     let span = tracing::info_span!("request", id = %rid, %method, %path);
     let started = std::time::Instant::now();
     let res = REQUEST_ID
@@ -341,6 +346,9 @@ async fn middleware(
         .await?;
     let mut res = res.map_into_boxed_body();
     let status = res.status();
+    if admin_change && let Some(state) = &state {
+        state.client_cache.clear();
+    }
     span.in_scope(|| {
         tracing::info!(
             status = status.as_u16(),

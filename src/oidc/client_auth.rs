@@ -8,6 +8,8 @@
 //! failed authentication never touches a code or a token.
 
 use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use actix_web::HttpRequest;
 use actix_web::http::header;
@@ -242,6 +244,45 @@ pub fn verify(client: &Client, p: &Presented) -> Result<(), OAuthError> {
     }
 }
 
+/// Registered clients as the token endpoint last read them, for at most `CLIENT_CACHE_TTL`.
+/// A client_credentials grant is then pure CPU: no trip to the database at all. Changes made
+/// in this process (console, admin API) clear the cache at once (`app::middleware`); a change
+/// made by the CLI in another process is seen within the TTL. Only found clients are kept.
+#[derive(Default)]
+pub struct ClientCache(Mutex<HashMap<String, (Instant, Client)>>);
+
+const CLIENT_CACHE_TTL: Duration = Duration::from_secs(1);
+/// Entries beyond this are not kept (a flood of made-up ids must not grow memory).
+const CLIENT_CACHE_MAX: usize = 256;
+
+impl ClientCache {
+    fn get(&self, id: &str) -> Option<Client> {
+        let map = self.0.lock().ok()?;
+        map.get(id)
+            .filter(|(at, _)| at.elapsed() < CLIENT_CACHE_TTL)
+            .map(|(_, c)| c.clone())
+    }
+
+    fn put(&self, client: &Client) {
+        if let Ok(mut map) = self.0.lock() {
+            if map.len() >= CLIENT_CACHE_MAX {
+                map.retain(|_, (at, _)| at.elapsed() < CLIENT_CACHE_TTL);
+                if map.len() >= CLIENT_CACHE_MAX {
+                    return;
+                }
+            }
+            map.insert(client.id.clone(), (Instant::now(), client.clone()));
+        }
+    }
+
+    /// Forgets every client (after a change in this process).
+    pub fn clear(&self) {
+        if let Ok(mut map) = self.0.lock() {
+            map.clear();
+        }
+    }
+}
+
 /// Authenticates the calling client. Every failure is `invalid_client` (401, and
 /// `WWW-Authenticate: Basic` when Basic was tried).
 pub async fn authenticate(
@@ -249,7 +290,23 @@ pub async fn authenticate(
     req: &HttpRequest,
     form: &FormParams,
 ) -> Result<AuthenticatedClient, OAuthError> {
-    Ok(authenticate_and_read(state, req, form, |_| Ok(())).await?.0)
+    let authorization = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let Some(p) = presented(authorization, form)? else {
+        return Err(invalid_client(false, "client authentication is required"));
+    };
+    if let Some(client) = state.client_cache.get(&p.client_id) {
+        verify(&client, &p)?;
+        return Ok(AuthenticatedClient {
+            client,
+            method: p.method,
+        });
+    }
+    let authed = authenticate_and_read(state, req, form, |_| Ok(())).await?.0;
+    state.client_cache.put(&authed.client);
+    Ok(authed)
 }
 
 /// [`authenticate`], with `read` run in the same database read as the client lookup (one trip

@@ -758,6 +758,23 @@ async fn groups_members_and_claim_scopes() {
     assert_error(&api.get("/groups/household").await, 404, "not_found", None);
 }
 
+/// The status of an RFC 7009 revocation (of a made-up token) with client_secret_post: 200 when
+/// the client authenticates, 401 when not.
+async fn revoke_status(app: &TestApp, client_id: &str, secret: &str) -> u16 {
+    reqwest::Client::new()
+        .post(format!("{}/revoke", app.url))
+        .form(&[
+            ("token", "not-a-token"),
+            ("client_id", client_id),
+            ("client_secret", secret),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
 #[tokio::test]
 async fn clients_are_created_with_their_secret_once_and_validated() {
     let app = TestApp::spawn().await;
@@ -887,11 +904,15 @@ async fn clients_are_created_with_their_secret_once_and_validated() {
         "invalid_field",
         Some("redirect_uris"),
     );
-    // A new secret: the old one stops working.
+    // A new secret: the old one stops working, at once — also for the token endpoint's
+    // cache of clients, which the request below fills.
+    assert_eq!(revoke_status(&app, &cid, &secret).await, 200);
     let (s, rotated) = api.post(&format!("/clients/{cid}/secret"), json!({})).await;
     assert_eq!(s, 200);
     let new_secret = rotated["client_secret"].as_str().unwrap();
     assert_ne!(new_secret, secret);
+    assert_eq!(revoke_status(&app, &cid, &secret).await, 401);
+    assert_eq!(revoke_status(&app, &cid, new_secret).await, 200);
     let stored = app
         .db
         .read_blocking(|c| portcullis::store::clients::by_id(c, &cid))
@@ -901,8 +922,9 @@ async fn clients_are_created_with_their_secret_once_and_validated() {
         stored.secret_hash.unwrap(),
         portcullis::crypto::secret::hash_token(new_secret)
     );
-    // Delete.
+    // Delete: the token endpoint no longer knows it either.
     assert_eq!(api.delete(&format!("/clients/{cid}")).await.0, 204);
+    assert_eq!(revoke_status(&app, &cid, new_secret).await, 401);
     assert_error(
         &api.get(&format!("/clients/{cid}")).await,
         404,
