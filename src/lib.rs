@@ -19,7 +19,8 @@
 //! - `signing_keys`: key rotation; `users`, `groups`, `clients`, `api_keys`: operations
 //!   shared by the CLI, the console and the admin API (`ops`: actor, errors, audit)
 //! - `store`: the only module with SQL; reads on an r2d2 pool, writes through one writer
-//!   thread with group commit (`store/writer.rs`); `crypto`: no actix, no SQL
+//!   thread with group commit and WAL checkpoints on a thread of their own
+//!   (`store/writer.rs`); `crypto`: no actix, no SQL
 //! - `jobs`: periodic work (expiry GC, key rotation, back-channel logout delivery)
 
 pub mod account;
