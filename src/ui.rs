@@ -69,6 +69,11 @@ pub fn ok<T: Template>(t: &T) -> HttpResponse {
 }
 
 /// POST-redirect-GET.
+/// Percent-encodes one query-string value (`application/x-www-form-urlencoded`).
+pub fn enc(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
 pub fn see_other(location: &str) -> HttpResponse {
     HttpResponse::SeeOther()
         .insert_header((header::LOCATION, location))

@@ -18,9 +18,7 @@ use crate::crypto::secret::Secret;
 use crate::store;
 use crate::store::upstream::{Kind, Policy, Provider};
 use crate::ui::{self, CsrfForm, Page, PageError};
-use crate::upstream::providers::{
-    self, GITHUB_SCOPES, OIDC_SCOPES, Preset, ProviderError, ProviderInput, ProviderPatch,
-};
+use crate::upstream::providers::{self, Preset, ProviderError, ProviderInput, ProviderPatch};
 use crate::users::FieldError;
 
 const NAV: &str = "upstream";
@@ -68,13 +66,6 @@ fn policy_words(p: Policy) -> &'static str {
         Policy::ExistingOnly => "existing accounts only",
         Policy::LinkVerifiedEmail => "match by email, else new account",
         Policy::Create => "new account for everyone",
-    }
-}
-
-fn default_scopes(k: Kind) -> &'static str {
-    match k {
-        Kind::Oidc => OIDC_SCOPES,
-        Kind::Github => GITHUB_SCOPES,
     }
 }
 
@@ -425,7 +416,7 @@ async fn new_page(
             secret_typed,
             form,
             groups,
-            default_scopes: default_scopes(kind),
+            default_scopes: providers::default_scopes(kind),
             redirect_uri: providers::callback_url(&state.config.public_url),
             problem,
         },
@@ -600,7 +591,7 @@ async fn render_show(
             updated: when(p.updated_at),
             form,
             groups,
-            default_scopes: default_scopes(p.kind),
+            default_scopes: providers::default_scopes(p.kind),
             redirect_uri: providers::callback_url(&state.config.public_url),
             linked: linked
                 .into_iter()

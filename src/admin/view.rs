@@ -206,10 +206,7 @@ pub fn ago(now: UnixTime, then: UnixTime) -> String {
     crate::account::ago(now, then)
 }
 
-/// Percent-encodes a query value.
-pub fn enc(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
-}
+pub use crate::ui::enc;
 
 #[cfg(test)]
 mod tests {

@@ -58,7 +58,8 @@ impl Memory {
         let mut free = self.free.lock().unwrap_or_else(PoisonError::into_inner);
         free.push(mem);
         if free.len() > self.keep {
-            // Blocks of another size (a hash made with older parameters) go first.
+            // The least recently used block goes: one of another size (a hash made with older
+            // parameters) is never taken again, so it drifts to the front.
             free.remove(0);
         }
         out

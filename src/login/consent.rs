@@ -100,7 +100,7 @@ pub async fn post(
             .await?;
         ar.consented = true;
         authorize::update_pending(&state, &f.req, &ar).await?;
-        let id = url::form_urlencoded::byte_serialize(f.req.as_bytes()).collect::<String>();
+        let id = crate::ui::enc(&f.req);
         return Ok(ui::see_other(&format!("/authorize/resume?req={id}")));
     }
     state

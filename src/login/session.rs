@@ -107,7 +107,7 @@ impl actix_web::ResponseError for SignInFirst {
         actix_web::http::StatusCode::SEE_OTHER
     }
     fn error_response(&self) -> HttpResponse {
-        let next = url::form_urlencoded::byte_serialize(self.0.as_bytes()).collect::<String>();
+        let next = crate::ui::enc(&self.0);
         ui::see_other(&format!("/login?next={next}"))
     }
 }
@@ -366,9 +366,6 @@ pub fn after_sign_in(pending: &str, next: &str) -> String {
     if pending.is_empty() {
         crate::login::password::safe_next(next).to_string()
     } else {
-        format!(
-            "/authorize/resume?req={}",
-            url::form_urlencoded::byte_serialize(pending.as_bytes()).collect::<String>()
-        )
+        format!("/authorize/resume?req={}", crate::ui::enc(&pending))
     }
 }

@@ -290,13 +290,7 @@ pub async fn authenticate(
     req: &HttpRequest,
     form: &FormParams,
 ) -> Result<AuthenticatedClient, OAuthError> {
-    let authorization = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    let Some(p) = presented(authorization, form)? else {
-        return Err(invalid_client(false, "client authentication is required"));
-    };
+    let p = credentials(req, form)?;
     if let Some(client) = state.client_cache.get(&p.client_id) {
         verify(&client, &p)?;
         return Ok(AuthenticatedClient {
@@ -304,7 +298,7 @@ pub async fn authenticate(
             method: p.method,
         });
     }
-    let authed = authenticate_and_read(state, req, form, |_| Ok(())).await?.0;
+    let (authed, ()) = read_and_verify(state, p, |_| Ok(())).await?;
     state.client_cache.put(&authed.client);
     Ok(authed)
 }
@@ -318,13 +312,25 @@ pub async fn authenticate_and_read<T: Send + 'static>(
     form: &FormParams,
     read: impl FnOnce(&rusqlite::Connection) -> Result<T, store::StoreError> + Send + 'static,
 ) -> Result<(AuthenticatedClient, T), OAuthError> {
+    read_and_verify(state, credentials(req, form)?, read).await
+}
+
+/// The credentials of the request; none at all is `invalid_client`.
+fn credentials(req: &HttpRequest, form: &FormParams) -> Result<Presented, OAuthError> {
     let authorization = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let Some(p) = presented(authorization, form)? else {
-        return Err(invalid_client(false, "client authentication is required"));
-    };
+    presented(authorization, form)?
+        .ok_or_else(|| invalid_client(false, "client authentication is required"))
+}
+
+/// Looks the client up (with `read`, in the same trip) and checks the credentials.
+async fn read_and_verify<T: Send + 'static>(
+    state: &AppState,
+    p: Presented,
+    read: impl FnOnce(&rusqlite::Connection) -> Result<T, store::StoreError> + Send + 'static,
+) -> Result<(AuthenticatedClient, T), OAuthError> {
     let id = p.client_id.clone();
     let (client, extra) = state
         .db

@@ -25,19 +25,15 @@ pub struct StartQuery {
     next: String,
 }
 
-fn enc(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
-}
-
 /// The sign-in page, keeping the pending request and `next`.
 fn login_path(pending: &str, next: &str) -> String {
     let mut path = "/login".to_string();
     if !pending.is_empty() {
-        path.push_str(&format!("?req={}", enc(pending)));
+        path.push_str(&format!("?req={}", crate::ui::enc(pending)));
     }
     if !next.is_empty() {
         path.push(if pending.is_empty() { '?' } else { '&' });
-        path.push_str(&format!("next={}", enc(next)));
+        path.push_str(&format!("next={}", crate::ui::enc(next)));
     }
     path
 }

@@ -239,10 +239,6 @@ pub struct ProviderButton {
     pub href: String,
 }
 
-fn enc(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
-}
-
 /// `/login/upstream/<slug>` carrying the pending request and the local `next`.
 pub fn start_path(slug: &str, pending: &str, next: &str) -> String {
     let mut path = format!("/login/upstream/{slug}");
@@ -250,7 +246,7 @@ pub fn start_path(slug: &str, pending: &str, next: &str) -> String {
     for (k, v) in [("req", pending), ("next", next)] {
         if !v.is_empty() {
             path.push(sep);
-            path.push_str(&format!("{k}={}", enc(v)));
+            path.push_str(&format!("{k}={}", crate::ui::enc(v)));
             sep = '&';
         }
     }

@@ -228,6 +228,14 @@ fn validate_names(list: &[String], name: &'static str) -> Result<(), FieldError>
     Ok(())
 }
 
+/// What a provider of `kind` is asked for when the administrator names no scopes.
+pub fn default_scopes(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Oidc => OIDC_SCOPES,
+        Kind::Github => GITHUB_SCOPES,
+    }
+}
+
 fn normalize_scopes(kind: Kind, scopes: Option<&str>) -> Result<String, FieldError> {
     let given: Vec<&str> = scopes.unwrap_or("").split_whitespace().collect();
     if given.iter().any(|s| {
@@ -238,11 +246,7 @@ fn normalize_scopes(kind: Kind, scopes: Option<&str>) -> Result<String, FieldErr
     }
     let mut out: Vec<String> = given.iter().map(|s| s.to_string()).collect();
     if out.is_empty() {
-        let default = match kind {
-            Kind::Oidc => OIDC_SCOPES,
-            Kind::Github => GITHUB_SCOPES,
-        };
-        return Ok(default.to_string());
+        return Ok(default_scopes(kind).to_string());
     }
     // OIDC Core §3.1.2.1: "OpenID Connect requests MUST contain the openid scope value."
     if kind == Kind::Oidc && !out.iter().any(|s| s == "openid") {
