@@ -366,6 +366,6 @@ pub fn after_sign_in(pending: &str, next: &str) -> String {
     if pending.is_empty() {
         crate::login::password::safe_next(next).to_string()
     } else {
-        format!("/authorize/resume?req={}", crate::ui::enc(&pending))
+        format!("/authorize/resume?req={}", crate::ui::enc(pending))
     }
 }
