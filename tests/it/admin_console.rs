@@ -4,41 +4,7 @@
 
 use portcullis::clients::ClientInput;
 
-use crate::support::{TestApp, csrf_from, location};
-
-/// A browser signed in as a fresh administrator `root`.
-async fn admin(app: &TestApp) -> reqwest::Client {
-    app.add_user("root", &[], true);
-    let b = app.browser();
-    let r = app.sign_in(&b, "root").await;
-    assert_eq!(r.status(), 303);
-    b
-}
-
-async fn page(app: &TestApp, b: &reqwest::Client, path: &str) -> (u16, String) {
-    let r = b.get(format!("{}{path}", app.url)).send().await.unwrap();
-    let status = r.status().as_u16();
-    (status, r.text().await.unwrap())
-}
-
-/// POSTs a form with the CSRF token of `from` (a console page).
-async fn post(
-    app: &TestApp,
-    b: &reqwest::Client,
-    from: &str,
-    path: &str,
-    fields: &[(&str, &str)],
-) -> reqwest::Response {
-    let (_, html) = page(app, b, from).await;
-    let csrf = csrf_from(&html);
-    let mut form: Vec<(&str, &str)> = vec![("csrf", csrf.as_str())];
-    form.extend_from_slice(fields);
-    b.post(format!("{}{path}", app.url))
-        .form(&form)
-        .send()
-        .await
-        .unwrap()
-}
+use crate::support::{TestApp, location};
 
 #[tokio::test]
 async fn signed_out_browsers_go_to_the_login_page_and_come_back() {
@@ -60,12 +26,14 @@ async fn people_outside_the_admins_group_get_403() {
     let b = app.browser();
     app.sign_in(&b, "alice").await;
     for path in ["/admin", "/admin/users", "/admin/apps/new", "/admin/audit"] {
-        let (status, body) = page(&app, &b, path).await;
+        let (status, body) = app.page(&b, path).await;
         assert_eq!(status, 403, "{path}");
         assert!(body.contains("Not allowed"));
     }
     // Forms too (even with a valid CSRF token from the account page).
-    let r = post(&app, &b, "/account", "/admin/groups", &[("name", "x")]).await;
+    let r = app
+        .submit(&b, "/account", "/admin/groups", &[("name", "x")])
+        .await;
     assert_eq!(r.status(), 403);
     let n: i64 = app
         .db
@@ -83,7 +51,7 @@ async fn people_outside_the_admins_group_get_403() {
 #[tokio::test]
 async fn every_console_page_renders_for_an_administrator() {
     let app = TestApp::spawn().await;
-    let b = admin(&app).await;
+    let b = app.admin_browser().await;
     let alice = app.add_user("alice", &["family"], false);
     let (cid, _) = app.confidential("Immich", "https://photos.example.com/auth/login");
     let gid = app
@@ -129,32 +97,30 @@ async fn every_console_page_renders_for_an_administrator() {
         assert!(html.contains("aria-label=\"Administration\""), "{p}");
     }
     // The application page has what an app needs.
-    let (_, html) = page(&app, &b, &format!("/admin/apps/{cid}")).await;
+    let (_, html) = app.page(&b, &format!("/admin/apps/{cid}")).await;
     assert!(html.contains(&format!("{}/.well-known/openid-configuration", app.url)));
     assert!(html.contains("Immich") && html.contains("[auth.generic_oauth]"));
     assert!(html.contains(&cid));
     // Unknown ids are 404 pages.
-    let (status, _) = page(&app, &b, "/admin/users/nobody-here").await;
+    let (status, _) = app.page(&b, "/admin/users/nobody-here").await;
     assert_eq!(status, 404);
 }
 
 #[tokio::test]
 async fn a_form_without_its_csrf_token_is_refused() {
     let app = TestApp::spawn().await;
-    let b = admin(&app).await;
-    let r = b
-        .post(format!("{}/admin/groups", app.url))
-        .form(&[("name", "family")])
-        .send()
-        .await
-        .unwrap();
+    let b = app.admin_browser().await;
+    let r = app
+        .post_form(&b, "/admin/groups", &[("name", "family")])
+        .await;
     assert_eq!(r.status(), 403);
-    let r = b
-        .post(format!("{}/admin/groups", app.url))
-        .form(&[("csrf", "forged"), ("name", "family")])
-        .send()
-        .await
-        .unwrap();
+    let r = app
+        .post_form(
+            &b,
+            "/admin/groups",
+            &[("csrf", "forged"), ("name", "family")],
+        )
+        .await;
     assert_eq!(r.status(), 403);
     let none = app
         .db
@@ -166,32 +132,27 @@ async fn a_form_without_its_csrf_token_is_refused() {
 #[tokio::test]
 async fn adding_a_user_without_a_password_shows_a_set_up_link_once() {
     let app = TestApp::spawn().await;
-    let b = admin(&app).await;
-    let r = post(
-        &app,
-        &b,
-        "/admin/groups",
-        "/admin/groups",
-        &[("name", "family")],
-    )
-    .await;
+    let b = app.admin_browser().await;
+    let r = app
+        .submit(&b, "/admin/groups", "/admin/groups", &[("name", "family")])
+        .await;
     assert_eq!(r.status(), 303);
-    let r = post(
-        &app,
-        &b,
-        "/admin/users/new",
-        "/admin/users",
-        &[
-            ("username", "bob"),
-            ("display_name", "Bob"),
-            ("email", "bob@example.com"),
-            ("email_verified", "on"),
-            ("group", "family"),
-            ("setup", "link"),
-            ("allow_password", "on"),
-        ],
-    )
-    .await;
+    let r = app
+        .submit(
+            &b,
+            "/admin/users/new",
+            "/admin/users",
+            &[
+                ("username", "bob"),
+                ("display_name", "Bob"),
+                ("email", "bob@example.com"),
+                ("email_verified", "on"),
+                ("group", "family"),
+                ("setup", "link"),
+                ("allow_password", "on"),
+            ],
+        )
+        .await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers().get("cache-control").unwrap(), "no-store");
     let html = r.text().await.unwrap();
@@ -206,42 +167,42 @@ async fn adding_a_user_without_a_password_shows_a_set_up_link_once() {
     assert_eq!(r.status(), 200);
     assert!(r.text().await.unwrap().contains("Bob"));
     // The user is in the group; the audit log names the admin.
-    let (_, list) = page(&app, &b, "/admin/users?q=bob").await;
+    let (_, list) = app.page(&b, "/admin/users?q=bob").await;
     assert!(list.contains("family") && list.contains("no password"));
-    let (_, audit) = page(&app, &b, "/admin/audit?kind=user").await;
+    let (_, audit) = app.page(&b, "/admin/audit?kind=user").await;
     assert!(audit.contains("User added") && audit.contains("Set-up link made"));
     assert!(audit.contains(">root</a>"));
     // A duplicate username comes back marked, with what was typed.
-    let r = post(
-        &app,
-        &b,
-        "/admin/users/new",
-        "/admin/users",
-        &[
-            ("username", "bob"),
-            ("display_name", "Other Bob"),
-            ("setup", "link"),
-        ],
-    )
-    .await;
+    let r = app
+        .submit(
+            &b,
+            "/admin/users/new",
+            "/admin/users",
+            &[
+                ("username", "bob"),
+                ("display_name", "Other Bob"),
+                ("setup", "link"),
+            ],
+        )
+        .await;
     assert_eq!(r.status(), 422);
     let html = r.text().await.unwrap();
     assert!(html.contains("This username is taken."));
     assert!(html.contains("aria-invalid=\"true\" aria-describedby=\"username-error\""));
     assert!(html.contains("value=\"Other Bob\""));
     // A weak password is refused before anything is saved.
-    let r = post(
-        &app,
-        &b,
-        "/admin/users/new",
-        "/admin/users",
-        &[
-            ("username", "carol"),
-            ("setup", "password"),
-            ("password", "short"),
-        ],
-    )
-    .await;
+    let r = app
+        .submit(
+            &b,
+            "/admin/users/new",
+            "/admin/users",
+            &[
+                ("username", "carol"),
+                ("setup", "password"),
+                ("password", "short"),
+            ],
+        )
+        .await;
     assert_eq!(r.status(), 422);
     assert!(
         app.db
@@ -254,23 +215,23 @@ async fn adding_a_user_without_a_password_shows_a_set_up_link_once() {
 #[tokio::test]
 async fn an_application_is_added_with_its_secret_shown_once() {
     let app = TestApp::spawn().await;
-    let b = admin(&app).await;
+    let b = app.admin_browser().await;
     // A bad redirect URI: refused, field marked, nothing saved.
-    let r = post(
-        &app,
-        &b,
-        "/admin/apps/new",
-        "/admin/apps",
-        &[
-            ("name", "Photos"),
-            ("redirect_uris", "https://photos.example.com/cb#frag"),
-            ("type", "confidential"),
-            ("require_pkce", "on"),
-            ("allow_refresh", "on"),
-            ("signing_alg", "RS256"),
-        ],
-    )
-    .await;
+    let r = app
+        .submit(
+            &b,
+            "/admin/apps/new",
+            "/admin/apps",
+            &[
+                ("name", "Photos"),
+                ("redirect_uris", "https://photos.example.com/cb#frag"),
+                ("type", "confidential"),
+                ("require_pkce", "on"),
+                ("allow_refresh", "on"),
+                ("signing_alg", "RS256"),
+            ],
+        )
+        .await;
     assert_eq!(r.status(), 422);
     let html = r.text().await.unwrap();
     assert!(html.contains("aria-describedby=\"redirect_uris-error\""));
@@ -284,24 +245,24 @@ async fn an_application_is_added_with_its_secret_shown_once() {
         .unwrap();
     assert_eq!(n, 0);
     // Plain http on a LAN host and a custom scheme: accepted, with a visible warning.
-    let r = post(
-        &app,
-        &b,
-        "/admin/apps/new",
-        "/admin/apps",
-        &[
-            ("name", "Photos"),
-            (
-                "redirect_uris",
-                "http://192.168.1.20:2283/auth/login\napp.immich:///oauth-callback",
-            ),
-            ("type", "confidential"),
-            ("require_pkce", "on"),
-            ("allow_refresh", "on"),
-            ("signing_alg", "RS256"),
-        ],
-    )
-    .await;
+    let r = app
+        .submit(
+            &b,
+            "/admin/apps/new",
+            "/admin/apps",
+            &[
+                ("name", "Photos"),
+                (
+                    "redirect_uris",
+                    "http://192.168.1.20:2283/auth/login\napp.immich:///oauth-callback",
+                ),
+                ("type", "confidential"),
+                ("require_pkce", "on"),
+                ("allow_refresh", "on"),
+                ("signing_alg", "RS256"),
+            ],
+        )
+        .await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers().get("cache-control").unwrap(), "no-store");
     let html = r.text().await.unwrap();
@@ -337,42 +298,44 @@ async fn an_application_is_added_with_its_secret_shown_once() {
         format!("/admin/apps/{}", c.id),
         format!("/admin/apps/{}/edit", c.id),
     ] {
-        let (_, html) = page(&app, &b, &p).await;
+        let (_, html) = app.page(&b, &p).await;
         assert!(!html.contains(&secret), "{p}");
     }
     // Regenerating needs the box ticked, then shows a new secret once.
     let confirm = format!("/admin/apps/{}/secret", c.id);
-    let r = post(&app, &b, &confirm, &confirm, &[]).await;
+    let r = app.submit(&b, &confirm, &confirm, &[]).await;
     assert_eq!(r.status(), 422);
-    let r = post(&app, &b, &confirm, &confirm, &[("confirm", "yes")]).await;
+    let r = app
+        .submit(&b, &confirm, &confirm, &[("confirm", "yes")])
+        .await;
     assert_eq!(r.status(), 200);
     let html = r.text().await.unwrap();
     assert!(html.contains("id=\"client-secret\"") && !html.contains(&secret));
     // Editing keeps the secret and saves every setting.
     let edit = format!("/admin/apps/{}/edit", c.id);
-    let r = post(
-        &app,
-        &b,
-        &edit,
-        &edit,
-        &[
-            ("name", "Immich"),
-            ("redirect_uris", "https://photos.example.com/auth/login"),
-            ("type", "confidential"),
-            ("auth_method", "client_secret_post"),
-            ("require_pkce", "on"),
-            ("skip_consent", "on"),
-            ("signing_alg", "ES256"),
-            ("access_token_ttl", "600"),
-            ("allowed_scopes", "openid  profile email"),
-            (
-                "backchannel_logout_uri",
-                "https://photos.example.com/logout",
-            ),
-            ("backchannel_logout_session_required", "on"),
-        ],
-    )
-    .await;
+    let r = app
+        .submit(
+            &b,
+            &edit,
+            &edit,
+            &[
+                ("name", "Immich"),
+                ("redirect_uris", "https://photos.example.com/auth/login"),
+                ("type", "confidential"),
+                ("auth_method", "client_secret_post"),
+                ("require_pkce", "on"),
+                ("skip_consent", "on"),
+                ("signing_alg", "ES256"),
+                ("access_token_ttl", "600"),
+                ("allowed_scopes", "openid  profile email"),
+                (
+                    "backchannel_logout_uri",
+                    "https://photos.example.com/logout",
+                ),
+                ("backchannel_logout_session_required", "on"),
+            ],
+        )
+        .await;
     assert_eq!(r.status(), 303);
     let saved = app
         .db
@@ -390,44 +353,44 @@ async fn an_application_is_added_with_its_secret_shown_once() {
     );
     assert!(saved.secret_hash.is_some());
     // A TTL that is not a number names its field.
-    let r = post(
-        &app,
-        &b,
-        &edit,
-        &edit,
-        &[
-            ("name", "Immich"),
-            ("redirect_uris", "https://photos.example.com/auth/login"),
-            ("access_token_ttl", "ten"),
-        ],
-    )
-    .await;
+    let r = app
+        .submit(
+            &b,
+            &edit,
+            &edit,
+            &[
+                ("name", "Immich"),
+                ("redirect_uris", "https://photos.example.com/auth/login"),
+                ("access_token_ttl", "ten"),
+            ],
+        )
+        .await;
     assert_eq!(r.status(), 422);
     assert!(r.text().await.unwrap().contains("access_token_ttl-error"));
     // Delete: confirmation first.
     let del = format!("/admin/apps/{}/delete", c.id);
-    let r = post(&app, &b, &del, &del, &[]).await;
+    let r = app.submit(&b, &del, &del, &[]).await;
     assert_eq!(r.status(), 422);
-    let r = post(&app, &b, &del, &del, &[("confirm", "yes")]).await;
+    let r = app.submit(&b, &del, &del, &[("confirm", "yes")]).await;
     assert_eq!(r.status(), 303);
     assert_eq!(location(&r), "/admin/apps?done=deleted");
-    let (status, _) = page(&app, &b, &format!("/admin/apps/{}", c.id)).await;
+    let (status, _) = app.page(&b, &format!("/admin/apps/{}", c.id)).await;
     assert_eq!(status, 404);
 }
 
 #[tokio::test]
 async fn disabling_and_deleting_a_user_from_the_console() {
     let app = TestApp::spawn().await;
-    let b = admin(&app).await;
+    let b = app.admin_browser().await;
     let alice = app.add_user("alice", &["family"], false);
     let ab = app.browser();
     app.sign_in(&ab, "alice").await;
     let show = format!("/admin/users/{}", alice.id);
-    let r = post(&app, &b, &show, &format!("{show}/disable"), &[]).await;
+    let r = app.submit(&b, &show, &format!("{show}/disable"), &[]).await;
     assert_eq!(r.status(), 303);
     let r = ab.get(format!("{}/account", app.url)).send().await.unwrap();
     assert_eq!(r.status(), 303, "alice is signed out");
-    let (_, html) = page(&app, &b, &show).await;
+    let (_, html) = app.page(&b, &show).await;
     assert!(html.contains("This user is disabled"));
     // The administrator cannot disable or delete themselves.
     let root = app
@@ -436,14 +399,14 @@ async fn disabling_and_deleting_a_user_from_the_console() {
         .unwrap()
         .unwrap();
     let me = format!("/admin/users/{}", root.id);
-    let r = post(&app, &b, &me, &format!("{me}/disable"), &[]).await;
+    let r = app.submit(&b, &me, &format!("{me}/disable"), &[]).await;
     assert_eq!(r.status(), 422);
     assert!(r.text().await.unwrap().contains("your own account"));
     // Delete after confirming.
     let del = format!("{show}/delete");
-    let r = post(&app, &b, &del, &del, &[]).await;
+    let r = app.submit(&b, &del, &del, &[]).await;
     assert_eq!(r.status(), 422);
-    let r = post(&app, &b, &del, &del, &[("confirm", "yes")]).await;
+    let r = app.submit(&b, &del, &del, &[("confirm", "yes")]).await;
     assert_eq!(r.status(), 303);
     assert!(
         app.db
@@ -456,43 +419,43 @@ async fn disabling_and_deleting_a_user_from_the_console() {
 #[tokio::test]
 async fn editing_a_user_with_groups_claims_and_claim_scopes() {
     let app = TestApp::spawn().await;
-    let b = admin(&app).await;
+    let b = app.admin_browser().await;
     let alice = app.add_user("alice", &["family", "friends"], false);
     let show = format!("/admin/users/{}", alice.id);
-    let r = post(
-        &app,
-        &b,
-        &show,
-        &show,
-        &[
-            ("username", "alice"),
-            ("display_name", "Alice Liddell"),
-            ("given_name", "Alice"),
-            ("family_name", "Liddell"),
-            ("email", "alice@example.org"),
-            ("group", "friends"),
-            ("claims", "{\"quota\": \"10 GB\"}"),
-        ],
-    )
-    .await;
+    let r = app
+        .submit(
+            &b,
+            &show,
+            &show,
+            &[
+                ("username", "alice"),
+                ("display_name", "Alice Liddell"),
+                ("given_name", "Alice"),
+                ("family_name", "Liddell"),
+                ("email", "alice@example.org"),
+                ("group", "friends"),
+                ("claims", "{\"quota\": \"10 GB\"}"),
+            ],
+        )
+        .await;
     assert_eq!(r.status(), 303);
-    let (_, html) = page(&app, &b, &show).await;
+    let (_, html) = app.page(&b, &show).await;
     assert!(html.contains("name=\"scope.quota\""));
-    let r = post(
-        &app,
-        &b,
-        &show,
-        &show,
-        &[
-            ("username", "alice"),
-            ("display_name", "Alice Liddell"),
-            ("email", "alice@example.org"),
-            ("group", "friends"),
-            ("claims", "{\"quota\": \"10 GB\"}"),
-            ("scope.quota", "profile"),
-        ],
-    )
-    .await;
+    let r = app
+        .submit(
+            &b,
+            &show,
+            &show,
+            &[
+                ("username", "alice"),
+                ("display_name", "Alice Liddell"),
+                ("email", "alice@example.org"),
+                ("group", "friends"),
+                ("claims", "{\"quota\": \"10 GB\"}"),
+                ("scope.quota", "profile"),
+            ],
+        )
+        .await;
     assert_eq!(r.status(), 303);
     let (u, groups, scopes) = app
         .db
@@ -526,14 +489,9 @@ async fn editing_a_user_with_groups_claims_and_claim_scopes() {
     assert_eq!(claims["quota"], "10 GB");
     // Not JSON, and reserved names, are refused with the field marked.
     for bad in ["{oops", "[1]", "{\"sub\": \"x\"}"] {
-        let r = post(
-            &app,
-            &b,
-            &show,
-            &show,
-            &[("username", "alice"), ("claims", bad)],
-        )
-        .await;
+        let r = app
+            .submit(&b, &show, &show, &[("username", "alice"), ("claims", bad)])
+            .await;
         assert_eq!(r.status(), 422, "{bad}");
         assert!(r.text().await.unwrap().contains("claims-error"), "{bad}");
     }
@@ -542,38 +500,33 @@ async fn editing_a_user_with_groups_claims_and_claim_scopes() {
 #[tokio::test]
 async fn groups_members_and_safeguards() {
     let app = TestApp::spawn().await;
-    let b = admin(&app).await;
+    let b = app.admin_browser().await;
     app.add_user("alice", &[], false);
-    let r = post(
-        &app,
-        &b,
-        "/admin/groups",
-        "/admin/groups",
-        &[("name", "family")],
-    )
-    .await;
+    let r = app
+        .submit(&b, "/admin/groups", "/admin/groups", &[("name", "family")])
+        .await;
     assert_eq!(r.status(), 303);
     let show = location(&r).split('?').next().unwrap().to_string();
-    let r = post(
-        &app,
-        &b,
-        &show,
-        &format!("{show}/members"),
-        &[("username", "alice")],
-    )
-    .await;
+    let r = app
+        .submit(
+            &b,
+            &show,
+            &format!("{show}/members"),
+            &[("username", "alice")],
+        )
+        .await;
     assert_eq!(r.status(), 303);
-    let r = post(
-        &app,
-        &b,
-        &show,
-        &format!("{show}/members"),
-        &[("username", "nobody")],
-    )
-    .await;
+    let r = app
+        .submit(
+            &b,
+            &show,
+            &format!("{show}/members"),
+            &[("username", "nobody")],
+        )
+        .await;
     assert_eq!(r.status(), 422);
     assert!(r.text().await.unwrap().contains("There is no user named"));
-    let (_, html) = page(&app, &b, &show).await;
+    let (_, html) = app.page(&b, &show).await;
     assert!(html.contains(">alice Example</a>"));
     // A group that restricts an application cannot be deleted (everyone would get in).
     app.add_client(ClientInput {
@@ -583,7 +536,7 @@ async fn groups_members_and_safeguards() {
         ..Default::default()
     });
     let del = format!("{show}/delete");
-    let r = post(&app, &b, &del, &del, &[("confirm", "yes")]).await;
+    let r = app.submit(&b, &del, &del, &[("confirm", "yes")]).await;
     assert_eq!(r.status(), 422);
     assert!(r.text().await.unwrap().contains("Grafana"));
     // The admins group keeps its name.
@@ -593,22 +546,22 @@ async fn groups_members_and_safeguards() {
         .unwrap()
         .unwrap();
     let ap = format!("/admin/groups/{admins}");
-    let r = post(&app, &b, &ap, &ap, &[("name", "owners")]).await;
+    let r = app.submit(&b, &ap, &ap, &[("name", "owners")]).await;
     assert_eq!(r.status(), 422);
 }
 
 #[tokio::test]
 async fn api_keys_are_made_in_the_console_and_shown_once() {
     let app = TestApp::spawn().await;
-    let b = admin(&app).await;
-    let r = post(
-        &app,
-        &b,
-        "/admin/api-keys",
-        "/admin/api-keys",
-        &[("name", "ansible")],
-    )
-    .await;
+    let b = app.admin_browser().await;
+    let r = app
+        .submit(
+            &b,
+            "/admin/api-keys",
+            "/admin/api-keys",
+            &[("name", "ansible")],
+        )
+        .await;
     assert_eq!(r.status(), 200);
     let html = r.text().await.unwrap();
     let key = html
@@ -628,11 +581,13 @@ async fn api_keys_are_made_in_the_console_and_shown_once() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let (_, list) = page(&app, &b, "/admin/api-keys").await;
+    let (_, list) = app.page(&b, "/admin/api-keys").await;
     assert!(list.contains("ansible") && !list.contains(&key));
     // Rotating signing keys from the console, after the confirmation page.
-    let r = post(&app, &b, "/admin/keys/rotate", "/admin/keys/rotate", &[]).await;
+    let r = app
+        .submit(&b, "/admin/keys/rotate", "/admin/keys/rotate", &[])
+        .await;
     assert_eq!(r.status(), 303);
-    let (_, keys) = page(&app, &b, "/admin/keys").await;
+    let (_, keys) = app.page(&b, "/admin/keys").await;
     assert!(keys.contains(">next</span>"));
 }

@@ -31,30 +31,29 @@ async fn setup() -> Setup {
     Setup { app, rp, a, b }
 }
 
+/// Runs the code flow as alice for the app `client` (id, secret); the token response.
+async fn alice_tokens(
+    app: &TestApp,
+    browser: &reqwest::Client,
+    client: &(String, String),
+) -> serde_json::Value {
+    app.tokens_for(
+        browser,
+        "alice",
+        &client.0,
+        Some(&client.1),
+        "http://app.test/cb",
+        "openid",
+    )
+    .await
+}
+
 #[tokio::test]
 async fn signing_out_through_one_app_notifies_every_app_of_the_session() {
     let Setup { app, rp, a, b } = setup().await;
     let browser = app.browser();
-    let ta = app
-        .tokens_for(
-            &browser,
-            "alice",
-            &a.0,
-            Some(&a.1),
-            "http://app.test/cb",
-            "openid",
-        )
-        .await;
-    let tb = app
-        .tokens_for(
-            &browser,
-            "alice",
-            &b.0,
-            Some(&b.1),
-            "http://app.test/cb",
-            "openid",
-        )
-        .await;
+    let ta = alice_tokens(&app, &browser, &a).await;
+    let tb = alice_tokens(&app, &browser, &b).await;
     let id_a = ta["id_token"].as_str().unwrap().to_string();
     let sid = jwt_claims(&id_a)["sid"].as_str().unwrap().to_string();
     assert_eq!(
@@ -132,16 +131,7 @@ async fn signing_out_through_one_app_notifies_every_app_of_the_session() {
 async fn an_rp_that_is_down_gets_its_logout_token_when_it_comes_back() {
     let Setup { app, rp, a, .. } = setup().await;
     let browser = app.browser();
-    let ta = app
-        .tokens_for(
-            &browser,
-            "alice",
-            &a.0,
-            Some(&a.1),
-            "http://app.test/cb",
-            "openid",
-        )
-        .await;
+    let ta = alice_tokens(&app, &browser, &a).await;
     rp.up.store(false, std::sync::atomic::Ordering::SeqCst);
     let r = browser
         .get(format!("{}/logout", app.url))
@@ -196,16 +186,7 @@ async fn an_rp_that_is_down_gets_its_logout_token_when_it_comes_back() {
 async fn unregistered_or_altered_post_logout_redirects_are_never_followed() {
     let Setup { app, a, .. } = setup().await;
     let browser = app.browser();
-    let ta = app
-        .tokens_for(
-            &browser,
-            "alice",
-            &a.0,
-            Some(&a.1),
-            "http://app.test/cb",
-            "openid",
-        )
-        .await;
+    let ta = alice_tokens(&app, &browser, &a).await;
     let hint = ta["id_token"].as_str().unwrap();
     for uri in [
         "http://evil.test/bye",
@@ -222,31 +203,14 @@ async fn unregistered_or_altered_post_logout_redirects_are_never_followed() {
         assert!(r.headers().get("location").is_none());
     }
     // Still signed in: nothing happened.
-    assert_eq!(
-        browser
-            .get(format!("{}/account", app.url))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(app.status_at(&browser, "/account").await, 200);
 }
 
 #[tokio::test]
 async fn an_untrusted_request_asks_for_confirmation_first() {
     let Setup { app, a, .. } = setup().await;
     let browser = app.browser();
-    let ta = app
-        .tokens_for(
-            &browser,
-            "alice",
-            &a.0,
-            Some(&a.1),
-            "http://app.test/cb",
-            "openid",
-        )
-        .await;
+    let ta = alice_tokens(&app, &browser, &a).await;
     let hint = ta["id_token"].as_str().unwrap().to_string();
     // An altered hint and an alg:none hint are not trusted.
     let mut parts: Vec<String> = hint.split('.').map(str::to_string).collect();
@@ -272,12 +236,7 @@ async fn an_untrusted_request_asks_for_confirmation_first() {
         assert_eq!(r.status(), 200);
         assert!(r.text().await.unwrap().contains("Sign out of all apps?"));
         assert_eq!(
-            browser
-                .get(format!("{}/account", app.url))
-                .send()
-                .await
-                .unwrap()
-                .status(),
+            app.status_at(&browser, "/account").await,
             200,
             "not signed out yet"
         );
@@ -297,44 +256,28 @@ async fn an_untrusted_request_asks_for_confirmation_first() {
         .await
         .unwrap();
     let csrf = csrf_from(&page);
-    let r = browser
-        .post(format!("{}/logout", app.url))
-        .form(&[
-            ("csrf", csrf.as_str()),
-            ("confirm", "yes"),
-            ("client_id", &a.0),
-            ("post_logout_redirect_uri", "http://app.test/bye"),
-            ("state", "s"),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let r = app
+        .post_form(
+            &browser,
+            "/logout",
+            &[
+                ("csrf", csrf.as_str()),
+                ("confirm", "yes"),
+                ("client_id", &a.0),
+                ("post_logout_redirect_uri", "http://app.test/bye"),
+                ("state", "s"),
+            ],
+        )
+        .await;
     assert_eq!(location(&r), "http://app.test/bye?state=s");
-    assert_eq!(
-        browser
-            .get(format!("{}/account", app.url))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        303
-    );
+    assert_eq!(app.status_at(&browser, "/account").await, 303);
 }
 
 #[tokio::test]
 async fn an_expired_id_token_hint_still_signs_out_immediately() {
     let Setup { app, a, .. } = setup().await;
     let browser = app.browser();
-    let ta = app
-        .tokens_for(
-            &browser,
-            "alice",
-            &a.0,
-            Some(&a.1),
-            "http://app.test/cb",
-            "openid",
-        )
-        .await;
+    let ta = alice_tokens(&app, &browser, &a).await;
     app.clock.advance(2 * 3600);
     let r = browser
         .get(format!("{}/logout", app.url))
@@ -343,15 +286,7 @@ async fn an_expired_id_token_hint_still_signs_out_immediately() {
         .await
         .unwrap();
     assert!(r.text().await.unwrap().contains("You are signed out"));
-    assert_eq!(
-        browser
-            .get(format!("{}/account", app.url))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        303
-    );
+    assert_eq!(app.status_at(&browser, "/account").await, 303);
 }
 
 #[tokio::test]
@@ -381,12 +316,9 @@ async fn front_channel_logout_frames_each_app_of_the_session_with_iss_and_sid() 
         .unwrap()
         .to_string();
     let csrf = app.csrf_at(&browser, "/account").await;
-    let r = browser
-        .post(format!("{}/signout", app.url))
-        .form(&[("csrf", csrf.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let r = app
+        .post_form(&browser, "/signout", &[("csrf", csrf.as_str())])
+        .await;
     assert_eq!(r.status(), 200);
     let csp = r.headers()["content-security-policy"]
         .to_str()

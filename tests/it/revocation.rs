@@ -195,18 +195,14 @@ async fn a_public_client_revokes_its_own_refresh_token() {
     g.client_id = id.clone();
     let code = fx.code(&g);
     let v: Value = fx
-        .http
-        .post(fx.url("/token"))
-        .form(&[
+        .token_post(&[
             ("grant_type", "authorization_code"),
             ("code", &code),
             ("redirect_uri", REDIRECT),
             ("code_verifier", crate::token::VERIFIER),
             ("client_id", &id),
         ])
-        .send()
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -220,16 +216,12 @@ async fn a_public_client_revokes_its_own_refresh_token() {
         .unwrap();
     assert_eq!(r.status(), 200);
     let r = fx
-        .http
-        .post(fx.url("/token"))
-        .form(&[
+        .token_post(&[
             ("grant_type", "refresh_token"),
             ("refresh_token", rt),
             ("client_id", &id),
         ])
-        .send()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(error_of(r).await.1["error"], "invalid_grant");
 }
 

@@ -151,6 +151,16 @@ impl Fx {
         self.redeem(&code).await
     }
 
+    /// POST /token without Basic (client_secret_post, public clients, no credentials).
+    pub async fn token_post(&self, form: &[(&str, &str)]) -> reqwest::Response {
+        self.http
+            .post(self.url("/token"))
+            .form(form)
+            .send()
+            .await
+            .unwrap()
+    }
+
     pub async fn refresh(&self, refresh_token: &str) -> reqwest::Response {
         self.token(&[
             ("grant_type", "refresh_token"),
@@ -211,6 +221,12 @@ pub async fn error_of(r: reqwest::Response) -> (u16, Value) {
     (status, v)
 }
 
+/// Asserts an OAuth error answer (see `error_of`) with this status and `error` code.
+pub async fn assert_error(r: reqwest::Response, status: u16, error: &str) {
+    let (got, v) = error_of(r).await;
+    assert_eq!((got, v["error"].as_str().unwrap()), (status, error));
+}
+
 fn code_form(code: &str) -> Vec<(&str, &str)> {
     vec![
         ("grant_type", "authorization_code"),
@@ -238,13 +254,7 @@ async fn basic_and_post_auth_both_work_for_a_default_confidential_client() {
     let mut form = code_form(&code);
     form.push(("client_id", &fx.client_id));
     form.push(("client_secret", &fx.secret));
-    let r = fx
-        .http
-        .post(fx.url("/token"))
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
+    let r = fx.token_post(&form).await;
     assert_eq!(r.status(), 200);
 }
 
@@ -268,21 +278,11 @@ async fn a_pinned_auth_method_refuses_the_other() {
             .unwrap()
             .starts_with("Basic")
     );
-    let (status, v) = error_of(r).await;
-    assert_eq!(
-        (status, v["error"].as_str().unwrap()),
-        (401, "invalid_client")
-    );
+    assert_error(r, 401, "invalid_client").await;
     let mut form = code_form(&code);
     form.push(("client_id", &id));
     form.push(("client_secret", &secret));
-    let r = fx
-        .http
-        .post(fx.url("/token"))
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
+    let r = fx.token_post(&form).await;
     assert_eq!(
         r.status(),
         200,
@@ -320,13 +320,7 @@ async fn basic_credentials_are_url_decoded_so_special_characters_work() {
     let mut form = code_form(&code);
     form.push(("client_id", &fx.client_id));
     form.push(("client_secret", secret));
-    let r = fx
-        .http
-        .post(fx.url("/token"))
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
+    let r = fx.token_post(&form).await;
     assert_eq!(r.status(), 200);
 }
 
@@ -339,22 +333,12 @@ async fn a_bad_secret_is_401_invalid_client_and_leaves_the_code_unused() {
         r.headers()["www-authenticate"].to_str().unwrap(),
         "Basic realm=\"token\", charset=\"UTF-8\""
     );
-    let (status, v) = error_of(r).await;
-    assert_eq!(
-        (status, v["error"].as_str().unwrap()),
-        (401, "invalid_client")
-    );
+    assert_error(r, 401, "invalid_client").await;
     // Without Basic there is no WWW-Authenticate challenge.
     let mut form = code_form(&code);
     form.push(("client_id", &fx.client_id));
     form.push(("client_secret", "wrong"));
-    let r = fx
-        .http
-        .post(fx.url("/token"))
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
+    let r = fx.token_post(&form).await;
     assert!(r.headers().get("www-authenticate").is_none());
     assert_eq!(error_of(r).await.0, 401);
     // An unknown client is refused the same way.
@@ -364,13 +348,7 @@ async fn a_bad_secret_is_401_invalid_client_and_leaves_the_code_unused() {
     let mut form = code_form(&code);
     form.push(("client_id", &fx.client_id));
     form.push(("client_secret", &fx.secret));
-    let r = fx
-        .http
-        .post(fx.url("/token"))
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
+    let r = fx.token_post(&form).await;
     assert_eq!(r.status(), 200);
 }
 
@@ -380,18 +358,10 @@ async fn basic_and_client_secret_together_or_duplicate_parameters_are_invalid_re
     let code = fx.code(&fx.grant("openid"));
     let mut form = code_form(&code);
     form.push(("client_secret", &fx.secret));
-    let (status, v) = error_of(fx.token(&form).await).await;
-    assert_eq!(
-        (status, v["error"].as_str().unwrap()),
-        (400, "invalid_request")
-    );
+    assert_error(fx.token(&form).await, 400, "invalid_request").await;
     let mut form = code_form(&code);
     form.push(("code", "again"));
-    let (status, v) = error_of(fx.token(&form).await).await;
-    assert_eq!(
-        (status, v["error"].as_str().unwrap()),
-        (400, "invalid_request")
-    );
+    assert_error(fx.token(&form).await, 400, "invalid_request").await;
     assert_eq!(fx.token(&code_form(&code)).await.status(), 200);
 }
 
@@ -404,11 +374,7 @@ async fn a_replayed_code_is_invalid_grant_and_revokes_what_it_issued() {
     let rt = first["refresh_token"].as_str().unwrap();
     assert_eq!(fx.userinfo(at).await.status(), 200);
 
-    let (status, v) = error_of(fx.token(&code_form(&code)).await).await;
-    assert_eq!(
-        (status, v["error"].as_str().unwrap()),
-        (400, "invalid_grant")
-    );
+    assert_error(fx.token(&code_form(&code)).await, 400, "invalid_grant").await;
     assert_eq!(fx.userinfo(at).await.status(), 401, "access token revoked");
     let (_, v) = error_of(fx.refresh(rt).await).await;
     assert_eq!(v["error"], "invalid_grant", "refresh token revoked");
@@ -419,21 +385,13 @@ async fn an_expired_code_is_invalid_grant() {
     let fx = Fx::new().await;
     let code = fx.code(&fx.grant("openid"));
     fx.app.clock.advance(61);
-    let (status, v) = error_of(fx.token(&code_form(&code)).await).await;
-    assert_eq!(
-        (status, v["error"].as_str().unwrap()),
-        (400, "invalid_grant")
-    );
+    assert_error(fx.token(&code_form(&code)).await, 400, "invalid_grant").await;
 }
 
 #[tokio::test]
 async fn an_unknown_code_or_another_clients_code_is_invalid_grant() {
     let fx = Fx::new().await;
-    let (v_status, v) = error_of(fx.token(&code_form("made-up")).await).await;
-    assert_eq!(
-        (v_status, v["error"].as_str().unwrap()),
-        (400, "invalid_grant")
-    );
+    assert_error(fx.token(&code_form("made-up")).await, 400, "invalid_grant").await;
     let (other, other_secret) = fx.app.confidential("Other", REDIRECT);
     let code = fx.code(&fx.grant("openid"));
     let (_, v) = error_of(fx.token_as(&other, &other_secret, &code_form(&code)).await).await;
@@ -821,26 +779,19 @@ async fn client_credentials_issue_an_access_token_only() {
 async fn client_credentials_are_refused_to_a_client_without_the_grant() {
     let fx = Fx::new().await;
     let r = fx.token(&[("grant_type", "client_credentials")]).await;
-    let (status, v) = error_of(r).await;
-    assert_eq!(
-        (status, v["error"].as_str().unwrap()),
-        (400, "unauthorized_client")
-    );
+    assert_error(r, 400, "unauthorized_client").await;
 }
 
 #[tokio::test]
 async fn an_unknown_or_missing_grant_type_is_refused() {
     let fx = Fx::new().await;
-    let (status, v) = error_of(fx.token(&[("grant_type", "password")]).await).await;
-    assert_eq!(
-        (status, v["error"].as_str().unwrap()),
-        (400, "unsupported_grant_type")
-    );
-    let (status, v) = error_of(fx.token(&[("code", "x")]).await).await;
-    assert_eq!(
-        (status, v["error"].as_str().unwrap()),
-        (400, "invalid_request")
-    );
+    assert_error(
+        fx.token(&[("grant_type", "password")]).await,
+        400,
+        "unsupported_grant_type",
+    )
+    .await;
+    assert_error(fx.token(&[("code", "x")]).await, 400, "invalid_request").await;
 }
 
 #[tokio::test]
@@ -885,13 +836,7 @@ async fn a_public_client_redeems_with_pkce_and_no_secret() {
         .unwrap();
     assert_eq!(r.status(), 200);
     // No credentials at all.
-    let r = fx
-        .http
-        .post(fx.url("/token"))
-        .form(&code_form("x"))
-        .send()
-        .await
-        .unwrap();
+    let r = fx.token_post(&code_form("x")).await;
     assert_eq!(error_of(r).await.1["error"], "invalid_client");
 }
 

@@ -75,6 +75,16 @@ impl Fed {
         down_b.get(back).send().await.unwrap()
     }
 
+    /// Fresh browsers go through the upstream as `user` from /login/upstream/corp; returns the
+    /// downstream's answer to the callback and the downstream browser.
+    pub async fn sign_in_fresh(&self, user: &str) -> (reqwest::Response, reqwest::Client) {
+        let (down_b, up_b) = (self.down.browser(), self.up.browser());
+        let r = self
+            .through_upstream(&down_b, &up_b, "/login/upstream/corp", user)
+            .await;
+        (r, down_b)
+    }
+
     pub fn users(&self) -> Vec<store::users::User> {
         self.down
             .db
@@ -125,14 +135,7 @@ fn session_amr(app: &TestApp, user_id: &str) -> Vec<String> {
 async fn the_login_page_shows_a_button_per_enabled_provider() {
     let fed = federation(Policy::Create).await;
     let b = fed.down.browser();
-    let page = b
-        .get(format!("{}/login?next=/account", fed.down.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = fed.down.text_at(&b, "/login?next=/account").await;
     assert!(page.contains("Corp ID"), "{page}");
     assert!(
         page.contains("/login/upstream/corp?next=%2Faccount"),
@@ -144,14 +147,7 @@ async fn the_login_page_shows_a_button_per_enabled_provider() {
         .write_blocking(|c| providers::set_enabled(c, "corp", false, None, 1))
         .unwrap();
     drop(key);
-    let page = b
-        .get(format!("{}/login", fed.down.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = fed.down.text_at(&b, "/login").await;
     assert!(!page.contains("Corp ID"));
     // A disabled provider cannot be used by URL either.
     let r = b
@@ -194,21 +190,11 @@ async fn first_sign_in_creates_the_user_and_the_second_finds_the_same_user() {
     // RFC 8176 "fed", then what the upstream reported (the upstream Portcullis says "pwd").
     assert_eq!(session_amr(&fed.down, &alice.id), vec!["fed", "pwd"]);
     // The account page works for the new session and lists the link.
-    let account = down_b
-        .get(format!("{}/account", fed.down.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let account = fed.down.text_at(&down_b, "/account").await;
     assert!(account.contains("Linked sign-ins") && account.contains("Corp ID"));
 
     // Another browser, later: the same local user, nothing new.
-    let (down_b2, up_b2) = (fed.down.browser(), fed.up.browser());
-    let r = fed
-        .through_upstream(&down_b2, &up_b2, "/login/upstream/corp", "alice")
-        .await;
+    let (r, _b) = fed.sign_in_fresh("alice").await;
     assert_eq!(r.status(), 303);
     let users = fed.users();
     assert_eq!(users.len(), 1);
@@ -292,10 +278,7 @@ async fn link_verified_email_links_to_the_local_account_with_that_verified_email
     let fed = federation(Policy::LinkVerifiedEmail).await;
     fed.up.add_user("alice", &[], false);
     let local_alice = fed.down.add_user("alice", &[], false); // alice@example.com, verified
-    let (down_b, up_b) = (fed.down.browser(), fed.up.browser());
-    let r = fed
-        .through_upstream(&down_b, &up_b, "/login/upstream/corp", "alice")
-        .await;
+    let (r, _b) = fed.sign_in_fresh("alice").await;
     assert_eq!(r.status(), 303);
     assert_eq!(fed.users().len(), 1, "linked, not created");
     let links = fed.links();
@@ -341,10 +324,7 @@ async fn the_create_policy_never_links_by_email() {
     let fed = federation(Policy::Create).await;
     fed.up.add_user("alice", &[], false);
     fed.down.add_user("alice", &[], false);
-    let (down_b, up_b) = (fed.down.browser(), fed.up.browser());
-    let r = fed
-        .through_upstream(&down_b, &up_b, "/login/upstream/corp", "alice")
-        .await;
+    let (r, _b) = fed.sign_in_fresh("alice").await;
     assert_eq!(r.status(), 409);
     assert!(fed.links().is_empty());
     assert_eq!(fed.users().len(), 1);
@@ -368,22 +348,17 @@ async fn existing_only_refuses_unlinked_identities_until_the_user_links_from_the
     // Alice signs in with her password and links Corp ID from her account page.
     let r = fed.down.sign_in(&down_b, "alice").await;
     assert_eq!(r.status(), 303);
-    let account = down_b
-        .get(format!("{}/account", fed.down.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let account = fed.down.text_at(&down_b, "/account").await;
     assert!(account.contains("Link Corp ID"), "{account}");
     let csrf = csrf_from(&account);
-    let r = down_b
-        .post(format!("{}/account/upstream/link", fed.down.url))
-        .form(&[("csrf", csrf.as_str()), ("slug", "corp")])
-        .send()
-        .await
-        .unwrap();
+    let r = fed
+        .down
+        .post_form(
+            &down_b,
+            "/account/upstream/link",
+            &[("csrf", csrf.as_str()), ("slug", "corp")],
+        )
+        .await;
     assert_eq!(r.status(), 303);
     let to_up = location(&r);
     let back = fed.up.authorize(&up_b, &to_up, "alice").await;
@@ -393,34 +368,24 @@ async fn existing_only_refuses_unlinked_identities_until_the_user_links_from_the
     assert_eq!(fed.links()[0].link.user_id, local.id);
 
     // Now a fresh browser signs in through Corp ID as the local alice.
-    let (down_b2, up_b2) = (fed.down.browser(), fed.up.browser());
-    let r = fed
-        .through_upstream(&down_b2, &up_b2, "/login/upstream/corp", "alice")
-        .await;
+    let (r, down_b2) = fed.sign_in_fresh("alice").await;
     assert_eq!(r.status(), 303);
     assert_eq!(session_amr(&fed.down, &local.id), vec!["fed", "pwd"]);
 
     // She has a password, so she may unlink.
-    let account = down_b2
-        .get(format!("{}/account", fed.down.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let csrf = csrf_from(&account);
     let link = &fed.links()[0].link;
-    let r = down_b2
-        .post(format!("{}/account/upstream/unlink", fed.down.url))
-        .form(&[
-            ("csrf", csrf.as_str()),
-            ("provider_id", &link.provider_id),
-            ("subject", &link.subject),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let r = fed
+        .down
+        .submit(
+            &down_b2,
+            "/account",
+            "/account/upstream/unlink",
+            &[
+                ("provider_id", &link.provider_id),
+                ("subject", &link.subject),
+            ],
+        )
+        .await;
     assert_eq!(r.status(), 303);
     assert_eq!(location(&r), "/account?done=unlinked");
     assert!(fed.links().is_empty());
@@ -430,31 +395,21 @@ async fn existing_only_refuses_unlinked_identities_until_the_user_links_from_the
 async fn unlinking_the_last_sign_in_method_is_refused() {
     let fed = federation(Policy::Create).await;
     fed.up.add_user("carol", &[], false);
-    let (down_b, up_b) = (fed.down.browser(), fed.up.browser());
-    let r = fed
-        .through_upstream(&down_b, &up_b, "/login/upstream/corp", "carol")
-        .await;
+    let (r, down_b) = fed.sign_in_fresh("carol").await;
     assert_eq!(r.status(), 303);
-    let account = down_b
-        .get(format!("{}/account", fed.down.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let csrf = csrf_from(&account);
     let link = fed.links()[0].link.clone();
-    let r = down_b
-        .post(format!("{}/account/upstream/unlink", fed.down.url))
-        .form(&[
-            ("csrf", csrf.as_str()),
-            ("provider_id", &link.provider_id),
-            ("subject", &link.subject),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let r = fed
+        .down
+        .submit(
+            &down_b,
+            "/account",
+            "/account/upstream/unlink",
+            &[
+                ("provider_id", &link.provider_id),
+                ("subject", &link.subject),
+            ],
+        )
+        .await;
     assert_eq!(r.status(), 409);
     assert!(r.text().await.unwrap().contains("only way to sign in"));
     assert_eq!(fed.links().len(), 1);
@@ -647,17 +602,11 @@ async fn an_id_token_from_the_future_is_refused_as_clock_skew() {
 async fn new_upstream_signing_keys_are_fetched_when_the_cached_ones_do_not_verify() {
     let fed = federation(Policy::Create).await;
     fed.up.add_user("alice", &[], false);
-    let (down_b, up_b) = (fed.down.browser(), fed.up.browser());
-    let r = fed
-        .through_upstream(&down_b, &up_b, "/login/upstream/corp", "alice")
-        .await;
+    let (r, _b) = fed.sign_in_fresh("alice").await;
     assert_eq!(r.status(), 303);
     // The upstream rotates its keys at once; our cached JWKS does not know the new kid.
     let now = fed.up.clock_now();
     fed.up.state.keys.rotate(now, true).unwrap();
-    let (down_b2, up_b2) = (fed.down.browser(), fed.up.browser());
-    let r = fed
-        .through_upstream(&down_b2, &up_b2, "/login/upstream/corp", "alice")
-        .await;
+    let (r, _b) = fed.sign_in_fresh("alice").await;
     assert_eq!(r.status(), 303, "{}", r.text().await.unwrap());
 }

@@ -16,35 +16,6 @@ use crate::upstream::{Fed, federation};
 
 const SECRET: &str = "typed-secret-0123456789";
 
-/// A browser signed in as a fresh administrator `root`.
-async fn admin(app: &TestApp) -> reqwest::Client {
-    app.add_user("root", &[], true);
-    let b = app.browser();
-    let r = app.sign_in(&b, "root").await;
-    assert_eq!(r.status(), 303);
-    b
-}
-
-async fn page(app: &TestApp, b: &reqwest::Client, path: &str) -> (u16, String) {
-    let r = b.get(app.abs(path)).send().await.unwrap();
-    let status = r.status().as_u16();
-    (status, r.text().await.unwrap())
-}
-
-/// POSTs a form with the CSRF token of the page `from`.
-async fn post(
-    app: &TestApp,
-    b: &reqwest::Client,
-    from: &str,
-    path: &str,
-    fields: &[(&str, &str)],
-) -> reqwest::Response {
-    let csrf = app.csrf_at(b, from).await;
-    let mut form: Vec<(&str, &str)> = vec![("csrf", csrf.as_str())];
-    form.extend_from_slice(fields);
-    b.post(app.abs(path)).form(&form).send().await.unwrap()
-}
-
 fn provider(app: &TestApp, slug: &str) -> Option<Provider> {
     let slug = slug.to_string();
     app.db
@@ -113,19 +84,19 @@ async fn alice_signed_in_through_upstream(fed: &Fed) -> (String, reqwest::Client
 #[tokio::test]
 async fn the_console_adds_a_provider_and_refuses_a_bad_issuer_and_a_taken_slug() {
     let app = TestApp::spawn().await;
-    let b = admin(&app).await;
+    let b = app.admin_browser().await;
     let redirect = format!("{}/login/upstream/callback", app.url);
 
-    let (status, html) = page(&app, &b, "/admin/upstream").await;
+    let (status, html) = app.page(&b, "/admin/upstream").await;
     assert_eq!(status, 200);
     assert!(html.contains("No sign-in providers yet"), "{html}");
     assert!(html.contains("Sign-in providers") && html.contains("aria-current=\"page\""));
-    let (status, html) = page(&app, &b, "/admin/upstream/new").await;
+    let (status, html) = app.page(&b, "/admin/upstream/new").await;
     assert_eq!(status, 200);
     for preset in ["google", "github", "oidc"] {
         assert!(html.contains(&format!("/admin/upstream/new?preset={preset}")));
     }
-    let (status, html) = page(&app, &b, "/admin/upstream/new?preset=oidc").await;
+    let (status, html) = app.page(&b, "/admin/upstream/new?preset=oidc").await;
     assert_eq!(status, 200);
     assert!(
         html.contains(&redirect),
@@ -147,7 +118,7 @@ async fn the_console_adds_a_provider_and_refuses_a_bad_issuer_and_a_taken_slug()
         ("group_mapping", "staff=editors"),
     ];
     let from = "/admin/upstream/new?preset=oidc";
-    let r = post(&app, &b, from, "/admin/upstream", &fields).await;
+    let r = app.submit(&b, from, "/admin/upstream", &fields).await;
     assert_eq!(r.status(), 422);
     let html = r.text().await.unwrap();
     assert!(html.contains("Use an https:// URL"), "{html}");
@@ -162,7 +133,7 @@ async fn the_console_adds_a_provider_and_refuses_a_bad_issuer_and_a_taken_slug()
     // Fixed: added, with the secret sealed.
     let mut good = fields.to_vec();
     good[3] = ("issuer", "https://id.example.com");
-    let r = post(&app, &b, from, "/admin/upstream", &good).await;
+    let r = app.submit(&b, from, "/admin/upstream", &good).await;
     assert_eq!(r.status(), 303, "{}", r.text().await.unwrap());
     assert_eq!(location(&r), "/admin/upstream/corp?done=created");
     let p = provider(&app, "corp").unwrap();
@@ -172,7 +143,7 @@ async fn the_console_adds_a_provider_and_refuses_a_bad_issuer_and_a_taken_slug()
     assert_eq!(p.group_mapping.get("staff").unwrap(), "editors");
     assert!(p.enabled);
     assert_eq!(secret_of(&app, &p).as_deref(), Some(SECRET));
-    let (_, html) = page(&app, &b, "/admin/upstream/corp?done=created").await;
+    let (_, html) = app.page(&b, "/admin/upstream/corp?done=created").await;
     assert!(html.contains("The provider is added"));
     assert!(html.contains(&redirect));
     assert!(html.contains("A secret is stored"));
@@ -187,7 +158,7 @@ async fn the_console_adds_a_provider_and_refuses_a_bad_issuer_and_a_taken_slug()
     assert_eq!(events[0].0, root.id, "the administrator is the actor");
 
     // The same slug again: refused, nothing changed.
-    let r = post(&app, &b, from, "/admin/upstream", &good).await;
+    let r = app.submit(&b, from, "/admin/upstream", &good).await;
     assert_eq!(r.status(), 422);
     assert!(
         r.text()
@@ -197,20 +168,20 @@ async fn the_console_adds_a_provider_and_refuses_a_bad_issuer_and_a_taken_slug()
     );
 
     // The Google preset fills the issuer and the name.
-    let r = post(
-        &app,
-        &b,
-        "/admin/upstream/new?preset=google",
-        "/admin/upstream",
-        &[
-            ("preset", "google"),
-            ("slug", "google"),
-            ("client_id", "123.apps.googleusercontent.com"),
-            ("client_secret", "g-secret"),
-            ("policy", "existing_only"),
-        ],
-    )
-    .await;
+    let r = app
+        .submit(
+            &b,
+            "/admin/upstream/new?preset=google",
+            "/admin/upstream",
+            &[
+                ("preset", "google"),
+                ("slug", "google"),
+                ("client_id", "123.apps.googleusercontent.com"),
+                ("client_secret", "g-secret"),
+                ("policy", "existing_only"),
+            ],
+        )
+        .await;
     assert_eq!(r.status(), 303);
     let g = provider(&app, "google").unwrap();
     assert_eq!(g.issuer.as_deref(), Some(providers::GOOGLE_ISSUER));
@@ -218,26 +189,26 @@ async fn the_console_adds_a_provider_and_refuses_a_bad_issuer_and_a_taken_slug()
     assert!(!g.enabled, "the box was not ticked");
 
     // GitHub: no issuer needed.
-    let r = post(
-        &app,
-        &b,
-        "/admin/upstream/new?preset=github",
-        "/admin/upstream",
-        &[
-            ("preset", "github"),
-            ("slug", "github"),
-            ("name", "GitHub"),
-            ("client_id", "Iv1.abc"),
-            ("client_secret", "gh-secret"),
-            ("enabled", "on"),
-            ("policy", "existing_only"),
-        ],
-    )
-    .await;
+    let r = app
+        .submit(
+            &b,
+            "/admin/upstream/new?preset=github",
+            "/admin/upstream",
+            &[
+                ("preset", "github"),
+                ("slug", "github"),
+                ("name", "GitHub"),
+                ("client_id", "Iv1.abc"),
+                ("client_secret", "gh-secret"),
+                ("enabled", "on"),
+                ("policy", "existing_only"),
+            ],
+        )
+        .await;
     assert_eq!(r.status(), 303);
     assert_eq!(provider(&app, "github").unwrap().kind, Kind::Github);
 
-    let (_, html) = page(&app, &b, "/admin/upstream").await;
+    let (_, html) = app.page(&b, "/admin/upstream").await;
     assert!(html.contains("Corp ID") && html.contains("Google") && html.contains("GitHub"));
     assert!(html.contains("OpenID Connect"));
     assert!(html.contains("new account for everyone"));
@@ -247,10 +218,10 @@ async fn the_console_adds_a_provider_and_refuses_a_bad_issuer_and_a_taken_slug()
 #[tokio::test]
 async fn editing_keeps_the_secret_unless_a_new_one_is_typed() {
     let app = TestApp::spawn().await;
-    let b = admin(&app).await;
+    let b = app.admin_browser().await;
     add_provider(&app, "corp", "Corp ID");
     let from = "/admin/upstream/corp";
-    let (status, html) = page(&app, &b, from).await;
+    let (status, html) = app.page(&b, from).await;
     assert_eq!(status, 200);
     assert!(html.contains("leave empty to keep the current secret"));
     assert!(!html.contains(SECRET));
@@ -264,7 +235,7 @@ async fn editing_keeps_the_secret_unless_a_new_one_is_typed() {
         ("policy", "link_verified_email"),
         ("default_group", "family"),
     ];
-    let r = post(&app, &b, from, from, &base).await;
+    let r = app.submit(&b, from, from, &base).await;
     assert_eq!(r.status(), 303);
     assert_eq!(location(&r), "/admin/upstream/corp?done=saved");
     let p = provider(&app, "corp").unwrap();
@@ -279,7 +250,7 @@ async fn editing_keeps_the_secret_unless_a_new_one_is_typed() {
     bad[1] = ("name", "Renamed");
     bad.push(("icon", "javascript:alert(1)"));
     bad[4] = ("client_secret", "never-saved-secret");
-    let r = post(&app, &b, from, from, &bad).await;
+    let r = app.submit(&b, from, from, &bad).await;
     assert_eq!(r.status(), 422);
     let html = r.text().await.unwrap();
     assert!(html.contains("id=\"icon-error\"") && html.contains("value=\"Renamed\""));
@@ -291,30 +262,30 @@ async fn editing_keeps_the_secret_unless_a_new_one_is_typed() {
     // A new secret replaces it; the box removes it.
     let mut new_secret = base.to_vec();
     new_secret[4] = ("client_secret", "the-new-secret");
-    assert_eq!(post(&app, &b, from, from, &new_secret).await.status(), 303);
+    assert_eq!(app.submit(&b, from, from, &new_secret).await.status(), 303);
     let p = provider(&app, "corp").unwrap();
     assert_eq!(secret_of(&app, &p).as_deref(), Some("the-new-secret"));
     let mut remove = base.to_vec();
     remove.push(("remove_secret", "on"));
-    assert_eq!(post(&app, &b, from, from, &remove).await.status(), 303);
+    assert_eq!(app.submit(&b, from, from, &remove).await.status(), 303);
     assert_eq!(provider(&app, "corp").unwrap().client_secret_sealed, None);
-    let (_, html) = page(&app, &b, from).await;
+    let (_, html) = app.page(&b, from).await;
     assert!(html.contains("No secret is stored"));
 
     // A new slug moves the page.
     let mut renamed = base.to_vec();
     renamed[0] = ("slug", "corp-id");
-    let r = post(&app, &b, from, from, &renamed).await;
+    let r = app.submit(&b, from, from, &renamed).await;
     assert_eq!(location(&r), "/admin/upstream/corp-id?done=saved");
     assert!(provider(&app, "corp").is_none());
-    assert_eq!(page(&app, &b, from).await.0, 404);
+    assert_eq!(app.page(&b, from).await.0, 404);
 }
 
 #[tokio::test]
 async fn turning_a_provider_off_and_on_changes_the_sign_in_page() {
     let fed = federation(Policy::Create).await;
     let app = &fed.down;
-    let b = admin(app).await;
+    let b = app.admin_browser().await;
     let login_has_button = || async move {
         let html = app
             .browser()
@@ -329,20 +300,26 @@ async fn turning_a_provider_off_and_on_changes_the_sign_in_page() {
     };
     assert!(login_has_button().await);
     let from = "/admin/upstream/corp";
-    let r = post(app, &b, from, "/admin/upstream/corp/disable", &[]).await;
+    let r = app
+        .submit(&b, from, "/admin/upstream/corp/disable", &[])
+        .await;
     assert_eq!(r.status(), 303);
     assert_eq!(location(&r), "/admin/upstream/corp?done=disabled");
     assert!(!provider(app, "corp").unwrap().enabled);
     assert!(!login_has_button().await);
-    let (_, html) = page(app, &b, "/admin/upstream/corp?done=disabled").await;
+    let (_, html) = app.page(&b, "/admin/upstream/corp?done=disabled").await;
     assert!(html.contains("Turn on") && html.contains("The provider is off"));
-    let r = post(app, &b, from, "/admin/upstream/corp/enable", &[]).await;
+    let r = app
+        .submit(&b, from, "/admin/upstream/corp/enable", &[])
+        .await;
     assert_eq!(r.status(), 303);
     assert!(login_has_button().await);
     assert_eq!(audit_kinds(app, "upstream.provider_disabled").len(), 1);
     assert_eq!(audit_kinds(app, "upstream.provider_enabled").len(), 1);
     // Unknown providers are 404s.
-    let r = post(app, &b, from, "/admin/upstream/nope/disable", &[]).await;
+    let r = app
+        .submit(&b, from, "/admin/upstream/nope/disable", &[])
+        .await;
     assert_eq!(r.status(), 404);
 }
 
@@ -350,11 +327,11 @@ async fn turning_a_provider_off_and_on_changes_the_sign_in_page() {
 async fn the_provider_page_lists_the_people_linked_through_it() {
     let fed = federation(Policy::Create).await;
     let (alice_id, _) = alice_signed_in_through_upstream(&fed).await;
-    let b = admin(&fed.down).await;
-    let (_, html) = page(&fed.down, &b, "/admin/upstream/corp").await;
+    let b = fed.down.admin_browser().await;
+    let (_, html) = fed.down.page(&b, "/admin/upstream/corp").await;
     assert!(html.contains(&format!("/admin/users/{alice_id}")), "{html}");
     assert!(html.contains("alice@example.com"));
-    let (_, html) = page(&fed.down, &b, "/admin/upstream").await;
+    let (_, html) = fed.down.page(&b, "/admin/upstream").await;
     assert!(html.contains("<td>1</td>"), "one linked user: {html}");
 }
 
@@ -363,9 +340,9 @@ async fn deleting_asks_first_and_unlinks_everyone_linked_through_it() {
     let fed = federation(Policy::Create).await;
     let (alice_id, _) = alice_signed_in_through_upstream(&fed).await;
     let app = &fed.down;
-    let b = admin(app).await;
+    let b = app.admin_browser().await;
     let from = "/admin/upstream/corp/delete";
-    let (status, html) = page(app, &b, from).await;
+    let (status, html) = app.page(&b, from).await;
     assert_eq!(status, 200);
     assert!(html.contains("1 linked sign-in is removed"), "{html}");
     assert!(
@@ -373,10 +350,10 @@ async fn deleting_asks_first_and_unlinks_everyone_linked_through_it() {
         "{html}"
     );
     // Without the box ticked: asked again, nothing deleted.
-    let r = post(app, &b, from, from, &[]).await;
+    let r = app.submit(&b, from, from, &[]).await;
     assert_eq!(r.status(), 422);
     assert!(provider(app, "corp").is_some());
-    let r = post(app, &b, from, from, &[("confirm", "yes")]).await;
+    let r = app.submit(&b, from, from, &[("confirm", "yes")]).await;
     assert_eq!(r.status(), 303);
     assert_eq!(location(&r), "/admin/upstream?done=deleted");
     assert!(provider(app, "corp").is_none());
@@ -394,7 +371,7 @@ async fn deleting_asks_first_and_unlinks_everyone_linked_through_it() {
         "the account stays"
     );
     assert_eq!(audit_kinds(app, "upstream.provider_deleted").len(), 1);
-    assert_eq!(page(app, &b, from).await.0, 404);
+    assert_eq!(app.page(&b, from).await.0, 404);
 }
 
 #[tokio::test]
@@ -410,7 +387,7 @@ async fn upstream_pages_are_for_administrators_and_their_forms_need_the_csrf_tok
         "/admin/upstream/corp",
         "/admin/upstream/corp/delete",
     ] {
-        assert_eq!(page(&app, &alice, path).await.0, 403, "{path}");
+        assert_eq!(app.page(&alice, path).await.0, 403, "{path}");
     }
     // Forms too, even with a valid CSRF token (from the account page).
     let fields = [
@@ -420,31 +397,28 @@ async fn upstream_pages_are_for_administrators_and_their_forms_need_the_csrf_tok
         ("client_id", "x"),
         ("policy", "create"),
     ];
-    let r = post(&app, &alice, "/account", "/admin/upstream", &fields).await;
+    let r = app
+        .submit(&alice, "/account", "/admin/upstream", &fields)
+        .await;
     assert_eq!(r.status(), 403);
-    let r = post(
-        &app,
-        &alice,
-        "/account",
-        "/admin/upstream/corp/disable",
-        &[],
-    )
-    .await;
+    let r = app
+        .submit(&alice, "/account", "/admin/upstream/corp/disable", &[])
+        .await;
     assert_eq!(r.status(), 403);
-    let r = post(
-        &app,
-        &alice,
-        "/account",
-        "/admin/upstream/corp/delete",
-        &[("confirm", "yes")],
-    )
-    .await;
+    let r = app
+        .submit(
+            &alice,
+            "/account",
+            "/admin/upstream/corp/delete",
+            &[("confirm", "yes")],
+        )
+        .await;
     assert_eq!(r.status(), 403);
     assert!(provider(&app, "evil").is_none());
     assert!(provider(&app, "corp").unwrap().enabled);
 
     // An administrator without the token (or with a forged one) is refused too.
-    let b = admin(&app).await;
+    let b = app.admin_browser().await;
     let r = b
         .post(app.abs("/admin/upstream"))
         .form(&fields)
@@ -467,9 +441,9 @@ async fn an_administrator_unlinks_an_identity_but_never_the_last_way_to_sign_in(
     let fed = federation(Policy::Create).await;
     let (alice_id, _) = alice_signed_in_through_upstream(&fed).await;
     let app = &fed.down;
-    let b = admin(app).await;
+    let b = app.admin_browser().await;
     let user_page = format!("/admin/users/{alice_id}");
-    let (_, html) = page(app, &b, &user_page).await;
+    let (_, html) = app.page(&b, &user_page).await;
     assert!(html.contains("Linked sign-ins") && html.contains("Corp ID"));
     assert!(html.contains("/admin/upstream/corp"));
     assert!(html.contains(&format!("/admin/users/{alice_id}/identities/unlink")));
@@ -481,7 +455,7 @@ async fn an_administrator_unlinks_an_identity_but_never_the_last_way_to_sign_in(
     let action = format!("{user_page}/identities/unlink");
 
     // Her only way to sign in: refused with a clear message, nothing removed.
-    let r = post(app, &b, &user_page, &action, &fields).await;
+    let r = app.submit(&b, &user_page, &action, &fields).await;
     assert_eq!(r.status(), 422);
     let html = r.text().await.unwrap();
     assert!(html.contains("only way to sign in"), "{html}");
@@ -493,7 +467,7 @@ async fn an_administrator_unlinks_an_identity_but_never_the_last_way_to_sign_in(
     app.db
         .write_blocking(|c| store::users::set_password_hash(c, &alice_id, &hash, now))
         .unwrap();
-    let r = post(app, &b, &user_page, &action, &fields).await;
+    let r = app.submit(&b, &user_page, &action, &fields).await;
     assert_eq!(r.status(), 303);
     assert_eq!(location(&r), format!("{user_page}?done=unlinked"));
     assert!(fed.links().is_empty());
@@ -501,7 +475,7 @@ async fn an_administrator_unlinks_an_identity_but_never_the_last_way_to_sign_in(
     assert_eq!(events.len(), 1);
     assert_ne!(events[0].0, alice_id, "the administrator is the actor");
     // Unlinking it again: there is nothing to unlink.
-    let r = post(app, &b, &user_page, &action, &fields).await;
+    let r = app.submit(&b, &user_page, &action, &fields).await;
     assert_eq!(r.status(), 404);
 }
 
@@ -512,19 +486,19 @@ async fn an_account_made_at_a_federated_sign_in_sets_a_first_password_without_a_
     let fed = federation(Policy::Create).await;
     let (alice_id, b) = alice_signed_in_through_upstream(&fed).await;
     let app = &fed.down;
-    let (_, html) = page(app, &b, "/account").await;
+    let (_, html) = app.page(&b, "/account").await;
     assert!(html.contains("Set a password"), "{html}");
     assert!(!html.contains("Current password"));
 
     // The password policy applies.
-    let r = post(
-        app,
-        &b,
-        "/account",
-        "/account/password",
-        &[("new_password", "short")],
-    )
-    .await;
+    let r = app
+        .submit(
+            &b,
+            "/account",
+            "/account/password",
+            &[("new_password", "short")],
+        )
+        .await;
     assert_eq!(r.status(), 422);
     assert!(
         r.text()
@@ -532,30 +506,30 @@ async fn an_account_made_at_a_federated_sign_in_sets_a_first_password_without_a_
             .unwrap()
             .contains("New password: Use at least")
     );
-    let r = post(
-        app,
-        &b,
-        "/account",
-        "/account/password",
-        &[("new_password", "password123")],
-    )
-    .await;
+    let r = app
+        .submit(
+            &b,
+            "/account",
+            "/account/password",
+            &[("new_password", "password123")],
+        )
+        .await;
     assert_eq!(r.status(), 422);
 
     let new_password = "a first password for alice";
-    let r = post(
-        app,
-        &b,
-        "/account",
-        "/account/password",
-        &[("new_password", new_password)],
-    )
-    .await;
+    let r = app
+        .submit(
+            &b,
+            "/account",
+            "/account/password",
+            &[("new_password", new_password)],
+        )
+        .await;
     assert_eq!(r.status(), 303);
     assert_eq!(location(&r), "/account?done=password_set");
     assert_eq!(audit_kinds(app, "password.set").len(), 1);
     // Still signed in here; now the account page asks for the current password.
-    let (status, html) = page(app, &b, "/account?done=password_set").await;
+    let (status, html) = app.page(&b, "/account?done=password_set").await;
     assert_eq!(status, 200);
     assert!(html.contains("Your password is set") && html.contains("Current password"));
 
@@ -567,14 +541,14 @@ async fn an_account_made_at_a_federated_sign_in_sets_a_first_password_without_a_
     assert_eq!(r.status(), 303);
 
     // From now on, changing it needs the current one.
-    let r = post(
-        app,
-        &b,
-        "/account",
-        "/account/password",
-        &[("new_password", "an attacker's new password")],
-    )
-    .await;
+    let r = app
+        .submit(
+            &b,
+            "/account",
+            "/account/password",
+            &[("new_password", "an attacker's new password")],
+        )
+        .await;
     assert_eq!(r.status(), 422);
     assert!(
         r.text()

@@ -441,3 +441,74 @@ impl TestApp {
         csrf_from(&page)
     }
 }
+
+impl TestApp {
+    /// A browser signed in as a fresh administrator `root`.
+    pub async fn admin_browser(&self) -> reqwest::Client {
+        self.add_user("root", &[], true);
+        let b = self.browser();
+        let r = self.sign_in(&b, "root").await;
+        assert_eq!(r.status(), 303);
+        b
+    }
+
+    /// GETs `path` in `browser`; returns the status and the body.
+    pub async fn page(&self, browser: &reqwest::Client, path: &str) -> (u16, String) {
+        let r = browser.get(self.abs(path)).send().await.unwrap();
+        let status = r.status().as_u16();
+        (status, r.text().await.unwrap())
+    }
+
+    /// GETs `path` in `browser`; returns the body (whatever the status).
+    pub async fn text_at(&self, browser: &reqwest::Client, path: &str) -> String {
+        browser
+            .get(self.abs(path))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// GETs `path` in `browser`; returns only the status (e.g. 200 signed in, 303 signed out).
+    pub async fn status_at(&self, browser: &reqwest::Client, path: &str) -> u16 {
+        browser
+            .get(self.abs(path))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+
+    /// POSTs the form `fields` (as given, CSRF token included by the caller) to `path`.
+    pub async fn post_form(
+        &self,
+        browser: &reqwest::Client,
+        path: &str,
+        fields: &[(&str, &str)],
+    ) -> reqwest::Response {
+        browser
+            .post(self.abs(path))
+            .form(fields)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// GETs the page `from` for its CSRF token, then POSTs it first with `fields` to `path`
+    /// (what submitting that page's form does).
+    pub async fn submit(
+        &self,
+        browser: &reqwest::Client,
+        from: &str,
+        path: &str,
+        fields: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let csrf = self.csrf_at(browser, from).await;
+        let mut form: Vec<(&str, &str)> = vec![("csrf", csrf.as_str())];
+        form.extend_from_slice(fields);
+        self.post_form(browser, path, &form).await
+    }
+}
