@@ -172,6 +172,13 @@ async fn repeated_failures_slow_down_then_recover() {
     // A temporary slow-down: after the delay the right password works.
     app.clock.advance(2);
     assert_eq!(app.sign_in(&b, "alice").await.status(), 303);
+    // The successful sign-in forgot the account's failures (in its own transaction).
+    let now = app.clock_now();
+    let left = app
+        .db
+        .read_blocking(|c| portcullis::store::throttle::blocked_until(c, "user:alice", now))
+        .unwrap();
+    assert_eq!(left, 0, "the account's failure record is gone");
     let kinds: Vec<String> = app
         .db
         .read_blocking(|c| portcullis::store::audit::list(c, &Default::default(), 50, 0))
