@@ -10,7 +10,9 @@
 #
 # Environment: BENCH_TARGET_DIR (default /work/bench-target, a target dir of its own so
 # the benches never wait on the developers' cargo lock), BENCH_SKIP_BUILD=1 to use the
-# binary as it is, BENCH_BIN to benchmark another binary.
+# binary as it is, BENCH_BIN to benchmark another binary, BENCH_ENDPOINTS=refresh_rs256,...
+# to run some endpoints of part C only (implies --no-update), BENCH_PERF_DIR=dir to record a
+# `perf` profile of the server per endpoint.
 #
 # Needs: cargo, python3 (standard library only), wrk, node >= 20.19 and npm, openssl.
 # Missing wrk/node are installed with apt-get/npm when possible.
@@ -27,11 +29,12 @@ while [[ $# -gt 0 ]]; do
     --quick) QUICK=(--quick); UPDATE=0 ;;
     --only) ONLY=(--only "$2"); shift ;;
     --no-update) UPDATE=0 ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
   shift
 done
+[[ -n "${BENCH_ENDPOINTS:-}" ]] && UPDATE=0
 
 say() { printf '[run.sh] %s\n' "$*" >&2; }
 

@@ -863,8 +863,11 @@ def bench_c(binary, data, clients, work, seconds, conns, node_ok):
                 sides["node"] = {k: f"not available: node oidc-provider failed ({e})" for k, _, _ in ENDPOINTS}
         else:
             sides["node"] = {k: "not available: node oidc-provider not installed" for k, _, _ in ENDPOINTS}
-        rs256 = [k for k, _, kind in ENDPOINTS if kind == "rs256"]
-        for key, _, _ in ENDPOINTS:
+        # BENCH_ENDPOINTS=key,key runs some endpoints only (to try a change; not for BENCHMARKS.md).
+        wanted = [k for k in os.environ.get("BENCH_ENDPOINTS", "").split(",") if k]
+        endpoints = [e for e in ENDPOINTS if not wanted or e[0] in wanted]
+        rs256 = [k for k, _, kind in endpoints if kind == "rs256"] or [None]
+        for key, _, _ in endpoints:
             if key == rs256[0]:
                 # The RSA bound, measured again right before and right after the RS256 runs:
                 # this machine's speed drifts by 10-20% over minutes, so a bound measured at
