@@ -35,9 +35,32 @@ fn main() {
 
     let manifest = env::var("CARGO_MANIFEST_DIR").unwrap_or_default();
     let order = format!("{manifest}/packaging/startup-symbols.txt");
-    if std::path::Path::new(&order).exists() {
+    if let Ok(list) = std::fs::read_to_string(&order) {
         println!("cargo:rustc-link-arg-bins=-Wl,--symbol-ordering-file={order}");
         println!("cargo:rustc-link-arg-bins=-Wl,--no-warn-symbol-ordering");
+        // Rust symbol names change with the compiler: say so rather than lose memory silently.
+        let made_with = list
+            .lines()
+            .take(5)
+            .find_map(|l| l.split("with rustc ").nth(1))
+            .and_then(|v| v.split_whitespace().next())
+            .map(|v| v.trim_end_matches('.').to_string());
+        let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+        let ours = Command::new(rustc)
+            .arg("--version")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|v| v.split_whitespace().nth(1).map(str::to_string));
+        if let (Some(made_with), Some(ours)) = (made_with, ours)
+            && made_with != ours
+        {
+            println!(
+                "cargo:warning=packaging/startup-symbols.txt was made with rustc {made_with}, this \
+                 is rustc {ours}: idle memory will be ~5 MB higher until \
+                 benches/startup_symbols.sh is run again"
+            );
+        }
     }
 
     // benches/startup_symbols.sh reads the addresses of functions in the stripped binary from
