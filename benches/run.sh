@@ -12,7 +12,7 @@
 # the benches never wait on the developers' cargo lock), BENCH_SKIP_BUILD=1 to use the
 # binary as it is, BENCH_BIN to benchmark another binary, BENCH_ENDPOINTS=refresh_rs256,...
 # to run some endpoints of part C only (implies --no-update), BENCH_PERF_DIR=dir to record a
-# `perf` profile of the server per endpoint.
+# `perf` profile of the server per endpoint (BENCH_PERF_CALLGRAPH=dwarf for whole stacks).
 #
 # Needs: cargo, python3 (standard library only), wrk, node >= 20.19 and npm, openssl.
 # Missing wrk/node are installed with apt-get/npm when possible.

@@ -824,7 +824,9 @@ def start_perf(pid, key):
     if not out:
         return None
     Path(out).mkdir(parents=True, exist_ok=True)
-    return subprocess.Popen(["perf", "record", "-F", "499", "-g", "-p", str(pid), "-o",
+    # BENCH_PERF_CALLGRAPH=dwarf: whole stacks through code built without frame pointers.
+    graph = os.environ.get("BENCH_PERF_CALLGRAPH", "fp")
+    return subprocess.Popen(["perf", "record", "-F", "499", "--call-graph", graph, "-p", str(pid), "-o",
                              str(Path(out) / f"{key}.data")],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
