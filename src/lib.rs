@@ -22,6 +22,10 @@
 //!   thread with group commit and WAL checkpoints on a thread of their own
 //!   (`store/writer.rs`); `crypto`: no actix, no SQL
 //! - `jobs`: periodic work (expiry GC, key rotation, back-channel logout delivery)
+//!
+//! Outside `src/`: `build.rs` orders the release link so the code an idle server runs sits
+//! together (`packaging/startup-symbols.txt`, made by `benches/startup_symbols.sh`); the map in
+//! ARCHITECTURE.md lists `packaging/` for the systemd unit and config only.
 
 pub mod account;
 pub mod admin;

@@ -278,22 +278,13 @@ pub async fn change_password(
         )
         .await;
     }
-    if let Err(e) = users::validate_password(&f.new_password, state.config.password_min_length) {
-        return render(
-            &state,
-            &req,
-            &me,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            None,
-            Some(format!("New password: {}", e.message)),
-        )
-        .await;
-    }
-    let hash = state
-        .hasher
-        .hash(Secret::new(f.new_password))
-        .await
-        .map_err(|_| PageError::Internal)?;
+    let hash = match hash_new_password(&state, f.new_password).await? {
+        Ok(hash) => hash,
+        Err(refusal) => {
+            let status = StatusCode::UNPROCESSABLE_ENTITY;
+            return render(&state, &req, &me, status, None, Some(refusal)).await;
+        }
+    };
     let (uid, sid, now) = (me.user.id.clone(), me.session.sid.clone(), state.now());
     state
         .db
@@ -316,6 +307,22 @@ pub async fn change_password(
     Ok(ui::see_other("/account?done=password"))
 }
 
+/// The password policy, then the hash; `Err` is the sentence shown when the policy refuses.
+async fn hash_new_password(
+    state: &AppState,
+    password: String,
+) -> Result<Result<String, String>, PageError> {
+    if let Err(e) = users::validate_password(&password, state.config.password_min_length) {
+        return Ok(Err(format!("New password: {}", e.message)));
+    }
+    let hash = state
+        .hasher
+        .hash(Secret::new(password))
+        .await
+        .map_err(|_| PageError::Internal)?;
+    Ok(Ok(hash))
+}
+
 /// The first password of an account that has none, under the same password policy.
 async fn set_first_password(
     state: State,
@@ -323,22 +330,13 @@ async fn set_first_password(
     me: SignedIn,
     new_password: String,
 ) -> Result<HttpResponse, PageError> {
-    if let Err(e) = users::validate_password(&new_password, state.config.password_min_length) {
-        return render(
-            &state,
-            &req,
-            &me,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            None,
-            Some(format!("New password: {}", e.message)),
-        )
-        .await;
-    }
-    let hash = state
-        .hasher
-        .hash(Secret::new(new_password))
-        .await
-        .map_err(|_| PageError::Internal)?;
+    let hash = match hash_new_password(&state, new_password).await? {
+        Ok(hash) => hash,
+        Err(refusal) => {
+            let status = StatusCode::UNPROCESSABLE_ENTITY;
+            return render(&state, &req, &me, status, None, Some(refusal)).await;
+        }
+    };
     let (uid, now) = (me.user.id.clone(), state.now());
     let set = state
         .db

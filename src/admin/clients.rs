@@ -595,13 +595,6 @@ async fn confirm_page(
     ))
 }
 
-fn unconfirmed() -> Problem {
-    Problem(Some(FieldError {
-        field: "confirm",
-        message: "Tick the box to confirm.".into(),
-    }))
-}
-
 /// GET /admin/apps/{id}/secret — asks first: the current secret stops working.
 pub async fn confirm_secret(
     state: State,
@@ -630,7 +623,7 @@ pub async fn regenerate_secret(
 ) -> Result<HttpResponse, PageError> {
     let id = path.into_inner();
     if !Fields(form.0).on("confirm") {
-        return confirm_page(&state, &req, &me, id, "secret", unconfirmed()).await;
+        return confirm_page(&state, &req, &me, id, "secret", Problem::unconfirmed("")).await;
     }
     let (actor, now, id2) = (me.actor(), state.now(), id.clone());
     let r = state
@@ -681,7 +674,7 @@ pub async fn delete(
 ) -> Result<HttpResponse, PageError> {
     let id = path.into_inner();
     if !Fields(form.0).on("confirm") {
-        return confirm_page(&state, &req, &me, id, "delete", unconfirmed()).await;
+        return confirm_page(&state, &req, &me, id, "delete", Problem::unconfirmed("")).await;
     }
     let (actor, now) = (me.actor(), state.now());
     state

@@ -13,7 +13,7 @@ use crate::groups::{self, GroupInput};
 use crate::ops::OpError;
 use crate::store;
 use crate::ui::{self, CsrfForm, Page, PageError};
-use crate::users::{self, FieldError};
+use crate::users;
 
 const NAV: &str = "groups";
 
@@ -499,11 +499,8 @@ pub async fn delete(
 ) -> Result<HttpResponse, PageError> {
     let id = path.into_inner();
     if !Fields(form.0).on("confirm") {
-        let p = FieldError {
-            field: "confirm",
-            message: "Tick the box to confirm that you want to delete this group.".into(),
-        };
-        return render_delete(&state, &req, &me, id, Problem(Some(p))).await;
+        let p = Problem::unconfirmed("delete this group");
+        return render_delete(&state, &req, &me, id, p).await;
     }
     let (actor, now, id2) = (me.actor(), state.now(), id.clone());
     let r = state

@@ -811,11 +811,8 @@ pub async fn delete(
 ) -> Result<HttpResponse, PageError> {
     let slug = path.into_inner();
     if !Fields(form.0).on("confirm") {
-        let p = FieldError {
-            field: "confirm",
-            message: "Tick the box to confirm that you want to delete this provider.".into(),
-        };
-        return render_delete(&state, &req, &me, slug, Problem(Some(p))).await;
+        let p = Problem::unconfirmed("delete this provider");
+        return render_delete(&state, &req, &me, slug, p).await;
     }
     let (actor, now) = (me.actor().audit_id(), state.now());
     state

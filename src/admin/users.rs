@@ -796,11 +796,8 @@ pub async fn delete(
 ) -> Result<HttpResponse, PageError> {
     let id = path.into_inner();
     if !Fields(form.0).on("confirm") {
-        let p = crate::users::FieldError {
-            field: "confirm",
-            message: "Tick the box to confirm that you want to delete this user.".into(),
-        };
-        return render_delete(&state, &req, &me, id, Problem(Some(p))).await;
+        let p = Problem::unconfirmed("delete this user");
+        return render_delete(&state, &req, &me, id, p).await;
     }
     let (actor, now, id2) = (me.actor(), state.now(), id.clone());
     let r = state

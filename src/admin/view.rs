@@ -96,6 +96,19 @@ impl Problem {
         Self(None)
     }
 
+    /// The confirmation box of a destructive form was not ticked; `what` ends "… want to …".
+    pub fn unconfirmed(what: &str) -> Self {
+        let message = if what.is_empty() {
+            "Tick the box to confirm.".to_string()
+        } else {
+            format!("Tick the box to confirm that you want to {what}.")
+        };
+        Self(Some(FieldError {
+            field: "confirm",
+            message,
+        }))
+    }
+
     /// Whether the problem is with the input `field`.
     pub fn on(&self, field: &str) -> bool {
         self.0.as_ref().is_some_and(|e| e.field == field)

@@ -108,53 +108,33 @@ pub async fn deliver_due(state: &AppState) -> Result<usize, StoreError> {
         .db
         .write(move |c| {
             for (d, r) in &results {
-                let detail = |extra: serde_json::Value| {
-                    Some(json!({"sid": d.sid, "attempts": d.attempts + 1, "detail": extra}))
-                };
-                match r {
+                let (kind, extra) = match r {
                     Ok(()) => {
                         store::outbox::remove(c, d.id)?;
-                        store::audit::record(
-                            c,
-                            &NewEvent {
-                                kind: "logout.backchannel_delivered",
-                                user_id: Some(&d.user_id),
-                                client_id: Some(&d.client_id),
-                                detail: detail(json!(null)),
-                                ..Default::default()
-                            },
-                            now,
-                        )?;
+                        ("logout.backchannel_delivered", json!(null))
                     }
                     Err(e) if d.attempts + 1 >= MAX_ATTEMPTS => {
                         store::outbox::remove(c, d.id)?;
-                        store::audit::record(
-                            c,
-                            &NewEvent {
-                                kind: "logout.backchannel_gave_up",
-                                user_id: Some(&d.user_id),
-                                client_id: Some(&d.client_id),
-                                detail: detail(json!(e)),
-                                ..Default::default()
-                            },
-                            now,
-                        )?;
+                        ("logout.backchannel_gave_up", json!(e))
                     }
                     Err(e) => {
                         store::outbox::retry_later(c, d.id, now + backoff(d.attempts), e)?;
-                        store::audit::record(
-                            c,
-                            &NewEvent {
-                                kind: "logout.backchannel_failed",
-                                user_id: Some(&d.user_id),
-                                client_id: Some(&d.client_id),
-                                detail: detail(json!(e)),
-                                ..Default::default()
-                            },
-                            now,
-                        )?;
+                        ("logout.backchannel_failed", json!(e))
                     }
-                }
+                };
+                store::audit::record(
+                    c,
+                    &NewEvent {
+                        kind,
+                        user_id: Some(&d.user_id),
+                        client_id: Some(&d.client_id),
+                        detail: Some(
+                            json!({"sid": d.sid, "attempts": d.attempts + 1, "detail": extra}),
+                        ),
+                        ..Default::default()
+                    },
+                    now,
+                )?;
             }
             Ok(())
         })

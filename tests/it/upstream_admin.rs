@@ -58,6 +58,17 @@ fn audit_kinds(app: &TestApp, kind: &str) -> Vec<(String, String)> {
 /// A federation where `alice` signed in through the upstream once: her downstream account was
 /// made just in time (no password) and is linked. Returns her downstream user id and the
 /// browser she is signed in with.
+/// Submits the account page's password form with only a new password (no current one).
+async fn new_password(app: &TestApp, b: &reqwest::Client, password: &str) -> reqwest::Response {
+    app.submit(
+        b,
+        "/account",
+        "/account/password",
+        &[("new_password", password)],
+    )
+    .await
+}
+
 async fn alice_signed_in_through_upstream(fed: &Fed) -> (String, reqwest::Client) {
     fed.up.add_user("alice", &[], false);
     let (down_b, up_b) = (fed.down.browser(), fed.up.browser());
@@ -491,14 +502,7 @@ async fn an_account_made_at_a_federated_sign_in_sets_a_first_password_without_a_
     assert!(!html.contains("Current password"));
 
     // The password policy applies.
-    let r = app
-        .submit(
-            &b,
-            "/account",
-            "/account/password",
-            &[("new_password", "short")],
-        )
-        .await;
+    let r = new_password(app, &b, "short").await;
     assert_eq!(r.status(), 422);
     assert!(
         r.text()
@@ -506,25 +510,11 @@ async fn an_account_made_at_a_federated_sign_in_sets_a_first_password_without_a_
             .unwrap()
             .contains("New password: Use at least")
     );
-    let r = app
-        .submit(
-            &b,
-            "/account",
-            "/account/password",
-            &[("new_password", "password123")],
-        )
-        .await;
+    let r = new_password(app, &b, "password123").await;
     assert_eq!(r.status(), 422);
 
-    let new_password = "a first password for alice";
-    let r = app
-        .submit(
-            &b,
-            "/account",
-            "/account/password",
-            &[("new_password", new_password)],
-        )
-        .await;
+    let first = "a first password for alice";
+    let r = new_password(app, &b, first).await;
     assert_eq!(r.status(), 303);
     assert_eq!(location(&r), "/account?done=password_set");
     assert_eq!(audit_kinds(app, "password.set").len(), 1);
@@ -535,20 +525,11 @@ async fn an_account_made_at_a_federated_sign_in_sets_a_first_password_without_a_
 
     // And the password signs her in.
     let other = app.browser();
-    let r = app
-        .sign_in_at(&other, "/login", "alice", new_password)
-        .await;
+    let r = app.sign_in_at(&other, "/login", "alice", first).await;
     assert_eq!(r.status(), 303);
 
     // From now on, changing it needs the current one.
-    let r = app
-        .submit(
-            &b,
-            "/account",
-            "/account/password",
-            &[("new_password", "an attacker's new password")],
-        )
-        .await;
+    let r = new_password(app, &b, "an attacker's new password").await;
     assert_eq!(r.status(), 422);
     assert!(
         r.text()
@@ -564,7 +545,7 @@ async fn an_account_made_at_a_federated_sign_in_sets_a_first_password_without_a_
     assert!(
         app.state
             .hasher
-            .verify(Secret::new(new_password.into()), u.password_hash)
+            .verify(Secret::new(first.into()), u.password_hash)
             .await
             .unwrap()
             == portcullis::crypto::password::Verified::Yes
