@@ -20,6 +20,42 @@ pub fn random_id() -> String {
     hex::encode(bytes)
 }
 
+/// A 128-bit id (hex) whose first 48 bits are the time in milliseconds and the other 80 are
+/// random (UUIDv7's layout): ids made later sort later, so rows keyed by them are appended at
+/// the right edge of their index (a burst of inserts shares one page) instead of each landing
+/// on a random page that the next commit must write out again.
+pub fn ordered_id() -> String {
+    let mut bytes = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    let ms = u64::try_from(ms).unwrap_or(u64::MAX).to_be_bytes();
+    if let (Some(head), Some(time)) = (bytes.get_mut(..6), ms.get(2..)) {
+        head.copy_from_slice(time);
+    }
+    hex::encode(bytes)
+}
+
+/// A refresh token: an [`ordered_id`] handle, a dot, then 256 random bits.
+pub fn new_refresh_token() -> String {
+    format!("{}.{}", ordered_id(), random_token())
+}
+
+/// How a refresh token is stored and looked up: its handle in clear (so new rows sort by
+/// issue time), a dot, and the SHA-256 of the whole token. A token without a handle (issued
+/// before handles existed) is stored as its plain hash.
+pub fn refresh_token_key(token: &str) -> String {
+    match token.split_once('.') {
+        Some((handle, _))
+            if handle.len() == 32 && handle.bytes().all(|b| b.is_ascii_hexdigit()) =>
+        {
+            format!("{handle}.{}", hash_token(token))
+        }
+        _ => hash_token(token),
+    }
+}
+
 /// How a token is stored: SHA-256, hex. Tokens have 256 bits of entropy, so a fast hash is
 /// enough (a slow KDF is for low-entropy passwords).
 pub fn hash_token(token: &str) -> String {
@@ -63,6 +99,30 @@ mod tests {
         let a = random_token();
         assert_eq!(URL_SAFE_NO_PAD.decode(&a).unwrap().len(), 32);
         assert_ne!(a, random_token());
+    }
+
+    #[test]
+    fn ordered_ids_sort_by_time_and_differ() {
+        let a = ordered_id();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let b = ordered_id();
+        assert_eq!((a.len(), b.len()), (32, 32));
+        assert!(a < b, "{a} then {b}");
+        assert_ne!(ordered_id(), ordered_id());
+    }
+
+    #[test]
+    fn refresh_keys_keep_the_handle_and_hash_the_whole_token() {
+        let t = new_refresh_token();
+        let (handle, secret) = t.split_once('.').unwrap();
+        assert_eq!(URL_SAFE_NO_PAD.decode(secret).unwrap().len(), 32);
+        let key = refresh_token_key(&t);
+        assert_eq!(key, format!("{handle}.{}", hash_token(&t)));
+        assert_ne!(key, refresh_token_key(&format!("{handle}.x")));
+        // Tokens from before handles, and anything else, are hashed whole.
+        let old = random_token();
+        assert_eq!(refresh_token_key(&old), hash_token(&old));
+        assert_eq!(refresh_token_key("zz.y"), hash_token("zz.y"));
     }
 
     #[test]

@@ -14,7 +14,7 @@ use rusqlite::Connection;
 
 use crate::app::{AppState, State};
 use crate::clock::UnixTime;
-use crate::crypto::secret::hash_token;
+use crate::crypto::secret::refresh_token_key;
 use crate::oidc::client_auth::{self, FormParams};
 use crate::oidc::error::{ErrorCode, OAuthError};
 use crate::oidc::grants::client_credentials;
@@ -119,7 +119,7 @@ async fn handle(state: &AppState, req: &HttpRequest, body: &[u8]) -> Result<Valu
             None => Presented::Invalid,
         },
         Some(t) => Presented::Refresh {
-            hash: hash_token(t),
+            hash: refresh_token_key(t),
         },
     };
     let missing = matches!(presented, Presented::Missing);

@@ -12,7 +12,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
 
 use crate::app::{AppState, State};
-use crate::crypto::secret::hash_token;
+use crate::crypto::secret::refresh_token_key;
 use crate::oidc::client_auth::{self, FormParams};
 use crate::oidc::cors;
 use crate::oidc::error::OAuthError;
@@ -66,7 +66,7 @@ async fn handle(state: &AppState, req: &HttpRequest, body: &[u8]) -> Result<(), 
             revoked_at: None,
         });
     let jti = access.map(|c| c.jti);
-    let token_hash = jti.is_none().then(|| hash_token(token));
+    let token_hash = jti.is_none().then(|| refresh_token_key(token));
     let client_id = client.id.clone();
     state
         .db

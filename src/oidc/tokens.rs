@@ -154,7 +154,7 @@ pub fn access_claims(
         aud,
         exp: now.saturating_add(ttl),
         iat: now,
-        jti: crate::crypto::secret::random_id(),
+        jti: crate::crypto::secret::ordered_id(),
         client_id: client_id.to_string(),
         scope: scope.to_string(),
         auth_time,

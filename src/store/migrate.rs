@@ -77,6 +77,26 @@ mod tests {
     }
 
     #[test]
+    fn signing_out_finds_families_through_the_partial_session_index() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn).unwrap();
+        let plan: Vec<String> = conn
+            .prepare(
+                "EXPLAIN QUERY PLAN SELECT family_id FROM refresh_tokens
+                 WHERE sid = ?1 AND code_hash IS NOT NULL AND offline = 0",
+            )
+            .unwrap()
+            .query_map(["s"], |r| r.get::<_, String>(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(
+            plan.iter().any(|d| d.contains("refresh_tokens_first_sid")),
+            "{plan:?}"
+        );
+    }
+
+    #[test]
     fn a_newer_database_is_refused() {
         let mut conn = Connection::open_in_memory().unwrap();
         conn.pragma_update(None, "user_version", latest_version() + 1)

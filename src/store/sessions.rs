@@ -191,8 +191,10 @@ pub fn end(conn: &Connection, sid: &str, now: UnixTime) -> Result<Option<Session
          WHERE sc.sid = ?1 AND c.backchannel_logout_uri IS NOT NULL",
         params![sid, s.user_id, now],
     )?;
+    // The session's families through their first tokens (the only ones indexed by sid).
     conn.exec(
-        "UPDATE refresh_tokens SET revoked_at = ?2 WHERE sid = ?1 AND offline = 0 AND revoked_at IS NULL",
+        "UPDATE refresh_tokens SET revoked_at = ?2 WHERE revoked_at IS NULL AND family_id IN
+           (SELECT family_id FROM refresh_tokens WHERE sid = ?1 AND code_hash IS NOT NULL AND offline = 0)",
         params![sid, now],
     )?;
     conn.exec(

@@ -18,6 +18,7 @@ pub struct RefreshGrant {
     pub amr: Vec<String>,
     pub acr: Option<String>,
     pub offline: bool,
+    /// The code the family came from; stored with the family's first token only.
     pub code_hash: Option<String>,
     pub family_expires_at: UnixTime,
 }

@@ -335,3 +335,62 @@ async fn front_channel_logout_frames_each_app_of_the_session_with_iss_and_sid() 
         "{html}"
     );
 }
+
+/// One refresh with the app's credentials: (status, new refresh token if any).
+async fn refresh(app: &TestApp, client: &(String, String), token: &str) -> (u16, Option<String>) {
+    let r = reqwest::Client::new()
+        .post(format!("{}/token", app.url))
+        .basic_auth(&client.0, Some(&client.1))
+        .form(&[("grant_type", "refresh_token"), ("refresh_token", token)])
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let v: serde_json::Value = r.json().await.unwrap();
+    (status, v["refresh_token"].as_str().map(str::to_string))
+}
+
+#[tokio::test]
+async fn signing_out_revokes_the_sessions_rotated_refresh_tokens_but_not_offline_ones() {
+    let Setup { app, a, b, .. } = setup().await;
+    let browser = app.browser();
+    let ta = alice_tokens(&app, &browser, &a).await;
+    let tb = app
+        .tokens_for(
+            &browser,
+            "alice",
+            &b.0,
+            Some(&b.1),
+            "http://app.test/cb",
+            "openid offline_access",
+        )
+        .await;
+    // Rotate both families twice: the live tokens are successors, not the code's first token.
+    let (mut ra, mut rb) = (
+        ta["refresh_token"].as_str().unwrap().to_string(),
+        tb["refresh_token"].as_str().unwrap().to_string(),
+    );
+    for _ in 0..2 {
+        let (s, next) = refresh(&app, &a, &ra).await;
+        assert_eq!(s, 200);
+        ra = next.unwrap();
+        let (s, next) = refresh(&app, &b, &rb).await;
+        assert_eq!(s, 200);
+        rb = next.unwrap();
+    }
+    let r = browser
+        .get(format!("{}/logout", app.url))
+        .query(&[("id_token_hint", ta["id_token"].as_str().unwrap())])
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success() || r.status().is_redirection());
+    assert_eq!(
+        refresh(&app, &a, &ra).await.0,
+        400,
+        "the session's token is revoked"
+    );
+    let (s, next) = refresh(&app, &b, &rb).await;
+    assert_eq!(s, 200, "offline_access outlives the session");
+    assert!(next.is_some());
+}

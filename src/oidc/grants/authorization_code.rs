@@ -8,7 +8,7 @@
 
 use crate::app::AppState;
 use crate::clock::UnixTime;
-use crate::crypto::secret::{hash_token, random_id, random_token};
+use crate::crypto::secret::{hash_token, new_refresh_token, ordered_id, refresh_token_key};
 use crate::oidc::claims::{self, Target, UserData};
 use crate::oidc::error::OAuthError;
 use crate::oidc::grants::{TokenResponse, UserTokens, scope_list, sign_user_tokens, user_may_use};
@@ -86,10 +86,10 @@ pub async fn redeem(
     let alg = tokens::signing_alg(client)?;
     let life = Lifetimes::of(&state.config, client);
     let code_hash = hash_token(code);
-    let refresh_plain = random_token();
-    let refresh_hash = hash_token(&refresh_plain);
-    let family_id = random_id();
-    let jti = random_id();
+    let refresh_plain = new_refresh_token();
+    let refresh_hash = refresh_token_key(&refresh_plain);
+    let family_id = ordered_id();
+    let jti = ordered_id();
 
     let c = client.clone();
     let (ch, fid, j) = (code_hash.clone(), family_id.clone(), jti.clone());

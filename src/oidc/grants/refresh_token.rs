@@ -9,7 +9,7 @@
 
 use crate::app::AppState;
 use crate::clock::UnixTime;
-use crate::crypto::secret::{hash_token, random_id, random_token};
+use crate::crypto::secret::{new_refresh_token, ordered_id, refresh_token_key};
 use crate::oidc::claims::{self, Target, UserData};
 use crate::oidc::error::{ErrorCode, OAuthError};
 use crate::oidc::grants::{TokenResponse, UserTokens, scope_list, sign_user_tokens, user_may_use};
@@ -80,9 +80,9 @@ pub async fn refresh(
     let alg = tokens::signing_alg(client)?;
     let life = Lifetimes::of(&state.config, client);
     let grace = i64::try_from(state.config.refresh_token_reuse_grace.as_secs()).unwrap_or(0);
-    let old_hash = hash_token(refresh_token);
-    let successor = random_token();
-    let successor_hash = hash_token(&successor);
+    let old_hash = refresh_token_key(refresh_token);
+    let successor = new_refresh_token();
+    let successor_hash = refresh_token_key(&successor);
     let sealed = state
         .master_key
         .seal(&seal_context(&old_hash), successor.as_bytes())
@@ -90,7 +90,7 @@ pub async fn refresh(
             tracing::error!(error = %e, "sealing refresh successor");
             OAuthError::server_error()
         })?;
-    let jti = random_id();
+    let jti = ordered_id();
     let master = state.master_key.clone();
     let c = client.clone();
     let j = jti.clone();
@@ -106,10 +106,17 @@ pub async fn refresh(
                 None => {
                     // Narrow first: a refused scope must not rotate (the Err rolls back anyway).
                     narrow_scope(&rec.grant.scope, scope.as_deref())?;
+                    // Only a family's first token keeps the code it came from: the index
+                    // that finds families by session covers first tokens only, so a rotation
+                    // adds no entry to it (migrations/0005).
+                    let successor_grant = RefreshGrant {
+                        code_hash: None,
+                        ..rec.grant.clone()
+                    };
                     store::tokens::insert_refresh(
                         conn,
                         &successor_hash,
-                        &rec.grant,
+                        &successor_grant,
                         now,
                         now.saturating_add(life.refresh),
                     )?;
@@ -130,7 +137,7 @@ pub async fn refresh(
                         .and_then(|s| master.open(&seal_context(&old_hash), s).ok())
                         .and_then(|b| String::from_utf8(b).ok());
                     let next = match &previous {
-                        Some(p) => store::tokens::refresh_by_hash(conn, &hash_token(p))?,
+                        Some(p) => store::tokens::refresh_by_hash(conn, &refresh_token_key(p))?,
                         None => None,
                     };
                     match (previous, next) {
