@@ -825,6 +825,17 @@ def machine_times():
         return None
 
 
+def write_bytes(pid):
+    """Bytes the process has sent to storage so far (/proc/PID/io write_bytes)."""
+    try:
+        for line in Path(f"/proc/{pid}/io").read_text().splitlines():
+            if line.startswith("write_bytes:"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
 def cpu_times(pid):
     """(user, system) CPU seconds of a process so far (all its threads)."""
     try:
@@ -905,11 +916,14 @@ def bench_c(binary, data, clients, work, seconds, conns, node_ok):
                         res.setdefault("rsa_bracket_by_key", {})[key] = [openssl_speed("rsa2048", 3)["sign_per_s"]]
                     perf = start_perf(p.proc.pid, key) if side == "portcullis" else None
                     pid = p.proc.pid if side == "portcullis" else (node.proc.pid if node and node.proc else None)
-                    cpu0, m0 = cpu_times(pid), machine_times()
+                    cpu0, m0, w0 = cpu_times(pid), machine_times(), write_bytes(pid)
                     try:
                         res[side][key] = wrk(url, script, env, threads=2, conns=conns, duration=seconds)
-                        cpu1, m1 = cpu_times(pid), machine_times()
+                        cpu1, m1, w1 = cpu_times(pid), machine_times(), write_bytes(pid)
                         n = res[side][key]["requests"]
+                        if w0 is not None and w1 is not None and n:
+                            # Database writes (WAL and checkpoints) per response.
+                            res[side][key]["disk_bytes_per_req"] = (w1 - w0) / n
                         if m0 and m1 and n:
                             # Cores nobody used, and time the hypervisor gave to other guests.
                             res[side][key]["idle_us_per_req"] = (m1[0] - m0[0]) * 1e6 / n
@@ -1047,8 +1061,8 @@ def report(r) -> str:
     # details
     L.append("### C. Endpoint details (wrk, "
              f"{c.get('seconds', '?')} s, 2 threads, {c.get('conns', '?')} connections each, one server at a time)\n")
-    L.append("| Endpoint | Portcullis req/s | p50 | p99 | errors | Node req/s | p50 | p99 | errors | ratio | JWTs/resp (P / N) | server CPU per response (P / N) | wrk CPU per response (P / N) |")
-    L.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    L.append("| Endpoint | Portcullis req/s | p50 | p99 | errors | Node req/s | p50 | p99 | errors | ratio | JWTs/resp (P / N) | server CPU per response (P / N) | wrk CPU per response (P / N) | written to disk per response (P / N) |")
+    L.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for key, label, _ in ENDPOINTS:
         row = [label]
         vals = []
@@ -1067,6 +1081,9 @@ def report(r) -> str:
         row.append(" / ".join(cpu))
         gen = [f"{v['wrk_cpu_us_per_req']:.0f} µs" if v and v.get("wrk_cpu_us_per_req") else "—" for v in vals]
         row.append(" / ".join(gen))
+        disk = [f"{v['disk_bytes_per_req'] / 1024:.1f} KiB" if v and v.get("disk_bytes_per_req") is not None else "—"
+                for v in vals]
+        row.append(" / ".join(disk))
         L.append("| " + " | ".join(row) + " |")
     L.append("")
     L += cores_breakdown(c, bound)
