@@ -21,7 +21,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut expected = [0u8; 32];
     a2.hash_password_into_with_memory(password, salt, &mut expected, &mut memory)
         .map_err(|e| e.to_string())?;
-    let mut verify = |memory: &mut [Block]| -> Result<(), String> {
+    let verify = |memory: &mut [Block]| -> Result<(), String> {
         let mut out = [0u8; 32];
         a2.hash_password_into_with_memory(password, salt, &mut out, memory)
             .map_err(|e| e.to_string())?;
