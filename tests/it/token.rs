@@ -940,3 +940,34 @@ async fn client_lifetimes_override_the_server_defaults() {
     let (_, c) = verify_jwt(&fx.app, v["id_token"].as_str().unwrap()).await;
     assert_eq!(c["exp"].as_i64().unwrap() - c["iat"].as_i64().unwrap(), 120);
 }
+
+#[tokio::test]
+async fn a_refresh_token_from_before_handles_still_rotates_into_the_new_format() {
+    use portcullis::crypto::secret::refresh_token_key;
+    let fx = Fx::new().await;
+    let v = fx.tokens("openid offline_access").await;
+    let issued = v["refresh_token"].as_str().unwrap().to_string();
+    assert!(issued.contains('.'), "new tokens carry a handle: {issued}");
+    // Rewrite the stored row as an older release stored it: the plain hash of a token
+    // without a handle.
+    let old = random_token();
+    let (from, to) = (refresh_token_key(&issued), hash_token(&old));
+    let n = fx
+        .app
+        .db
+        .write_blocking(move |c| {
+            Ok(c.execute(
+                "UPDATE refresh_tokens SET token_hash = ?2 WHERE token_hash = ?1",
+                [&from, &to],
+            )?)
+        })
+        .unwrap();
+    assert_eq!(n, 1);
+    assert_eq!(error_of(fx.refresh(&issued).await).await.0, 400);
+    let r = fx.refresh(&old).await;
+    assert_eq!(r.status(), 200);
+    let next: Value = r.json().await.unwrap();
+    let next = next["refresh_token"].as_str().unwrap();
+    assert!(next.contains('.'));
+    assert_eq!(fx.refresh(next).await.status(), 200);
+}
