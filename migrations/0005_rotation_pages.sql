@@ -1,9 +1,10 @@
 -- A refresh rotation should write as few database pages as it can.
 --
 -- Every page a commit changes is written to the WAL and later again to the database file;
--- on this project's 2-core benchmark machine the disk work of a rotation cost more CPU than
--- everything in the server besides the two RSA signatures. Index entries keyed by a random
--- value each land on a page of their own, so the indexes touched by every rotation go:
+-- on this project's 2-core benchmark machine that disk work was the largest cost of a
+-- rotation besides its two RSA signatures (BENCHMARKS.md, finding 14). Index entries keyed
+-- by a random value each land on a page of their own, so the indexes touched by every
+-- rotation go:
 -- - access_tokens_family: revoking a family now scans the access tokens, a table that holds
 --   only the minutes of tokens still live (the same trade as 0004);
 -- - refresh_tokens_expires: the once-a-minute sweep already scans the table (to drop sealed

@@ -897,13 +897,8 @@ def bench_c(binary, data, clients, work, seconds, conns, node_ok):
         # BENCH_ENDPOINTS=key,key runs some endpoints only (to try a change; not for BENCHMARKS.md).
         wanted = [k for k in os.environ.get("BENCH_ENDPOINTS", "").split(",") if k]
         endpoints = [e for e in ENDPOINTS if not wanted or e[0] in wanted]
-        rs256 = [k for k, _, kind in endpoints if kind == "rs256"] or [None]
+        rs256 = [k for k, _, kind in endpoints if kind == "rs256"]
         for key, _, _ in endpoints:
-            if key == rs256[0]:
-                # The RSA bound, measured again right before and right after the RS256 runs:
-                # this machine's speed drifts by 10-20% over minutes, so a bound measured at
-                # the start of the run is not the bound the RS256 runs met.
-                res["rsa_bracket"] = [openssl_speed("rsa2048", 3)["sign_per_s"]]
             for side in ("node", "portcullis"):  # interleaved, one at a time
                 spec = sides[side].get(key)
                 if isinstance(spec, tuple):
@@ -912,7 +907,8 @@ def bench_c(binary, data, clients, work, seconds, conns, node_ok):
                     measured = side == "portcullis" and key in rs256
                     if measured:
                         # The RSA bound right before and right after this very run: the
-                        # machine's speed drifts by 10-20% within a minute.
+                        # machine's speed drifts by 10-20% within a minute, so the bound
+                        # from the start of the run is not the one this run met.
                         res.setdefault("rsa_bracket_by_key", {})[key] = [openssl_speed("rsa2048", 3)["sign_per_s"]]
                     perf = start_perf(p.proc.pid, key) if side == "portcullis" else None
                     pid = p.proc.pid if side == "portcullis" else (node.proc.pid if node and node.proc else None)
@@ -944,8 +940,6 @@ def bench_c(binary, data, clients, work, seconds, conns, node_ok):
                             res["rsa_bracket_by_key"][key].append(openssl_speed("rsa2048", 3)["sign_per_s"])
                 else:
                     res[side][key] = spec or "not available"
-            if key == rs256[-1] and "rsa_bracket" in res:
-                res["rsa_bracket"].append(openssl_speed("rsa2048", 3)["sign_per_s"])
         res["portcullis_rss_kb"] = proc_status(p.proc.pid)
         if node and node.proc:
             res["node_rss_kb"] = proc_status(node.proc.pid)
@@ -1024,9 +1018,6 @@ def report(r) -> str:
         L.append("| B. peak RSS during sign-in load | report | not yet available | n/a |")
     c = r.get("C") or {}
     bound = r.get("rsa_bound_per_s")
-    bracket = c.get("rsa_bracket") or []
-    if len(bracket) == 2:
-        bound = 2 * statistics.mean(bracket)
     for key, label, kind in ENDPOINTS:
         pcv, nv = (c.get("portcullis") or {}).get(key), (c.get("node") or {}).get(key)
         pc_ok = isinstance(pcv, dict) and pcv["errors"] == 0
@@ -1107,13 +1098,9 @@ def report(r) -> str:
                 L.append(f"- The same just before and just after Portcullis's {label} run: {kb[0]:,.1f} and "
                          f"{kb[1]:,.1f} sign/s → bound for 2 cores = 2 × mean = {2 * statistics.mean(kb):,.0f} "
                          "signatures/s, the bound used for that row (a response with n JWTs counts n signatures).")
-        if len(bracket) == 2:
-            L.append(f"- The same just before and just after the RS256 runs of part C: {bracket[0]:,.1f} and "
-                     f"{bracket[1]:,.1f} sign/s → RSA-2048 signing bound for 2 cores = 2 × mean = {bound:,.0f} "
-                     "signatures/s, the bound for rows without their own (a response with n JWTs counts n signatures).")
-        else:
-            L.append(f"- RSA-2048 signing bound for 2 cores = {bound:,.0f} signatures/s (a response with n JWTs "
-                     "counts n signatures).")
+        if bound:
+            L.append(f"- From that start-of-run figure: bound for 2 cores = {bound:,.0f} signatures/s, used "
+                     "only for a row whose run has no bracket of its own.")
     ec = r.get("openssl_ecdsap256")
     if ec:
         L.append(f"- `openssl speed -seconds 3 ecdsap256` (best of 2): {ec['sign_per_s']:,.1f} sign/s on one core.")

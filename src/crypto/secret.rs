@@ -20,21 +20,12 @@ pub fn random_id() -> String {
     hex::encode(bytes)
 }
 
-/// A 128-bit id (hex) whose first 48 bits are the time in milliseconds and the other 80 are
-/// random (UUIDv7's layout): ids made later sort later, so rows keyed by them are appended at
-/// the right edge of their index (a burst of inserts shares one page) instead of each landing
-/// on a random page that the next commit must write out again.
+/// A UUIDv7 as 32 hex digits: the first 48 bits are the time in milliseconds, so ids made
+/// later sort later and rows keyed by them are appended at the right edge of their index (a
+/// burst of inserts shares one page) instead of each landing on a random page that the next
+/// commit must write out again.
 pub fn ordered_id() -> String {
-    let mut bytes = [0u8; 16];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    let ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis());
-    let ms = u64::try_from(ms).unwrap_or(u64::MAX).to_be_bytes();
-    if let (Some(head), Some(time)) = (bytes.get_mut(..6), ms.get(2..)) {
-        head.copy_from_slice(time);
-    }
-    hex::encode(bytes)
+    uuid::Uuid::now_v7().simple().to_string()
 }
 
 /// A refresh token: an [`ordered_id`] handle, a dot, then 256 random bits.

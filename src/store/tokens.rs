@@ -23,10 +23,34 @@ pub struct RefreshGrant {
     pub family_expires_at: UnixTime,
 }
 
+/// A family's first token (from the code exchange): it keeps the family's `code_hash`, which
+/// puts it in the partial index that finds a session's families (migrations/0005).
 pub fn insert_refresh(
     conn: &Connection,
     token_hash: &str,
     g: &RefreshGrant,
+    now: UnixTime,
+    expires_at: UnixTime,
+) -> Result<(), StoreError> {
+    insert_row(conn, token_hash, g, g.code_hash.as_deref(), now, expires_at)
+}
+
+/// A rotation's successor: no `code_hash`, so the rotation adds no entry to the session index.
+pub fn insert_successor(
+    conn: &Connection,
+    token_hash: &str,
+    g: &RefreshGrant,
+    now: UnixTime,
+    expires_at: UnixTime,
+) -> Result<(), StoreError> {
+    insert_row(conn, token_hash, g, None, now, expires_at)
+}
+
+fn insert_row(
+    conn: &Connection,
+    token_hash: &str,
+    g: &RefreshGrant,
+    code_hash: Option<&str>,
     now: UnixTime,
     expires_at: UnixTime,
 ) -> Result<(), StoreError> {
@@ -46,7 +70,7 @@ pub fn insert_refresh(
             serde_json::to_string(&g.amr).unwrap_or_else(|_| "[]".into()),
             g.acr,
             g.offline,
-            g.code_hash,
+            code_hash,
             now,
             expires_at.min(g.family_expires_at),
             g.family_expires_at

@@ -106,17 +106,10 @@ pub async fn refresh(
                 None => {
                     // Narrow first: a refused scope must not rotate (the Err rolls back anyway).
                     narrow_scope(&rec.grant.scope, scope.as_deref())?;
-                    // Only a family's first token keeps the code it came from: the index
-                    // that finds families by session covers first tokens only, so a rotation
-                    // adds no entry to it (migrations/0005).
-                    let successor_grant = RefreshGrant {
-                        code_hash: None,
-                        ..rec.grant.clone()
-                    };
-                    store::tokens::insert_refresh(
+                    store::tokens::insert_successor(
                         conn,
                         &successor_hash,
-                        &successor_grant,
+                        &rec.grant,
                         now,
                         now.saturating_add(life.refresh),
                     )?;
