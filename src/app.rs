@@ -37,6 +37,8 @@ pub struct AppState {
     pub trusted_proxies: Vec<IpNet>,
     /// `scheme://host[:port]` of the issuer, for Origin checks.
     pub issuer_origin: String,
+    /// The issuer as a parsed URL ("return to" values are resolved against it).
+    pub issuer_url: url::Url,
     /// Wakes the back-channel logout worker after a sign-out.
     pub logout_wake: tokio::sync::Notify,
     /// The discovery documents, built once (they depend only on configuration).
@@ -85,9 +87,8 @@ impl AppState {
             crate::crypto::secret::sha256(derived.as_bytes()).as_slice(),
         );
         let keys = Arc::new(KeyManager::new(db.clone(), master_key.clone(), &config));
-        let issuer_origin = url::Url::parse(&config.public_url)
-            .map(|u| u.origin().ascii_serialization())
-            .unwrap_or_default();
+        let issuer_url = url::Url::parse(&config.public_url)?;
+        let issuer_origin = issuer_url.origin().ascii_serialization();
         let _ = BRAND.set(config.brand_name.clone());
         let webauthn = match crate::passkeys::relying_party(&config.public_url, &config.brand_name)
         {
@@ -107,6 +108,7 @@ impl AppState {
             master_key,
             keys,
             issuer_origin,
+            issuer_url,
             logout_wake: tokio::sync::Notify::new(),
             webauthn,
             discovery: OnceLock::new(),

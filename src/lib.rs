@@ -43,6 +43,7 @@ pub mod login;
 pub mod oidc;
 pub mod ops;
 pub mod passkeys;
+pub mod return_to;
 pub mod server;
 pub mod setup;
 pub mod signing_keys;

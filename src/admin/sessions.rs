@@ -111,10 +111,15 @@ pub async fn end(
         return Ok(resp);
     }
     // Only console pages: never an open redirect.
-    let to = if back.starts_with("/admin/") && !back.contains("//") && !back.contains('\\') {
-        format!("{back}?done=session")
-    } else {
-        "/admin/sessions?done=ended".into()
+    let to = match crate::return_to::local_path(&state.issuer_url, &back) {
+        Some(path)
+            if path.starts_with("/admin/")
+                && !path.contains("//")
+                && !path.contains(['?', '#']) =>
+        {
+            format!("{path}?done=session")
+        }
+        _ => "/admin/sessions?done=ended".into(),
     };
     Ok(ui::see_other(&to))
 }

@@ -149,7 +149,7 @@ pub async fn finish(
     ];
     let cookie = session::complete_sign_in(&state, &req, &verified.user.id, amr, &f.req).await?;
     let mut resp = HttpResponse::Ok()
-        .json(serde_json::json!({"redirect": session::after_sign_in(&f.req, &f.next)}));
+        .json(serde_json::json!({"redirect": session::after_sign_in(&state, &f.req, &f.next)}));
     let _ = resp.add_cookie(&cookie);
     Ok(resp)
 }

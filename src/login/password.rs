@@ -44,19 +44,6 @@ pub struct LoginQuery {
     reset: Option<String>,
 }
 
-/// Only same-site paths are followed after sign-in (no open redirect).
-pub fn safe_next(next: &str) -> &str {
-    if next.starts_with('/')
-        && !next.starts_with("//")
-        && !next.starts_with("/\\")
-        && !next.contains(['\r', '\n'])
-    {
-        next
-    } else {
-        "/account"
-    }
-}
-
 #[allow(clippy::too_many_arguments)] // one page, many optional parts
 async fn render(
     state: &AppState,
@@ -68,6 +55,8 @@ async fn render(
     error: Option<String>,
     notice: Option<String>,
 ) -> Result<HttpResponse, PageError> {
+    // Carried through the form, passkey and upstream sign-in only when it is a local path.
+    let next = crate::return_to::local_path(&state.issuer_url, next).unwrap_or_default();
     let mut client_name = None;
     let mut username = username;
     if !pending.is_empty()
@@ -88,11 +77,11 @@ async fn render(
             page: Page::new(state, req, title),
             client_name,
             req: pending.to_string(),
-            next: next.to_string(),
+            next: next.clone(),
             username,
             error,
             notice,
-            providers: crate::upstream::login_buttons(state, pending, next).await?,
+            providers: crate::upstream::login_buttons(state, pending, &next).await?,
         },
     ))
 }
@@ -111,7 +100,10 @@ pub async fn get(
     };
     // Already signed in and not part of an authorization request: nothing to do here.
     if q.req.is_empty() && notice.is_none() && session::current(&state, &req).await?.is_some() {
-        return Ok(ui::see_other(safe_next(&q.next)));
+        return Ok(ui::see_other(&crate::return_to::local_or_default(
+            &state.issuer_url,
+            &q.next,
+        )));
     }
     // `kc_idp_hint` on the authorization request: straight to that provider.
     if let Some(to) = crate::upstream::hinted_start(&state, &req, &q.req).await? {
@@ -300,20 +292,7 @@ pub async fn post(
     )
     .await?;
     Ok(session::redirect_with_cookie(
-        &session::after_sign_in(&f.req, &f.next),
+        &session::after_sign_in(&state, &f.req, &f.next),
         cookie,
     ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::safe_next;
-
-    #[test]
-    fn next_is_only_followed_to_local_paths() {
-        assert_eq!(safe_next("/account"), "/account");
-        assert_eq!(safe_next("//evil.example"), "/account");
-        assert_eq!(safe_next("https://evil.example"), "/account");
-        assert_eq!(safe_next("/\\evil.example"), "/account");
-    }
 }

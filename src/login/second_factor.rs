@@ -176,7 +176,7 @@ pub async fn finish(
     ];
     let cookie = session::complete_sign_in(&state, &req, &uid, amr, &pending.req).await?;
     let mut resp = HttpResponse::Ok()
-        .json(serde_json::json!({"redirect": session::after_sign_in(&pending.req, &pending.next)}));
+        .json(serde_json::json!({"redirect": session::after_sign_in(&state, &pending.req, &pending.next)}));
     let _ = resp.add_cookie(&cookie);
     let _ = resp.add_removal_cookie(&ui::removal_cookie(&state, COOKIE));
     Ok(resp)

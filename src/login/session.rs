@@ -362,9 +362,9 @@ pub async fn complete_sign_in_clearing(
 }
 
 /// Where to go after signing in: back to the pending authorization request, or a local page.
-pub fn after_sign_in(pending: &str, next: &str) -> String {
+pub fn after_sign_in(state: &AppState, pending: &str, next: &str) -> String {
     if pending.is_empty() {
-        crate::login::password::safe_next(next).to_string()
+        crate::return_to::local_or_default(&state.issuer_url, next)
     } else {
         format!("/authorize/resume?req={}", crate::ui::enc(pending))
     }

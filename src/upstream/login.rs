@@ -217,7 +217,7 @@ async fn sign_in(
             .await?;
     }
     Ok(session::redirect_with_cookie(
-        &session::after_sign_in(pending, next),
+        &session::after_sign_in(state, pending, next),
         cookie,
     ))
 }

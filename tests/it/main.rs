@@ -18,6 +18,7 @@ mod appliance;
 mod authorize;
 mod cli;
 mod flow;
+mod hardening;
 mod logout;
 mod passkeys;
 mod revocation;

@@ -89,6 +89,16 @@ async fn passkey_login(
     auth: &mut SoftAuthenticator,
     req: &str,
 ) -> (u16, Value, reqwest::Client) {
+    passkey_login_to(app, auth, req, "").await
+}
+
+/// [`passkey_login`] with the page's `data-next` value.
+async fn passkey_login_to(
+    app: &TestApp,
+    auth: &mut SoftAuthenticator,
+    req: &str,
+    next: &str,
+) -> (u16, Value, reqwest::Client) {
     let b = app.browser();
     let token = csrf(app, &b, "/login").await;
     let (status, start) = post_json(app, &b, &token, "/login/passkey/start", json!({})).await;
@@ -99,7 +109,7 @@ async fn passkey_login(
         &b,
         &token,
         "/login/passkey/finish",
-        json!({"ceremony": start["ceremony"], "credential": credential, "req": req}),
+        json!({"ceremony": start["ceremony"], "credential": credential, "req": req, "next": next}),
     )
     .await;
     (status, body, b)
@@ -174,6 +184,20 @@ async fn register_then_sign_in_with_the_passkey_alone_through_an_oidc_request() 
         amr.contains(&"swk".into()) && amr.contains(&"mfa".into()) && !amr.contains(&"pwd".into()),
         "{amr:?}"
     );
+}
+
+#[tokio::test]
+async fn passkey_sign_in_returns_only_to_a_local_next() {
+    let app = app().await;
+    app.add_user("alice", &[], false);
+    let mut auth = register(&app, &app.browser(), "alice").await;
+    for bad in crate::hardening::HOSTILE_NEXT {
+        let (status, body, _) = passkey_login_to(&app, &mut auth, "", bad).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["redirect"], "/account", "{bad:?}");
+    }
+    let (_, body, _) = passkey_login_to(&app, &mut auth, "", "/account#passkeys").await;
+    assert_eq!(body["redirect"], "/account#passkeys");
 }
 
 #[tokio::test]
