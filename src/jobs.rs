@@ -10,11 +10,12 @@ use crate::store::{self, StoreError};
 pub fn collect_garbage(state: &AppState, now: i64) -> Result<usize, StoreError> {
     let idle = state.config.session_idle_timeout.as_secs() as i64;
     let retention = state.config.audit_retention.as_secs() as i64;
+    let grace = i64::try_from(state.config.refresh_token_reuse_grace.as_secs()).unwrap_or(0);
     state.db.write_blocking(|c| {
         Ok(store::sessions::delete_expired(c, now, idle)?
             + store::auth_requests::delete_expired(c, now)?
             + store::codes::delete_expired(c, now)?
-            + store::tokens::delete_expired(c, now)?
+            + store::tokens::delete_expired(c, now, grace)?
             + store::throttle::delete_stale(c, now)?
             + store::audit::delete_older_than(c, now - retention)?
             + store::links::delete_expired(c, now)?

@@ -274,7 +274,12 @@ async fn phase_b(
     };
     let custom =
         crate::oidc::claims::custom_scopes(&state.db.read(store::users::claim_scopes).await?);
-    let scopes = scope::grantable(&requested, client.allowed_scopes.as_deref(), &custom);
+    let mut scopes = scope::grantable(&requested, client.allowed_scopes.as_deref(), &custom);
+    // OIDC Core §11: offline_access is ignored for a client that gets no refresh tokens (the
+    // consent screen must not promise "stay signed in").
+    if !crate::oidc::grants::issues_refresh_tokens(client) {
+        scopes.retain(|s| s != "offline_access");
+    }
     // RFC 7636 §4.4.1 and the Security BCP: S256 only; PKCE required for public clients and
     // by default for every client.
     let method = p.value("code_challenge_method");

@@ -31,13 +31,22 @@ pub fn parse(s: &str) -> Option<Vec<String>> {
 pub fn grantable(requested: &[String], allowed: Option<&str>, custom: &[String]) -> Vec<String> {
     requested
         .iter()
-        .filter(|s| KNOWN_SCOPES.contains(&s.as_str()) || custom.iter().any(|c| c == *s))
+        .filter(|s| is_known(s, custom))
         .filter(|s| {
             s.as_str() == "openid"
                 || allowed.is_none_or(|a| a.split_whitespace().any(|x| x == s.as_str()))
         })
         .cloned()
         .collect()
+}
+
+/// A scope the server knows: built in, or a custom claim scope.
+pub fn is_known(scope: &str, custom: &[String]) -> bool {
+    is_built_in(scope) || custom.iter().any(|c| c == scope)
+}
+
+pub fn is_built_in(scope: &str) -> bool {
+    KNOWN_SCOPES.contains(&scope)
 }
 
 /// What a scope lets the app see, in words for the consent screen (None: nothing to show).

@@ -12,7 +12,7 @@ use crate::oidc::client_auth::{self, FormParams};
 use crate::oidc::cors;
 use crate::oidc::error::OAuthError;
 use crate::oidc::grants::{
-    TokenRequest, TokenResponse, authorization_code, client_credentials, refresh_token,
+    self, TokenRequest, TokenResponse, authorization_code, client_credentials, refresh_token,
 };
 
 pub async fn post(state: State, req: HttpRequest, body: web::Bytes) -> HttpResponse {
@@ -46,7 +46,9 @@ async fn handle(
     let form = FormParams::parse(req, body)?;
     let client = client_auth::authenticate(state, req, &form).await?.client;
     let now = state.now();
-    match TokenRequest::parse(&form)? {
+    let request = TokenRequest::parse(&form)?;
+    grants::permit(&client, &request)?;
+    match request {
         TokenRequest::AuthorizationCode {
             code,
             redirect_uri,

@@ -259,17 +259,22 @@ pub fn revoke_access(conn: &Connection, jti: &str, now: UnixTime) -> Result<(), 
     Ok(())
 }
 
-pub fn delete_expired(conn: &Connection, now: UnixTime) -> Result<usize, StoreError> {
+/// Deletes expired tokens, and forgets sealed successors once `reuse_grace` has passed since
+/// their rotation (the only time they can be handed out again).
+pub fn delete_expired(
+    conn: &Connection,
+    now: UnixTime,
+    reuse_grace: i64,
+) -> Result<usize, StoreError> {
     let a = conn.exec("DELETE FROM access_tokens WHERE expires_at <= ?1", [now])?;
     let r = conn.exec(
         "DELETE FROM refresh_tokens WHERE family_expires_at <= ?1",
         [now],
     )?;
-    // Successors are kept sealed only for the grace window.
     conn.exec(
         "UPDATE refresh_tokens SET successor_sealed = NULL
-         WHERE successor_sealed IS NOT NULL AND rotated_at <= ?1 - 300",
-        [now],
+         WHERE successor_sealed IS NOT NULL AND rotated_at < ?1 - ?2",
+        params![now, reuse_grace],
     )?;
     Ok(a + r)
 }

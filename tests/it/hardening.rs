@@ -1,7 +1,11 @@
 //! What an attacker and real relying parties found (issue 14), each as the request that
 //! showed it, against the real server.
 
+use portcullis::clients::ClientInput;
+use serde_json::Value;
+
 use crate::support::*;
+use crate::token::{Fx, REDIRECT, error_of};
 
 /// "Return to" values a browser would follow off-site, typed or percent-encoded.
 pub const HOSTILE_NEXT: &[&str] = &[
@@ -132,4 +136,170 @@ async fn the_console_back_value_is_a_console_path_or_nothing() {
         )
         .await;
     assert_eq!(location(&r), format!("{back}?done=session"));
+}
+
+#[tokio::test]
+async fn an_old_refresh_token_whose_successor_was_used_is_theft_even_inside_the_grace() {
+    let fx = Fx::new().await;
+    let v = fx.tokens("openid offline_access").await;
+    let rt1 = v["refresh_token"].as_str().unwrap().to_string();
+    let r2: Value = fx.refresh(&rt1).await.json().await.unwrap();
+    let rt2 = r2["refresh_token"].as_str().unwrap().to_string();
+    let r3: Value = fx.refresh(&rt2).await.json().await.unwrap();
+    let rt3 = r3["refresh_token"].as_str().unwrap().to_string();
+    let at3 = r3["access_token"].as_str().unwrap().to_string();
+    assert_eq!(fx.userinfo(&at3).await.status(), 200);
+
+    // RT1 again, 2 s later: its successor RT2 was already rotated, so this is a stolen RT1.
+    fx.app.clock.advance(2);
+    let (status, e) = error_of(fx.refresh(&rt1).await).await;
+    assert_eq!(
+        (status, e["error"].as_str().unwrap()),
+        (400, "invalid_grant")
+    );
+    assert!(e.get("refresh_token").is_none());
+    // The whole family is revoked: the newest token and its access token too.
+    assert_eq!(
+        error_of(fx.refresh(&rt3).await).await.1["error"],
+        "invalid_grant"
+    );
+    assert_eq!(fx.userinfo(&at3).await.status(), 401);
+    let events = fx
+        .app
+        .db
+        .read_blocking(|c| portcullis::store::audit::list(c, &Default::default(), 20, 0))
+        .unwrap();
+    assert!(events.iter().any(|e| e.kind == "token.refresh_reused"));
+}
+
+#[tokio::test]
+async fn the_reuse_grace_is_kept_as_long_as_it_is_configured() {
+    // A grace above the old hard-coded 300 s: the sweep keeps the successor for all of it.
+    let app =
+        TestApp::spawn_with(|c| c.refresh_token_reuse_grace = std::time::Duration::from_secs(600))
+            .await;
+    let fx = Fx::on(app);
+    let v = fx.tokens("openid offline_access").await;
+    let rt1 = v["refresh_token"].as_str().unwrap().to_string();
+    let r2: Value = fx.refresh(&rt1).await.json().await.unwrap();
+    let rt2 = r2["refresh_token"].as_str().unwrap().to_string();
+    fx.app.clock.advance(400);
+    let now = fx.app.clock_now();
+    portcullis::jobs::collect_garbage(&fx.app.state, now).unwrap();
+    let again: Value = fx.refresh(&rt1).await.json().await.unwrap();
+    assert_eq!(
+        again["refresh_token"].as_str(),
+        Some(rt2.as_str()),
+        "{again}"
+    );
+    // After the grace the sweep forgets the successor, and the reuse revokes the family.
+    fx.app.clock.advance(201);
+    let now = fx.app.clock_now();
+    portcullis::jobs::collect_garbage(&fx.app.state, now).unwrap();
+    let sealed: i64 = fx
+        .app
+        .db
+        .read_blocking(|c| {
+            Ok(c.query_row(
+                "SELECT count(*) FROM refresh_tokens WHERE successor_sealed IS NOT NULL",
+                [],
+                |r| r.get(0),
+            )?)
+        })
+        .unwrap();
+    assert_eq!(sealed, 0);
+    assert_eq!(
+        error_of(fx.refresh(&rt1).await).await.1["error"],
+        "invalid_grant"
+    );
+    assert_eq!(
+        error_of(fx.refresh(&rt2).await).await.1["error"],
+        "invalid_grant"
+    );
+}
+
+#[tokio::test]
+async fn refresh_tokens_turned_off_hold_for_every_grant() {
+    let fx = Fx::new().await;
+    let (id, secret) = fx.app.add_client(ClientInput {
+        name: "NoRefresh".into(),
+        redirect_uris: vec![REDIRECT.into()],
+        allow_refresh: false,
+        skip_consent: true,
+        ..Default::default()
+    });
+    let secret = secret.unwrap();
+    // Through /authorize: offline_access is not granted, and no refresh token comes back.
+    let b = fx.app.browser();
+    let t = fx
+        .app
+        .tokens_for(
+            &b,
+            "ada",
+            &id,
+            Some(&secret),
+            REDIRECT,
+            "openid offline_access",
+        )
+        .await;
+    assert!(t.get("refresh_token").is_none(), "{t}");
+    assert_eq!(t["scope"], "openid");
+
+    // A family issued while refresh tokens were on stops at once when they are turned off.
+    let v = fx.tokens("openid offline_access").await;
+    let rt = v["refresh_token"].as_str().unwrap().to_string();
+    let cid = fx.client_id.clone();
+    fx.app
+        .db
+        .write_blocking(move |c| {
+            let mut client = portcullis::store::clients::by_id(c, &cid)?.unwrap();
+            client.allow_refresh = false;
+            portcullis::store::clients::save(c, &client)
+        })
+        .unwrap();
+    fx.app.state.client_cache.clear();
+    let (status, e) = error_of(fx.refresh(&rt).await).await;
+    assert_eq!(
+        (status, e["error"].as_str().unwrap()),
+        (400, "unauthorized_client")
+    );
+}
+
+#[tokio::test]
+async fn unknown_scopes_resent_at_refresh_are_ignored_like_at_authorization() {
+    let fx = Fx::new().await;
+    let b = fx.app.browser();
+    // mod_auth_openidc's OIDCScope "openid email profile phone": phone is unknown here.
+    let t = fx
+        .app
+        .tokens_for(
+            &b,
+            "ada",
+            &fx.client_id,
+            Some(&fx.secret),
+            REDIRECT,
+            "openid email profile phone",
+        )
+        .await;
+    assert_eq!(t["scope"], "openid email profile");
+    let rt = t["refresh_token"].as_str().unwrap();
+    let r = fx
+        .token(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", rt),
+            ("scope", "openid email profile phone"),
+        ])
+        .await;
+    assert_eq!(r.status(), 200, "the resent unknown scope is ignored");
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["scope"], "openid email profile");
+    // A known scope that was not granted is still refused.
+    let r = fx
+        .token(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", v["refresh_token"].as_str().unwrap()),
+            ("scope", "openid groups phone"),
+        ])
+        .await;
+    assert_eq!(error_of(r).await.1["error"], "invalid_scope");
 }

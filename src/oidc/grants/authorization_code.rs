@@ -11,7 +11,9 @@ use crate::clock::UnixTime;
 use crate::crypto::secret::{hash_token, new_refresh_token, ordered_id, refresh_token_key};
 use crate::oidc::claims::{self, Target, UserData};
 use crate::oidc::error::OAuthError;
-use crate::oidc::grants::{TokenResponse, UserTokens, scope_list, sign_user_tokens, user_may_use};
+use crate::oidc::grants::{
+    TokenResponse, UserTokens, issues_refresh_tokens, scope_list, sign_user_tokens, user_may_use,
+};
 use crate::oidc::pkce;
 use crate::oidc::tokens::{self, Lifetimes, Subject};
 use crate::store;
@@ -128,8 +130,8 @@ pub async fn redeem(
                     "the user may not use this client",
                 ));
             }
-            let offline = scopes.iter().any(|s| s == "offline_access");
-            let refresh = offline || c.allow_refresh;
+            let refresh = issues_refresh_tokens(&c);
+            let offline = refresh && scopes.iter().any(|s| s == "offline_access");
             if refresh {
                 let family_expires_at = grant.auth_time.saturating_add(life.refresh_absolute);
                 store::tokens::insert_refresh(

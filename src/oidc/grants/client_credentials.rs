@@ -15,7 +15,8 @@ use crate::store::clients::Client;
 /// Scopes that only mean something for a user: never granted to a client for itself.
 const USER_ONLY: &[&str] = &["openid", "offline_access"];
 
-/// RFC 6749 §4.4.2 / §4.1.2.1: only confidential clients registered for this grant.
+/// RFC 6749 §4.4.2 / §4.1.2.1: only confidential clients registered for this grant (asked
+/// by `grants::permit`).
 pub fn may_use(client: &Client) -> Result<(), OAuthError> {
     if client.public || !client.allow_client_credentials {
         return Err(OAuthError::new(
@@ -68,7 +69,6 @@ pub async fn issue(
     requested: Option<Vec<String>>,
     now: UnixTime,
 ) -> Result<TokenResponse, OAuthError> {
-    may_use(client)?;
     let alg = tokens::signing_alg(client)?;
     let life = Lifetimes::of(&state.config, client);
     let mut access =

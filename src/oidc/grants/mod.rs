@@ -77,6 +77,30 @@ impl TokenRequest {
     }
 }
 
+/// "May this client use this grant?", asked once per token request before any code or token
+/// is looked at. RFC 6749 §5.2 unauthorized_client: "The authenticated client is not
+/// authorized to use this authorization grant type."
+pub fn permit(client: &Client, request: &TokenRequest) -> Result<(), OAuthError> {
+    match request {
+        TokenRequest::AuthorizationCode { .. } => Ok(()),
+        TokenRequest::RefreshToken { .. } if !issues_refresh_tokens(client) => {
+            Err(OAuthError::new(
+                ErrorCode::UnauthorizedClient,
+                "refresh tokens are turned off for this client",
+            ))
+        }
+        TokenRequest::RefreshToken { .. } => Ok(()),
+        TokenRequest::ClientCredentials { .. } => client_credentials::may_use(client),
+    }
+}
+
+/// Whether the client receives refresh tokens at all: the administrator's "keep people signed
+/// in" setting, which `offline_access` cannot override (that scope only lets a family outlive
+/// the browser session, and is not granted to a client without refresh tokens).
+pub fn issues_refresh_tokens(client: &Client) -> bool {
+    client.allow_refresh
+}
+
 /// RFC 6749 §5.1 (and OIDC Core §3.1.3.3 for `id_token`).
 #[derive(Debug, Clone, Serialize)]
 pub struct TokenResponse {

@@ -2,10 +2,12 @@
 //!
 //! Every use rotates: the presented token is marked rotated and a successor (same family, same
 //! scope, sliding expiry capped by the family's absolute expiry) is issued. The successor is
-//! also kept sealed with the master key for `refresh_token_reuse_grace` seconds, so a second
-//! request with the same token inside the grace (parallel tabs, a retried request) receives
-//! the same successor rather than logging the user out. Reuse after the grace is treated as
-//! theft: the whole family and its access tokens are revoked.
+//! also kept sealed with the master key for `refresh_token_reuse_grace` seconds (and no
+//! longer: the minute sweep clears it after the same grace), so a second request with the
+//! same token inside the grace (parallel tabs, a retried request) receives the same successor
+//! rather than logging the user out — but only while that successor has not been used
+//! itself. Any other reuse is treated as theft: the whole family and its access tokens are
+//! revoked, the answer is invalid_grant, and the audit log records it.
 
 use crate::app::AppState;
 use crate::clock::UnixTime;
@@ -13,6 +15,7 @@ use crate::crypto::secret::{new_refresh_token, ordered_id, refresh_token_key};
 use crate::oidc::claims::{self, Target, UserData};
 use crate::oidc::error::{ErrorCode, OAuthError};
 use crate::oidc::grants::{TokenResponse, UserTokens, scope_list, sign_user_tokens, user_may_use};
+use crate::oidc::scope;
 use crate::oidc::tokens::{self, Lifetimes, Subject};
 use crate::store;
 use crate::store::audit::NewEvent;
@@ -25,21 +28,41 @@ fn seal_context(old_hash: &str) -> String {
 
 /// RFC 6749 §6: "The requested scope MUST NOT include any scope not originally granted by the
 /// resource owner, and if omitted is treated as equal to the scope originally granted".
+/// Scopes the server does not know are dropped first, exactly as at authorization
+/// (`scope::grantable`): relying parties such as mod_auth_openidc resend their configured
+/// scopes (`phone`, say) on every refresh, and were never granted them.
 pub fn narrow_scope(
     granted: &str,
     requested: Option<&[String]>,
+    custom: &[String],
 ) -> Result<Vec<String>, OAuthError> {
     let granted = scope_list(granted);
     let Some(requested) = requested else {
         return Ok(granted);
     };
-    if let Some(extra) = requested.iter().find(|s| !granted.contains(s)) {
+    let known: Vec<String> = requested
+        .iter()
+        .filter(|s| scope::is_known(s, custom))
+        .cloned()
+        .collect();
+    if let Some(extra) = known.iter().find(|s| !granted.contains(s)) {
         return Err(OAuthError::new(
             ErrorCode::InvalidScope,
             format!("the scope {extra} was not granted to this refresh token"),
         ));
     }
-    Ok(requested.to_vec())
+    Ok(known)
+}
+
+/// The custom claim scopes, read only when the request names a scope that is not built in.
+fn custom_scopes_for(
+    conn: &rusqlite::Connection,
+    requested: Option<&[String]>,
+) -> Result<Vec<String>, crate::store::StoreError> {
+    if requested.is_none_or(|r| r.iter().all(|s| scope::is_built_in(s))) {
+        return Ok(Vec::new());
+    }
+    Ok(claims::custom_scopes(&store::users::claim_scopes(conn)?))
 }
 
 /// Why a presented refresh token cannot be used as it is (besides rotation).
@@ -102,10 +125,11 @@ pub async fn refresh(
                 return Err(OAuthError::invalid_grant("the refresh token is invalid"));
             };
             usable(&rec, &c.id, now)?;
+            let custom = custom_scopes_for(conn, scope.as_deref())?;
             let (token, grant) = match rec.rotated_at {
                 None => {
                     // Narrow first: a refused scope must not rotate (the Err rolls back anyway).
-                    narrow_scope(&rec.grant.scope, scope.as_deref())?;
+                    narrow_scope(&rec.grant.scope, scope.as_deref(), &custom)?;
                     store::tokens::insert_successor(
                         conn,
                         &successor_hash,
@@ -134,7 +158,14 @@ pub async fn refresh(
                         None => None,
                     };
                     match (previous, next) {
-                        (Some(p), Some(next)) if next.revoked_at.is_none() => (p, next.grant),
+                        // The grace serves a parallel request with the token just rotated:
+                        // only while its successor is itself unused. Once the successor
+                        // was rotated (or revoked), the old token can only be a stolen copy.
+                        (Some(p), Some(next))
+                            if next.revoked_at.is_none() && next.rotated_at.is_none() =>
+                        {
+                            (p, next.grant)
+                        }
                         _ => {
                             // OAuth 2.0 Security BCP §4.14.2: a rotated token used again
                             // means it leaked; revoke the whole family.
@@ -157,7 +188,7 @@ pub async fn refresh(
                     }
                 }
             };
-            let scopes = narrow_scope(&grant.scope, scope.as_deref())?;
+            let scopes = narrow_scope(&grant.scope, scope.as_deref(), &custom)?;
             let requested = claims::requested(grant.claims.as_deref(), Target::IdToken);
             let data = match claims::load(conn, &grant.user_id, &scopes, &requested)? {
                 Some(d) if user_may_use(conn, &c, &d)? => d,
@@ -273,15 +304,33 @@ mod tests {
     fn requested_scope_may_only_narrow() {
         let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
         assert_eq!(
-            narrow_scope("openid email", Some(&s(&["email"]))).unwrap(),
+            narrow_scope("openid email", Some(&s(&["email"])), &[]).unwrap(),
             vec!["email"]
         );
         assert_eq!(
-            narrow_scope("openid email", None).unwrap(),
+            narrow_scope("openid email", None, &[]).unwrap(),
             vec!["openid", "email"]
         );
-        let e = narrow_scope("openid email", Some(&s(&["openid", "profile"]))).unwrap_err();
+        let e = narrow_scope("openid email", Some(&s(&["openid", "profile"])), &[]).unwrap_err();
         assert_eq!(e.code, ErrorCode::InvalidScope);
+        let custom = vec!["nextcloud".to_string()];
+        let e = narrow_scope("openid", Some(&s(&["openid", "nextcloud"])), &custom).unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidScope, "a known scope not granted");
+    }
+
+    #[test]
+    fn unknown_scopes_are_ignored_at_refresh_as_at_authorization() {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        // mod_auth_openidc resends its OIDCScope, `phone` included, on every refresh.
+        assert_eq!(
+            narrow_scope(
+                "openid email profile",
+                Some(&s(&["openid", "email", "profile", "phone"])),
+                &[]
+            )
+            .unwrap(),
+            vec!["openid", "email", "profile"]
+        );
     }
 
     #[test]
