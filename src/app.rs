@@ -78,6 +78,7 @@ impl AppState {
             config.argon2_iterations,
             config.argon2_parallelism,
             config.argon2_concurrency,
+            config.argon2_queue,
         )?;
         let master_key = Arc::new(master_key);
         // A MAC key derived from the master key (never the master key itself).

@@ -100,6 +100,11 @@ const FIELDS: &[FieldDoc] = &[
         secret: false,
     },
     FieldDoc {
+        key: "argon2_queue",
+        doc: "Sign-ins that may wait for a password hash; beyond that they are answered 503 with Retry-After (never an unbounded queue).",
+        secret: false,
+    },
+    FieldDoc {
         key: "login_throttle_threshold",
         doc: "Failed sign-ins (per account and per client IP) before each further attempt is slowed down.",
         secret: false,
@@ -183,6 +188,7 @@ pub struct Config {
     pub argon2_iterations: u32,
     pub argon2_parallelism: u32,
     pub argon2_concurrency: u32,
+    pub argon2_queue: u32,
     pub login_throttle_threshold: u32,
     #[serde(with = "duration_str")]
     pub login_throttle_max_delay: Duration,
@@ -229,6 +235,7 @@ impl Default for Config {
             argon2_iterations: 2,
             argon2_parallelism: 1,
             argon2_concurrency: 2,
+            argon2_queue: 128,
             login_throttle_threshold: 5,
             login_throttle_max_delay: Duration::from_secs(15 * 60),
             authorization_code_ttl: Duration::from_secs(60),

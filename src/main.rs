@@ -581,6 +581,7 @@ fn user_cmd(cmd: UserCmd, config: &Config, now: i64) -> anyhow::Result<()> {
                     config.argon2_iterations,
                     config.argon2_parallelism,
                     1,
+                    0,
                 )?;
                 Some(hasher.hash_now(&pw)?)
             } else {

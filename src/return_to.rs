@@ -19,8 +19,10 @@ pub fn local_path(issuer: &Url, raw: &str) -> Option<String> {
     if raw.is_empty() || suspicious(raw) {
         return None;
     }
+    // Encoded, only what a later decoding could turn into a redirect: a control character,
+    // a backslash, a second leading slash (`%20` in a query is an ordinary space).
     let decoded = percent_encoding::percent_decode_str(raw).decode_utf8_lossy();
-    if suspicious(&decoded) || decoded.starts_with("//") {
+    if decoded.chars().any(|c| c.is_control() || c == '\\') || decoded.starts_with("//") {
         return None;
     }
     if raw.starts_with("//") || !(raw.starts_with('/') || raw.contains(':')) {

@@ -117,7 +117,7 @@ pub async fn post(
         .hasher
         .hash(Secret::new(f.password.clone()))
         .await
-        .map_err(|_| PageError::Internal)?;
+        .map_err(PageError::from)?;
     let new = NewUser {
         password_hash: Some(hash),
         ..new

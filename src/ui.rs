@@ -275,6 +275,32 @@ impl PageError {
     }
 }
 
+/// Password hashing failed: a full queue is "busy, try again"; anything else is internal.
+impl From<crate::crypto::CryptoError> for PageError {
+    fn from(e: crate::crypto::CryptoError) -> Self {
+        match e {
+            crate::crypto::CryptoError::PoolBusy => {
+                tracing::warn!("sign-in refused: the password hashing queue is full");
+                PageError::Unavailable
+            }
+            e => {
+                tracing::error!(error = %e, "password hashing failed");
+                PageError::Internal
+            }
+        }
+    }
+}
+
+/// Seconds a refused client should wait (`Retry-After`, RFC 9110 §10.2.3).
+pub fn retry_after(resp: &mut HttpResponse, secs: i64) {
+    if let Ok(v) = HeaderValue::from_str(&secs.max(1).to_string()) {
+        resp.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+}
+
+/// How long to wait after a 503 (busy database, full hashing queue).
+pub const BUSY_RETRY_SECS: i64 = 2;
+
 impl From<crate::store::StoreError> for PageError {
     fn from(e: crate::store::StoreError) -> Self {
         tracing::error!(error = %e, "store error");
@@ -303,7 +329,11 @@ impl ResponseError for PageError {
 
     fn error_response(&self) -> HttpResponse {
         let (status, heading, message) = self.parts();
-        error_page(status, heading, &message, None)
+        let mut resp = error_page(status, heading, &message, None);
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            retry_after(&mut resp, BUSY_RETRY_SECS);
+        }
+        resp
     }
 }
 

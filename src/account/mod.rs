@@ -15,6 +15,7 @@ use crate::clock::UnixTime;
 use crate::crypto::password::Verified;
 use crate::crypto::secret::Secret;
 use crate::login::session::{self, SignedIn};
+use crate::login::throttle;
 use crate::oidc::scope;
 use crate::store::audit::NewEvent;
 use crate::store::{self, StoreError};
@@ -259,6 +260,31 @@ pub async fn change_password(
     if me.user.password_hash.is_none() {
         return set_first_password(state, req, me, f.new_password).await;
     }
+    // The current password is checked under the same throttle as sign-in: a stolen session
+    // cookie must not become a password oracle.
+    let keys = vec![
+        throttle::user_key(&me.user.username),
+        throttle::ip_key(
+            session::ip_string(&state, &req)
+                .as_deref()
+                .unwrap_or("unknown"),
+        ),
+    ];
+    let (st, now) = (state.clone(), state.now());
+    let admission = state
+        .db
+        .write(move |c| throttle::admit(c, &st, &keys, now))
+        .await?;
+    let attempt = match admission {
+        throttle::Admission::Go(r) => r,
+        throttle::Admission::Wait(wait) => {
+            let msg = format!("Too many failed attempts. Wait {wait} seconds, then try again.");
+            let status = StatusCode::TOO_MANY_REQUESTS;
+            let mut resp = render(&state, &req, &me, status, None, Some(msg)).await?;
+            ui::retry_after(&mut resp, wait);
+            return Ok(resp);
+        }
+    };
     let ok = state
         .hasher
         .verify(
@@ -266,8 +292,9 @@ pub async fn change_password(
             me.user.password_hash.clone(),
         )
         .await
-        .map_err(|_| PageError::Internal)?;
+        .map_err(PageError::from)?;
     if ok == Verified::No {
+        tracing::info!(failures = attempt.failures(), "current password wrong");
         return render(
             &state,
             &req,
@@ -281,6 +308,10 @@ pub async fn change_password(
     let hash = match hash_new_password(&state, f.new_password).await? {
         Ok(hash) => hash,
         Err(refusal) => {
+            state
+                .db
+                .write(move |c| throttle::succeeded(c, &attempt))
+                .await?;
             let status = StatusCode::UNPROCESSABLE_ENTITY;
             return render(&state, &req, &me, status, None, Some(refusal)).await;
         }
@@ -289,6 +320,7 @@ pub async fn change_password(
     state
         .db
         .write(move |c| -> Result<(), StoreError> {
+            throttle::succeeded(c, &attempt)?;
             store::users::set_password_hash(c, &uid, &hash, now)?;
             let others = store::sessions::sids_of_user(c, &uid, Some(&sid))?;
             session::end_sessions(c, &others, Some(&uid), "password_changed", now)?;
@@ -319,7 +351,7 @@ async fn hash_new_password(
         .hasher
         .hash(Secret::new(password))
         .await
-        .map_err(|_| PageError::Internal)?;
+        .map_err(PageError::from)?;
     Ok(Ok(hash))
 }
 

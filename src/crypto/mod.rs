@@ -21,4 +21,7 @@ pub enum CryptoError {
     Password(String),
     #[error("password hashing pool is shut down")]
     PoolClosed,
+    /// Every hashing thread is busy and the queue is full: try again shortly.
+    #[error("password hashing queue is full")]
+    PoolBusy,
 }

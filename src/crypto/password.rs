@@ -22,6 +22,10 @@ type Job = Box<dyn FnOnce() + Send>;
 pub struct PasswordHasher {
     params: Params,
     jobs: mpsc::Sender<Job>,
+    /// Jobs queued or running, and how many may be: a burst beyond that is refused
+    /// (`PoolBusy`) instead of growing the queue without bound.
+    in_flight: Arc<std::sync::atomic::AtomicUsize>,
+    capacity: usize,
     /// A hash of a random password, verified against when the user does not exist so an
     /// unknown username costs the same time as a known one. Made on first use (on the
     /// pool), not at start-up.
@@ -76,11 +80,13 @@ pub enum Verified {
 }
 
 impl PasswordHasher {
+    /// `concurrency` hashing threads; at most `queue_limit` further jobs wait for them.
     pub fn new(
         memory_kib: u32,
         iterations: u32,
         parallelism: u32,
         concurrency: u32,
+        queue_limit: u32,
     ) -> Result<Self, CryptoError> {
         let params = Params::new(memory_kib, iterations, parallelism, None)
             .map_err(|e| CryptoError::Password(e.to_string()))?;
@@ -108,6 +114,9 @@ impl PasswordHasher {
         Ok(Self {
             params,
             jobs,
+            in_flight: Arc::default(),
+            capacity: concurrency.max(1) as usize
+                + usize::try_from(queue_limit).unwrap_or(usize::MAX),
             dummy: Arc::default(),
             memory: Memory {
                 free: Arc::default(),
@@ -121,12 +130,19 @@ impl PasswordHasher {
         &self,
         f: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, CryptoError> {
+        use std::sync::atomic::Ordering;
+        if self.in_flight.fetch_add(1, Ordering::AcqRel) >= self.capacity {
+            self.in_flight.fetch_sub(1, Ordering::AcqRel);
+            return Err(CryptoError::PoolBusy);
+        }
+        let in_flight = self.in_flight.clone();
         let (tx, rx) = tokio::sync::oneshot::channel();
         let queued = std::time::Instant::now();
         self.jobs
             .send(Box::new(move || {
                 let started = std::time::Instant::now();
                 let out = f();
+                in_flight.fetch_sub(1, Ordering::AcqRel);
                 tracing::debug!(
                     wait_us = (started - queued).as_micros() as u64,
                     hash_us = started.elapsed().as_micros() as u64,
@@ -134,7 +150,10 @@ impl PasswordHasher {
                 );
                 let _ = tx.send(out);
             }))
-            .map_err(|_| CryptoError::PoolClosed)?;
+            .map_err(|_| {
+                self.in_flight.fetch_sub(1, Ordering::AcqRel);
+                CryptoError::PoolClosed
+            })?;
         rx.await.map_err(|_| CryptoError::PoolClosed)
     }
 
@@ -279,7 +298,29 @@ mod tests {
     use super::*;
 
     fn small() -> PasswordHasher {
-        PasswordHasher::new(64, 1, 1, 2).unwrap()
+        PasswordHasher::new(64, 1, 1, 2, 8).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_refuses_instead_of_growing() {
+        // One thread and room for one waiting job: of a burst of eight, at most two are
+        // taken and the rest are refused at once.
+        let h = PasswordHasher::new(2048, 4, 1, 1, 1).unwrap();
+        let burst: Vec<_> = (0..8)
+            .map(|_| {
+                let h = h.clone();
+                tokio::spawn(async move { h.hash(Secret::new("pw".into())).await })
+            })
+            .collect();
+        let mut busy = 0;
+        for j in burst {
+            if let Err(CryptoError::PoolBusy) = j.await.unwrap() {
+                busy += 1;
+            }
+        }
+        assert!(busy >= 6, "{busy} of 8 refused");
+        // Once the queue drains, hashing works again.
+        assert!(h.hash(Secret::new("pw".into())).await.is_ok());
     }
 
     #[tokio::test]
@@ -348,7 +389,7 @@ mod tests {
     async fn weaker_parameters_ask_for_a_rehash() {
         let weak = small();
         let phc = weak.hash(Secret::new("pw".into())).await.unwrap();
-        let strong = PasswordHasher::new(128, 2, 1, 1).unwrap();
+        let strong = PasswordHasher::new(128, 2, 1, 1, 8).unwrap();
         assert_eq!(
             strong
                 .verify(Secret::new("pw".into()), Some(phc))

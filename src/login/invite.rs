@@ -242,7 +242,7 @@ pub async fn password(
         .hasher
         .hash(Secret::new(f.password))
         .await
-        .map_err(|_| PageError::Internal)?;
+        .map_err(PageError::from)?;
     if !accept(
         &state,
         &f.token,

@@ -150,13 +150,27 @@ pub async fn post(
     ];
     let now = state.now();
 
-    // One read before the hash: the throttle, the account and its passkey policy.
-    let (k, l) = (keys.clone(), login.clone());
-    let (wait, user, passkey_policy) = state
+    // One write before the hash: the throttle admits and counts the attempt, and the account
+    // and its passkey policy are read, all in one transaction.
+    let (l, ip2, st) = (login.clone(), ip.clone(), state.clone());
+    let (admission, user, passkey_policy) = state
         .db
-        .read(move |c| {
-            let wait = throttle::wait_seconds(c, &k, now)?;
-            let user = if wait > 0 || l.is_empty() {
+        .write(move |c| {
+            let admission = throttle::admit(c, &st, &keys, now)?;
+            if let throttle::Admission::Wait(_) = admission {
+                store::audit::record(
+                    c,
+                    &NewEvent {
+                        kind: "login.throttled",
+                        ip: ip2.as_deref(),
+                        detail: Some(serde_json::json!({"login": l})),
+                        ..Default::default()
+                    },
+                    now,
+                )?;
+                return Ok((admission, None, None));
+            }
+            let user = if l.is_empty() {
                 None
             } else {
                 store::users::by_login(c, &l)?
@@ -168,69 +182,60 @@ pub async fn post(
                 )),
                 None => None,
             };
-            Ok((wait, user, policy))
+            Ok((admission, user, policy))
         })
         .await?;
-    if wait > 0 {
-        let l = login.clone();
-        let ip2 = ip.clone();
+    let reservation = match admission {
+        throttle::Admission::Go(r) => r,
+        throttle::Admission::Wait(wait) => {
+            let msg = format!("Too many failed attempts. Wait {wait} seconds, then try again.");
+            let mut resp = render(
+                &state,
+                &req,
+                StatusCode::TOO_MANY_REQUESTS,
+                &f.req,
+                &f.next,
+                login,
+                Some(msg),
+                None,
+            )
+            .await?;
+            ui::retry_after(&mut resp, wait);
+            return Ok(resp);
+        }
+    };
+
+    // Always one verification, against the dummy hash when there is no usable password.
+    let phc = user.as_ref().and_then(|u| u.password_hash.clone());
+    let verified = match state
+        .hasher
+        .verify(Secret::new(f.password.clone()), phc)
+        .await
+    {
+        Ok(v) => v,
+        Err(e) => return Err(PageError::from(e)),
+    };
+    let usable = user.as_ref().filter(|u| !u.disabled);
+
+    let Some(user) = usable.filter(|_| verified != Verified::No) else {
+        // The failure was counted when the attempt was admitted.
+        let uid = user.as_ref().map(|u| u.id.clone());
+        let (l, ip2) = (login.clone(), ip.clone());
+        let failures = reservation.failures();
         state
             .db
             .write(move |c| {
                 store::audit::record(
                     c,
                     &NewEvent {
-                        kind: "login.throttled",
+                        kind: "login.failed",
+                        user_id: uid.as_deref(),
                         ip: ip2.as_deref(),
-                        detail: Some(serde_json::json!({"login": l})),
+                        detail: Some(serde_json::json!({"login": l, "failures": failures})),
                         ..Default::default()
                     },
                     now,
                 )
-            })
-            .await?;
-        let msg = format!("Too many failed attempts. Wait {wait} seconds, then try again.");
-        return render(
-            &state,
-            &req,
-            StatusCode::TOO_MANY_REQUESTS,
-            &f.req,
-            &f.next,
-            login,
-            Some(msg),
-            None,
-        )
-        .await;
-    }
-
-    // Always one verification, against the dummy hash when there is no usable password.
-    let phc = user.as_ref().and_then(|u| u.password_hash.clone());
-    let verified = state
-        .hasher
-        .verify(Secret::new(f.password.clone()), phc)
-        .await
-        .map_err(|_| PageError::Internal)?;
-    let usable = user.as_ref().filter(|u| !u.disabled);
-
-    let Some(user) = usable.filter(|_| verified != Verified::No) else {
-        let uid = user.as_ref().map(|u| u.id.clone());
-        let (l, ip2, st) = (login.clone(), ip.clone(), state.clone());
-        let failures = state
-            .db
-            .write(move |c| {
-                let n = throttle::record_failure(c, &st, &keys, now)?;
-                store::audit::record(
-                    c,
-                    &NewEvent {
-                        kind: "login.failed",
-                        user_id: uid.as_deref(),
-                        ip: ip2.as_deref(),
-                        detail: Some(serde_json::json!({"login": l, "failures": n})),
-                        ..Default::default()
-                    },
-                    now,
-                )?;
-                Ok(n)
             })
             .await?;
         tracing::info!(failures, "sign-in failed");
@@ -257,10 +262,13 @@ pub async fn post(
             .write(move |c| store::users::set_password_hash(c, &uid, &h, now))
             .await?;
     }
-    let user_key = throttle::user_key(&login);
     let (needs_passkey, passkeys) = passkey_policy.unwrap_or((false, 0));
     if needs_passkey {
         if passkeys == 0 {
+            state
+                .db
+                .write(move |c| throttle::succeeded(c, &reservation))
+                .await?;
             let msg = "Your account must confirm sign-in with a passkey, but none is registered. \
                        Ask your administrator for an invite link to add one.";
             return render(
@@ -278,7 +286,7 @@ pub async fn post(
         // Password verified; the session starts only after the passkey (see second_factor).
         state
             .db
-            .write(move |c| store::throttle::clear(c, &user_key))
+            .write(move |c| throttle::succeeded(c, &reservation))
             .await?;
         return Ok(super::second_factor::begin(&state, &user.id, &f.req, &f.next).await?);
     }
@@ -288,7 +296,7 @@ pub async fn post(
         &user.id,
         vec!["pwd".into()],
         &f.req,
-        Some(user_key),
+        Some(reservation),
     )
     .await?;
     Ok(session::redirect_with_cookie(

@@ -99,7 +99,7 @@ pub async fn post(
         .hasher
         .hash(Secret::new(f.password))
         .await
-        .map_err(|_| PageError::Internal)?;
+        .map_err(PageError::from)?;
     let token_hash = hash_token(&f.token);
     let now = state.now();
     let ip = session::ip_string(&state, &req);

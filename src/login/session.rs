@@ -307,15 +307,15 @@ pub async fn complete_sign_in(
     complete_sign_in_clearing(state, req, user_id, amr, pending, None).await
 }
 
-/// [`complete_sign_in`] that also forgets the failed attempts counted under `throttle_key`,
-/// in the same transaction (the password sign-in: one write instead of two).
+/// [`complete_sign_in`] that also settles the throttle's reservation of this attempt, in the
+/// same transaction (the password sign-in: one write instead of two).
 pub async fn complete_sign_in_clearing(
     state: &AppState,
     req: &HttpRequest,
     user_id: &str,
     amr: Vec<String>,
     pending: &str,
-    throttle_key: Option<String>,
+    attempt: Option<crate::login::throttle::Reservation>,
 ) -> Result<Cookie<'static>, StoreError> {
     let now = state.now();
     let old_cookie = req
@@ -326,8 +326,8 @@ pub async fn complete_sign_in_clearing(
     let token = state
         .db
         .write(move |c| {
-            if let Some(key) = &throttle_key {
-                store::throttle::clear(c, key)?;
+            if let Some(attempt) = &attempt {
+                crate::login::throttle::succeeded(c, attempt)?;
             }
             if let Some(old) = old_cookie
                 && let Some(sid) = store::sessions::sid_by_hash(c, &old)?

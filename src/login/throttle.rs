@@ -1,7 +1,8 @@
 //! Brute-force protection for sign-in: failures are counted per account and per client IP;
 //! after `login_throttle_threshold` failures each further attempt must wait a doubling delay
 //! (up to `login_throttle_max_delay`). A slow-down, never a lock-out an attacker could use to
-//! shut a user out for good.
+//! shut a user out for good. Every place a password is verified (sign-in, the account page's
+//! current password) is admitted here first.
 
 use crate::app::AppState;
 use crate::clock::UnixTime;
@@ -15,9 +16,8 @@ pub fn ip_key(ip: &str) -> String {
     format!("ip:{ip}")
 }
 
-/// Seconds to wait before another attempt is accepted (0 = go ahead); a read, so the caller
-/// can fold it into the read it makes anyway.
-pub fn wait_seconds(
+/// Seconds to wait before another attempt is accepted (0 = go ahead).
+fn wait_seconds(
     conn: &rusqlite::Connection,
     keys: &[String],
     now: UnixTime,
@@ -29,23 +29,61 @@ pub fn wait_seconds(
     Ok((until - now).max(0))
 }
 
-/// Records a failure for each key (inside the caller's transaction).
-pub fn record_failure(
+/// The answer to "may this attempt check a password now?".
+pub enum Admission {
+    /// Go ahead: the attempt is already counted as a failure under every key.
+    Go(Reservation),
+    /// Refused: wait this many seconds.
+    Wait(i64),
+}
+
+/// An admitted attempt, counted in advance: settle it with [`succeeded`] when the password
+/// was right; a wrong one needs nothing more.
+#[derive(Debug, Clone)]
+pub struct Reservation {
+    held: Vec<store::throttle::Reserved>,
+}
+
+impl Reservation {
+    /// The largest failure count among the keys, this attempt included.
+    pub fn failures(&self) -> u32 {
+        self.held.iter().map(|r| r.failures).max().unwrap_or(0)
+    }
+}
+
+/// Checks every key and, when none must wait, reserves the attempt under each, in the
+/// caller's (write) transaction: N parallel guesses are N counted attempts before the first
+/// argon2 hash starts, never N guesses past one check. `keys[0]` is the account's key.
+pub fn admit(
     conn: &rusqlite::Connection,
     state: &AppState,
     keys: &[String],
     now: UnixTime,
-) -> Result<u32, StoreError> {
-    let mut most = 0;
-    for k in keys {
-        let (n, _) = store::throttle::record_failure(
-            conn,
-            k,
-            now,
-            state.config.login_throttle_threshold,
-            state.config.login_throttle_max_delay.as_secs() as i64,
-        )?;
-        most = most.max(n);
+) -> Result<Admission, StoreError> {
+    let wait = wait_seconds(conn, keys, now)?;
+    if wait > 0 {
+        return Ok(Admission::Wait(wait));
     }
-    Ok(most)
+    let threshold = state.config.login_throttle_threshold;
+    let max_delay = i64::try_from(state.config.login_throttle_max_delay.as_secs()).unwrap_or(0);
+    let mut held = Vec::with_capacity(keys.len());
+    for k in keys {
+        held.push(store::throttle::reserve(
+            conn, k, now, threshold, max_delay,
+        )?);
+    }
+    Ok(Admission::Go(Reservation { held }))
+}
+
+/// The password was right: the account's failures are forgotten, and the attempt no longer
+/// counts against the other keys (the client IP).
+pub fn succeeded(conn: &rusqlite::Connection, r: &Reservation) -> Result<(), StoreError> {
+    let mut held = r.held.iter();
+    if let Some(account) = held.next() {
+        store::throttle::clear(conn, &account.key)?;
+    }
+    for other in held {
+        store::throttle::release(conn, other)?;
+    }
+    Ok(())
 }

@@ -55,6 +55,59 @@ pub fn record_failure(
     Ok((failures, until))
 }
 
+/// An attempt counted before it is decided (see `reserve`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reserved {
+    pub key: String,
+    pub failures: u32,
+    /// The block this attempt set, and the one it replaced (restored by `release`).
+    until: UnixTime,
+    previous_until: UnixTime,
+}
+
+/// Counts an attempt as a failure before its password is checked, so that parallel attempts
+/// cannot all pass one check of the count (call `wait`-check and this in one transaction).
+pub fn reserve(
+    conn: &Connection,
+    key: &str,
+    now: UnixTime,
+    threshold: u32,
+    max_delay: i64,
+) -> Result<Reserved, StoreError> {
+    let previous_until: UnixTime = conn
+        .row(
+            "SELECT blocked_until FROM login_failures WHERE key = ?1",
+            [key],
+            |r| r.get(0),
+        )
+        .optional()?
+        .unwrap_or(0);
+    let (failures, until) = record_failure(conn, key, now, threshold, max_delay)?;
+    Ok(Reserved {
+        key: key.to_string(),
+        failures,
+        until,
+        previous_until,
+    })
+}
+
+/// Gives back a reservation whose attempt succeeded: one failure fewer and, unless another
+/// attempt has moved the block since, the block as it was before.
+pub fn release(conn: &Connection, r: &Reserved) -> Result<(), StoreError> {
+    let restored = conn.exec(
+        "UPDATE login_failures SET failures = max(failures - 1, 0), blocked_until = ?3
+         WHERE key = ?1 AND blocked_until = ?2",
+        params![r.key, r.until, r.previous_until],
+    )?;
+    if restored == 0 {
+        conn.exec(
+            "UPDATE login_failures SET failures = max(failures - 1, 0) WHERE key = ?1",
+            [&r.key],
+        )?;
+    }
+    Ok(())
+}
+
 pub fn clear(conn: &Connection, key: &str) -> Result<(), StoreError> {
     conn.exec("DELETE FROM login_failures WHERE key = ?1", [key])?;
     Ok(())
@@ -96,6 +149,30 @@ mod tests {
             );
             clear(c, "user:a")?;
             assert_eq!(blocked_until(c, "user:a", 100)?, 0);
+            Ok(())
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn a_released_reservation_puts_the_count_and_block_back() {
+        let (_d, db) = crate::store::test_db();
+        db.write_blocking(|c| {
+            for _ in 0..5 {
+                record_failure(c, "ip:x", 100, 5, 900)?;
+            }
+            assert_eq!(blocked_until(c, "ip:x", 100)?, 101);
+            let r = reserve(c, "ip:x", 200, 5, 900)?;
+            assert_eq!(r.failures, 6);
+            assert_eq!(
+                blocked_until(c, "ip:x", 200)?,
+                202,
+                "reserved like a failure"
+            );
+            release(c, &r)?;
+            assert_eq!(blocked_until(c, "ip:x", 200)?, 101);
+            let again = reserve(c, "ip:x", 200, 5, 900)?;
+            assert_eq!(again.failures, 6, "the released attempt no longer counts");
             Ok(())
         })
         .unwrap();

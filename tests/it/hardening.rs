@@ -303,3 +303,123 @@ async fn unknown_scopes_resent_at_refresh_are_ignored_like_at_authorization() {
         .await;
     assert_eq!(error_of(r).await.1["error"], "invalid_scope");
 }
+
+/// POSTs `n` sign-ins at once from one browser; returns their statuses.
+async fn parallel_sign_ins(app: &TestApp, username: &str, password: &str, n: usize) -> Vec<u16> {
+    let b = app.browser();
+    let csrf = app.csrf_at(&b, "/login").await;
+    let posts = (0..n).map(|_| {
+        let (b, csrf) = (b.clone(), csrf.clone());
+        let url = app.abs("/login");
+        let (u, p) = (username.to_string(), password.to_string());
+        async move {
+            b.post(url)
+                .form(&[("csrf", csrf.as_str()), ("username", &u), ("password", &p)])
+                .send()
+                .await
+                .unwrap()
+        }
+    });
+    let answers = futures_util::future::join_all(posts).await;
+    for r in &answers {
+        if r.status() == 429 || r.status() == 503 {
+            assert!(r.headers().get("retry-after").is_some(), "{}", r.status());
+        }
+    }
+    answers.iter().map(|r| r.status().as_u16()).collect()
+}
+
+fn count(statuses: &[u16], status: u16) -> usize {
+    statuses.iter().filter(|s| **s == status).count()
+}
+
+#[tokio::test]
+async fn a_burst_of_parallel_wrong_passwords_gets_only_the_threshold_of_guesses() {
+    let app = TestApp::spawn().await; // threshold 5; the clock stands still
+    app.add_user("alice", &[], false);
+    let statuses = parallel_sign_ins(&app, "alice", "guess", 20).await;
+    assert_eq!(count(&statuses, 401), 5, "guesses checked: {statuses:?}");
+    assert_eq!(count(&statuses, 429), 15, "{statuses:?}");
+    // Even the right password waits now (the block is per account and per IP).
+    let b = app.browser();
+    assert_eq!(app.sign_in(&b, "alice").await.status(), 429);
+    app.clock.advance(2);
+    assert_eq!(app.sign_in(&b, "alice").await.status(), 303);
+}
+
+#[tokio::test]
+async fn successful_sign_ins_do_not_count_against_their_ip() {
+    let app = TestApp::spawn().await;
+    app.add_user("alice", &[], false);
+    app.add_user("bob", &[], false);
+    // A family behind one address: many good sign-ins (an attempt in flight counts until it
+    // is decided, so these come one after another).
+    for _ in 0..12 {
+        assert_eq!(app.sign_in(&app.browser(), "alice").await.status(), 303);
+    }
+    let failures: i64 = app
+        .db
+        .read_blocking(|c| {
+            Ok(c.query_row(
+                "SELECT coalesce(sum(failures), 0) FROM login_failures",
+                [],
+                |r| r.get(0),
+            )?)
+        })
+        .unwrap();
+    assert_eq!(failures, 0);
+    assert_eq!(app.sign_in(&app.browser(), "bob").await.status(), 303);
+}
+
+#[tokio::test]
+async fn the_current_password_on_the_account_page_is_throttled_too() {
+    let app = TestApp::spawn().await;
+    app.add_user("alice", &[], false);
+    let b = app.browser();
+    assert_eq!(app.sign_in(&b, "alice").await.status(), 303);
+    let csrf = app.csrf_at(&b, "/account").await;
+    let posts = (0..12).map(|_| {
+        let (b, csrf) = (b.clone(), csrf.clone());
+        let url = app.abs("/account/password");
+        async move {
+            b.post(url)
+                .form(&[
+                    ("csrf", csrf.as_str()),
+                    ("current", "guess"),
+                    ("new_password", "a brand new passphrase"),
+                ])
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    });
+    let statuses = futures_util::future::join_all(posts).await;
+    assert_eq!(count(&statuses, 422), 5, "guesses checked: {statuses:?}");
+    assert_eq!(count(&statuses, 429), 7, "{statuses:?}");
+    // The account's sign-in is throttled by the same count.
+    assert_eq!(app.sign_in(&app.browser(), "alice").await.status(), 429);
+}
+
+#[tokio::test]
+async fn a_full_password_queue_answers_503_with_retry_after() {
+    let app = TestApp::spawn_with(|c| {
+        c.argon2_memory_kib = 8 * 1024;
+        c.argon2_iterations = 4;
+        c.argon2_concurrency = 1;
+        c.argon2_queue = 1;
+        c.login_throttle_threshold = 1000;
+    })
+    .await;
+    app.add_user("alice", &[], false);
+    let statuses = parallel_sign_ins(&app, "alice", "guess", 24).await;
+    assert!(count(&statuses, 503) >= 1, "{statuses:?}");
+    assert_eq!(
+        count(&statuses, 503) + count(&statuses, 401),
+        24,
+        "{statuses:?}"
+    );
+    // Nothing is stuck: once the burst is over, sign-in works.
+    assert_eq!(app.sign_in(&app.browser(), "alice").await.status(), 303);
+}

@@ -178,6 +178,9 @@ impl ResponseError for ApiError {
         if self.status == StatusCode::UNAUTHORIZED {
             resp.insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"admin api\""));
         }
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            resp.insert_header((header::RETRY_AFTER, crate::ui::BUSY_RETRY_SECS.to_string()));
+        }
         resp.json(body)
     }
 }

@@ -105,14 +105,25 @@ pub struct CreateBody {
 async fn hash_password(state: &AppState, pw: String) -> Result<String, ApiError> {
     users::validate_password(&pw, state.config.password_min_length)
         .map_err(|e| ApiError::invalid(e.field, e.message))?;
-    state.hasher.hash(Secret::new(pw)).await.map_err(|e| {
-        tracing::error!(error = %e, "hashing");
-        ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal_error",
-            "The password could not be hashed.",
-        )
-    })
+    state
+        .hasher
+        .hash(Secret::new(pw))
+        .await
+        .map_err(|e| match e {
+            crate::crypto::CryptoError::PoolBusy => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "temporarily_unavailable",
+                "Too many passwords are being hashed right now; try again in a moment.",
+            ),
+            e => {
+                tracing::error!(error = %e, "hashing");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal_error",
+                    "The password could not be hashed.",
+                )
+            }
+        })
 }
 
 /// POST /admin/api/users
