@@ -62,6 +62,9 @@ pub struct AuthorizationRequest {
     /// `kc_idp_hint`: the slug of the upstream provider to send the user straight to.
     #[serde(default)]
     pub idp_hint: Option<String>,
+    /// The subject of a verified `id_token_hint`: the only user this request may sign in.
+    #[serde(default)]
+    pub hint_sub: Option<String>,
 }
 
 impl AuthorizationRequest {
@@ -357,6 +360,20 @@ async fn phase_b(
             }
         },
     };
+    // OIDC Core §3.1.2.1 id_token_hint: an ID token we issued (expired is fine) naming the
+    // user the client expects; one whose signature does not verify is refused.
+    let hint_sub = match p.value("id_token_hint") {
+        None => None,
+        Some(h) => match crate::oidc::tokens::verify_id_token_hint(state, &h) {
+            Some(hint) => Some(hint.sub),
+            None => {
+                return Err(fail(
+                    ErrorCode::InvalidRequest,
+                    "id_token_hint is not a valid ID token issued by this server",
+                ));
+            }
+        },
+    };
     let claims = match p.value("claims") {
         None => None,
         Some(text) => match serde_json::from_str::<serde_json::Value>(&text) {
@@ -385,6 +402,7 @@ async fn phase_b(
         consented: false,
         signed_in: false,
         idp_hint: p.value("kc_idp_hint"),
+        hint_sub,
     })
 }
 
@@ -480,13 +498,16 @@ async fn proceed(
 ) -> Result<HttpResponse, AuthorizeError> {
     let now = state.now();
     let current = session::current(state, req).await?;
+    let hinted_other = |user: &User| ar.hint_sub.as_deref().is_some_and(|sub| sub != user.id);
     let needs_login = match &current {
         None => true,
-        Some((s, _)) => {
+        Some((s, user)) => {
             // prompt=login/select_account: the user must sign in for this very request.
             ((ar.prompts("login") || ar.prompts("select_account")) && !ar.signed_in)
                 // max_age: OIDC Core §3.1.2.1, re-authenticate when the last sign-in is older.
                 || ar.max_age.is_some_and(|m| now - s.auth_time > m)
+                // id_token_hint names someone else: they may sign in as the hinted user.
+                || (hinted_other(user) && !ar.signed_in)
         }
     };
     if needs_login {
@@ -507,6 +528,16 @@ async fn proceed(
             "the user is not signed in",
         ));
     };
+    // OIDC Core §3.1.2.1: "If the End-User identified by the ID Token is logged in or is
+    // logged in by the request, then the Authorization Server returns a positive response;
+    // otherwise, it SHOULD return an error, such as login_required."
+    if hinted_other(&user) {
+        return Err(AuthorizeError::of(
+            &ar,
+            ErrorCode::LoginRequired,
+            "the signed-in user is not the one named by id_token_hint",
+        ));
+    }
     if !allowed(state, &client, &user).await? {
         audit(state, "authorize.denied_group", &user, &client, now).await?;
         if let Some(id) = &pending {

@@ -5,7 +5,7 @@ use portcullis::clients::ClientInput;
 use serde_json::Value;
 
 use crate::support::*;
-use crate::token::{Fx, REDIRECT, error_of};
+use crate::token::{CHALLENGE, Fx, REDIRECT, error_of};
 
 /// "Return to" values a browser would follow off-site, typed or percent-encoded.
 pub const HOSTILE_NEXT: &[&str] = &[
@@ -422,4 +422,112 @@ async fn a_full_password_queue_answers_503_with_retry_after() {
     );
     // Nothing is stuck: once the burst is over, sign-in works.
     assert_eq!(app.sign_in(&app.browser(), "alice").await.status(), 303);
+}
+
+/// An ID token for `user` from a direct code (test fixture), as an RP would hold it.
+async fn id_token_of(fx: &Fx, user: &portcullis::store::users::User) -> String {
+    let mut g = fx.grant("openid");
+    g.user_id = user.id.clone();
+    fx.redeem(&fx.code(&g)).await["id_token"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// `/authorize` for the fixture's client with `extra` parameters; the redirect back.
+async fn authorize_with(fx: &Fx, b: &reqwest::Client, extra: &[(&str, &str)]) -> String {
+    let mut u = url::Url::parse(&fx.url("/authorize")).unwrap();
+    u.query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", &fx.client_id)
+        .append_pair("redirect_uri", REDIRECT)
+        .append_pair("scope", "openid")
+        .append_pair("code_challenge", CHALLENGE)
+        .append_pair("code_challenge_method", "S256")
+        .extend_pairs(extra);
+    let r = b.get(u.as_str()).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    location(&r)
+}
+
+#[tokio::test]
+async fn id_token_hint_for_another_user_or_forged_is_refused() {
+    let fx = Fx::new().await; // user "ada"; the client skips consent
+    let bob = fx.app.add_user("bob", &[], false);
+    let ada = fx.user.clone();
+    let b = fx.app.browser();
+    assert_eq!(fx.app.sign_in(&b, "ada").await.status(), 303);
+    let for_ada = id_token_of(&fx, &ada).await;
+    let for_bob = id_token_of(&fx, &bob).await;
+
+    // The signed-in user's own hint: a code, even once the ID token has expired.
+    fx.app.clock.advance(2 * 3600);
+    let back = authorize_with(&fx, &b, &[("prompt", "none"), ("id_token_hint", &for_ada)]).await;
+    assert!(query_param(&back, "code").is_some(), "{back}");
+
+    // A genuine hint for someone else: login_required, never a code for the wrong person.
+    let back = authorize_with(&fx, &b, &[("prompt", "none"), ("id_token_hint", &for_bob)]).await;
+    assert_eq!(
+        query_param(&back, "error").as_deref(),
+        Some("login_required"),
+        "{back}"
+    );
+    assert!(query_param(&back, "code").is_none());
+    // Without prompt=none the person is asked to sign in as the hinted user.
+    let to = authorize_with(&fx, &b, &[("id_token_hint", &for_bob)]).await;
+    assert!(to.starts_with("/login?req="), "{to}");
+    let signed = fx.app.sign_in_at(&b, &to, "bob", PASSWORD).await;
+    let back = fx.app.authorize(&b, &location(&signed), "bob").await;
+    assert!(query_param(&back, "code").is_some(), "{back}");
+
+    // Forged hints: alg none, and HS256 keyed with the published RS256 key.
+    let parts: Vec<&str> = for_ada.split('.').collect();
+    let header: Value = jwt_header(&for_ada);
+    let none = format!(
+        "{}.{}.",
+        base64url(&serde_json::json!({"alg": "none", "typ": "JWT", "kid": header["kid"]})),
+        parts[1]
+    );
+    let jwks: Value = reqwest::get(fx.url("/jwks"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let rsa = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["kid"] == header["kid"])
+        .unwrap();
+    let signing_input = format!(
+        "{}.{}",
+        base64url(&serde_json::json!({"alg": "HS256", "typ": "JWT", "kid": header["kid"]})),
+        parts[1]
+    );
+    let key = aws_lc_rs::hmac::Key::new(
+        aws_lc_rs::hmac::HMAC_SHA256,
+        rsa["n"].as_str().unwrap().as_bytes(),
+    );
+    let tag = aws_lc_rs::hmac::sign(&key, signing_input.as_bytes());
+    let hs256 = {
+        use base64::Engine;
+        let sig = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(tag.as_ref());
+        format!("{signing_input}.{sig}")
+    };
+    let tampered = format!("{}.{}x.{}", parts[0], parts[1], parts[2]);
+    for forged in [none, hs256, tampered, "not-a-jwt".to_string()] {
+        let back = authorize_with(&fx, &b, &[("prompt", "none"), ("id_token_hint", &forged)]).await;
+        assert_eq!(
+            query_param(&back, "error").as_deref(),
+            Some("invalid_request"),
+            "{back}"
+        );
+        assert!(query_param(&back, "code").is_none());
+    }
+}
+
+fn base64url(v: &Value) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
 }
