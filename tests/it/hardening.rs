@@ -531,3 +531,48 @@ fn base64url(v: &Value) -> String {
     use base64::Engine;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string())
 }
+
+#[tokio::test]
+async fn the_admin_api_checks_the_key_before_it_reads_the_body() {
+    let app = TestApp::spawn().await;
+    let http = reqwest::Client::new();
+    let now = app.clock_now();
+    let (revoked_id, revoked) = app
+        .db
+        .try_write_blocking(|c| {
+            portcullis::api_keys::create(c, &portcullis::ops::Actor::Cli, "old", now)
+        })
+        .unwrap();
+    app.db
+        .try_write_blocking(|c| {
+            portcullis::api_keys::revoke(c, &portcullis::ops::Actor::Cli, &revoked_id.id, now)
+        })
+        .unwrap();
+    let attempts = [
+        ("POST", "/admin/api/users", "{}"),
+        ("POST", "/admin/api/groups", "{}"),
+        ("POST", "/admin/api/upstream", "{}"),
+        ("POST", "/admin/api/clients", "{not json"),
+        ("PATCH", "/admin/api/users/x", "{\"unknown\": 1}"),
+        ("GET", "/admin/api/no-such-endpoint", ""),
+    ];
+    for round in 0..20 {
+        for (method, path, body) in attempts {
+            for key in [Some("pck_wrong"), Some(revoked.as_str()), None] {
+                let mut r = http
+                    .request(method.parse().unwrap(), app.abs(path))
+                    .header("content-type", "application/json")
+                    .body(body);
+                if let Some(k) = key {
+                    r = r.bearer_auth(k);
+                }
+                let r = r.send().await.unwrap();
+                assert_eq!(
+                    r.status(),
+                    401,
+                    "round {round}: {method} {path} with {key:?}"
+                );
+            }
+        }
+    }
+}

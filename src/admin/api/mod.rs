@@ -34,8 +34,17 @@ pub const MAX_LIMIT: u32 = 500;
 
 /// Every /admin/api route. Paths and methods here and in openapi.json are the same set (a
 /// test checks).
-pub fn scope() -> actix_web::Scope {
+pub fn scope() -> actix_web::Scope<
+    impl actix_web::dev::ServiceFactory<
+        actix_web::dev::ServiceRequest,
+        Config = (),
+        Response = actix_web::dev::ServiceResponse<actix_web::body::BoxBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
     web::scope("/admin/api")
+        .wrap(actix_web::middleware::from_fn(authenticate))
         .route("/openapi.json", web::get().to(openapi))
         .route("/users", web::get().to(users::list))
         .route("/users", web::post().to(users::create))
@@ -231,7 +240,8 @@ pub fn op(what: &'static str) -> impl Fn(OpError) -> ApiError {
 
 // ---- extractors ----------------------------------------------------------------------------
 
-/// A request with a valid, unrevoked API key in `Authorization: Bearer …`.
+/// The API key of the request, checked by [`authenticate`] before anything else runs.
+#[derive(Clone)]
 pub struct ApiKey {
     pub key: crate::store::api_keys::ApiKey,
 }
@@ -244,57 +254,83 @@ impl ApiKey {
 
 impl FromRequest for ApiKey {
     type Error = ApiError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
 
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        let req = req.clone();
-        Box::pin(async move {
-            let state = req
-                .app_data::<web::Data<AppState>>()
-                .ok_or_else(|| ApiError::from(StoreError::Join("no state".into())))?
-                .clone();
-            let presented = req
-                .headers()
-                .get(header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| {
-                    v.strip_prefix("Bearer ")
-                        .or_else(|| v.strip_prefix("bearer "))
-                })
-                .map(str::trim)
-                .filter(|v| !v.is_empty())
-                .map(str::to_string);
-            let Some(presented) = presented else {
-                return Err(ApiError::new(
-                    StatusCode::UNAUTHORIZED,
-                    "missing_api_key",
-                    "Send an API key as `Authorization: Bearer <key>` (create one in the console under API keys).",
-                ));
-            };
-            let now = state.now();
-            let check = state
-                .db
-                .write(move |c| api_keys::check(c, &presented, now))
-                .await?;
-            match check {
-                Check::Valid(key) => Ok(ApiKey { key }),
-                Check::Unknown => Err(ApiError::new(
-                    StatusCode::UNAUTHORIZED,
-                    "invalid_api_key",
-                    "This API key is not known.",
-                )),
-                Check::Revoked => Err(ApiError::new(
-                    StatusCode::UNAUTHORIZED,
-                    "revoked_api_key",
-                    "This API key was revoked.",
-                )),
-                Check::CreatorNotAdmin => Err(ApiError::new(
-                    StatusCode::FORBIDDEN,
-                    "forbidden",
-                    "The person who created this API key is no longer an administrator.",
-                )),
-            }
+        use actix_web::HttpMessage;
+        std::future::ready(req.extensions().get::<ApiKey>().cloned().ok_or_else(|| {
+            tracing::error!("admin API route reached without authentication");
+            ApiError::from(StoreError::Join("no API key".into()))
+        }))
+    }
+}
+
+/// Authenticates every /admin/api request (but the public OpenAPI document) before its
+/// route is chosen or its body read: a wrong or revoked key is a 401 whatever the body, the
+/// method or the path (handler extractors run concurrently, so a check among them could
+/// lose the race to a body parser's 422).
+async fn authenticate(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
+) -> Result<actix_web::dev::ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
+    use actix_web::HttpMessage;
+    if req.path() == "/admin/api/openapi.json" {
+        return Ok(next.call(req).await?.map_into_boxed_body());
+    }
+    match check_key(req.request()).await {
+        Ok(key) => {
+            req.extensions_mut().insert(key);
+            Ok(next.call(req).await?.map_into_boxed_body())
+        }
+        Err(e) => Ok(req.error_response(e)),
+    }
+}
+
+async fn check_key(req: &HttpRequest) -> Result<ApiKey, ApiError> {
+    let state = req
+        .app_data::<web::Data<AppState>>()
+        .ok_or_else(|| ApiError::from(StoreError::Join("no state".into())))?
+        .clone();
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
         })
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(str::to_string);
+    let Some(presented) = presented else {
+        return Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "missing_api_key",
+            "Send an API key as `Authorization: Bearer <key>` (create one in the console under API keys).",
+        ));
+    };
+    let now = state.now();
+    let check = state
+        .db
+        .write(move |c| api_keys::check(c, &presented, now))
+        .await?;
+    match check {
+        Check::Valid(key) => Ok(ApiKey { key }),
+        Check::Unknown => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_api_key",
+            "This API key is not known.",
+        )),
+        Check::Revoked => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "revoked_api_key",
+            "This API key was revoked.",
+        )),
+        Check::CreatorNotAdmin => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "The person who created this API key is no longer an administrator.",
+        )),
     }
 }
 
