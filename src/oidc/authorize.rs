@@ -41,6 +41,9 @@ pub enum ResponseMode {
 pub struct AuthorizationRequest {
     pub client_id: String,
     pub redirect: ValidatedRedirect,
+    /// Whether `redirect_uri` was a parameter (RFC 6749 §4.1.3: then /token needs it too).
+    #[serde(default = "sent")]
+    pub redirect_uri_sent: bool,
     pub response_mode: ResponseMode,
     /// Granted scopes (requested ∩ known ∩ allowed for the client).
     pub scopes: Vec<String>,
@@ -67,6 +70,11 @@ pub struct AuthorizationRequest {
     pub hint_sub: Option<String>,
 }
 
+/// Requests stored before `redirect_uri_sent` existed: the stricter reading.
+fn sent() -> bool {
+    true
+}
+
 impl AuthorizationRequest {
     fn prompts(&self, p: &str) -> bool {
         self.prompt.iter().any(|x| x == p)
@@ -76,6 +84,8 @@ impl AuthorizationRequest {
 /// The outcome of a failed authorization: a page, or a redirect back to the client.
 pub enum AuthorizeError {
     Page(StatusCode, &'static str, String),
+    /// Our own failure (a store error): the shared page, 503 when busy, else 500.
+    Failed(PageError),
     Redirect {
         redirect: ValidatedRedirect,
         mode: ResponseMode,
@@ -111,6 +121,7 @@ impl AuthorizeError {
             AuthorizeError::Page(status, heading, message) => {
                 ui::error_page(status, heading, &message, None)
             }
+            AuthorizeError::Failed(e) => e.error_response_html(),
             AuthorizeError::Redirect {
                 redirect,
                 mode,
@@ -138,12 +149,7 @@ impl AuthorizeError {
 
 impl From<StoreError> for AuthorizeError {
     fn from(e: StoreError) -> Self {
-        tracing::error!(error = %e, "store error in authorize");
-        AuthorizeError::Page(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Something went wrong",
-            "Try again in a moment.".into(),
-        )
+        AuthorizeError::Failed(PageError::from(e))
     }
 }
 
@@ -389,6 +395,7 @@ async fn phase_b(
     Ok(AuthorizationRequest {
         client_id: client.id.clone(),
         redirect,
+        redirect_uri_sent: p.value("redirect_uri").is_some(),
         response_mode: mode,
         scopes,
         state: st,
@@ -695,6 +702,7 @@ async fn issue_code(
         user_id: user.id.clone(),
         sid: Some(session.sid.clone()),
         redirect_uri: ar.redirect.as_str().to_string(),
+        redirect_uri_sent: ar.redirect_uri_sent,
         scope: scope::join(&ar.scopes),
         nonce: ar.nonce.clone(),
         code_challenge: ar.code_challenge.clone(),

@@ -44,7 +44,8 @@ struct ConfirmPage {
     client_name: Option<String>,
     client_id: String,
     post_logout_redirect_uri: String,
-    state: String,
+    /// Carried through the form only when the request had one (RP-Initiated Logout §2).
+    state: Option<String>,
 }
 
 pub async fn get(
@@ -140,7 +141,7 @@ async fn handle(
                 .as_ref()
                 .map(|r| r.as_str().to_string())
                 .unwrap_or_default(),
-            state: p.state.clone().unwrap_or_default(),
+            state: p.state.clone(),
         }));
     }
     let mut ended = Vec::new();

@@ -12,6 +12,9 @@ pub struct CodeGrant {
     pub user_id: String,
     pub sid: Option<String>,
     pub redirect_uri: String,
+    /// Whether the authorization request named `redirect_uri` (else the only registered one
+    /// was used, and the token request may leave it out too).
+    pub redirect_uri_sent: bool,
     pub scope: String,
     pub nonce: Option<String>,
     pub code_challenge: Option<String>,
@@ -31,8 +34,8 @@ pub fn insert(
 ) -> Result<(), StoreError> {
     conn.prepare_cached(
         "INSERT INTO authorization_codes (code_hash, client_id, user_id, sid, redirect_uri, scope, nonce, code_challenge,
-            challenge_method, claims, auth_time, amr, acr, created_at, expires_at)
-         VALUES (?1,?2,?3,?4,?5,?6,?7,?8, CASE WHEN ?8 IS NULL THEN NULL ELSE 'S256' END, ?9,?10,?11,?12,?13,?14)")?
+            challenge_method, claims, auth_time, amr, acr, created_at, expires_at, redirect_uri_sent)
+         VALUES (?1,?2,?3,?4,?5,?6,?7,?8, CASE WHEN ?8 IS NULL THEN NULL ELSE 'S256' END, ?9,?10,?11,?12,?13,?14,?15)")?
         .execute(params![
             code_hash,
             g.client_id,
@@ -47,7 +50,8 @@ pub fn insert(
             serde_json::to_string(&g.amr).unwrap_or_else(|_| "[]".into()),
             g.acr,
             now,
-            expires_at
+            expires_at,
+            g.redirect_uri_sent
         ],
     )?;
     Ok(())
@@ -76,7 +80,8 @@ pub fn consume(
         .row(
             "UPDATE authorization_codes SET consumed_at = ?3
              WHERE code_hash = ?1 AND client_id = ?2 AND consumed_at IS NULL AND expires_at > ?3
-             RETURNING client_id, user_id, sid, redirect_uri, scope, nonce, code_challenge, claims, auth_time, amr, acr",
+             RETURNING client_id, user_id, sid, redirect_uri, scope, nonce, code_challenge, claims, auth_time, amr, acr,
+                       redirect_uri_sent",
             params![code_hash, client_id, now],
             |r| {
                 Ok((
@@ -85,6 +90,7 @@ pub fn consume(
                         user_id: r.get(1)?,
                         sid: r.get(2)?,
                         redirect_uri: r.get(3)?,
+                        redirect_uri_sent: r.get(11)?,
                         scope: r.get(4)?,
                         nonce: r.get(5)?,
                         code_challenge: r.get(6)?,

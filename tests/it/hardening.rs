@@ -576,3 +576,139 @@ async fn the_admin_api_checks_the_key_before_it_reads_the_body() {
         }
     }
 }
+
+/// The hidden fields of the first form of a page, as a browser would submit them.
+fn hidden_fields(html: &str) -> Vec<(String, String)> {
+    let form = &html[html.find("<form").unwrap()..];
+    let form = &form[..form.find("</form>").unwrap()];
+    form.split("<input")
+        .skip(1)
+        .filter(|tag| tag.contains("type=\"hidden\""))
+        .map(|tag| {
+            let attr = |name: &str| {
+                let marker = format!("{name}=\"");
+                let start = tag.find(&marker).unwrap() + marker.len();
+                tag[start..]
+                    .split('"')
+                    .next()
+                    .unwrap()
+                    .replace("&#x2f;", "/")
+            };
+            (attr("name"), attr("value"))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn logout_through_the_confirmation_page_adds_state_only_when_it_was_sent() {
+    let app = TestApp::spawn().await;
+    app.add_user("alice", &[], false);
+    let (cid, _) = app.add_client(ClientInput {
+        name: "Outline".into(),
+        redirect_uris: vec!["http://app.test/cb".into()],
+        post_logout_redirect_uris: vec!["http://app.test/bye".into()],
+        ..Default::default()
+    });
+    // express-openid-connect, its own session gone: client_id and the return address only.
+    for (query_state, expected) in [
+        (None, "http://app.test/bye"),
+        (Some("xyz"), "http://app.test/bye?state=xyz"),
+        (Some(""), "http://app.test/bye?state="),
+    ] {
+        let b = app.browser();
+        assert_eq!(app.sign_in(&b, "alice").await.status(), 303);
+        let mut q = vec![
+            ("client_id", cid.as_str()),
+            ("post_logout_redirect_uri", "http://app.test/bye"),
+        ];
+        if let Some(s) = query_state {
+            q.push(("state", s));
+        }
+        let page = b
+            .get(app.abs("/logout"))
+            .query(&q)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(page.contains("Sign out of all apps?"));
+        let fields = hidden_fields(&page);
+        let form: Vec<(&str, &str)> = fields
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let r = app.post_form(&b, "/logout", &form).await;
+        assert_eq!(r.status(), 303, "{query_state:?}");
+        assert_eq!(location(&r), expected, "{query_state:?}");
+    }
+}
+
+#[tokio::test]
+async fn the_token_request_must_repeat_a_redirect_uri_the_authorization_request_sent() {
+    let fx = Fx::new().await; // one registered redirect URI
+    let b = fx.app.browser();
+    assert_eq!(fx.app.sign_in(&b, "ada").await.status(), 303);
+    let exchange = |code: String, redirect: Option<&'static str>| {
+        let mut form = vec![
+            ("grant_type", "authorization_code".to_string()),
+            ("code", code),
+            ("code_verifier", crate::token::VERIFIER.to_string()),
+        ];
+        if let Some(r) = redirect {
+            form.push(("redirect_uri", r.to_string()));
+        }
+        fx.http
+            .post(fx.url("/token"))
+            .basic_auth(&fx.client_id, Some(&fx.secret))
+            .form(&form)
+            .send()
+    };
+    // Sent at /authorize, missing at /token: invalid_grant (and the code is not spent).
+    let back = authorize_with(&fx, &b, &[]).await;
+    let code = query_param(&back, "code").unwrap();
+    let r = exchange(code.clone(), None).await.unwrap();
+    let (status, e) = error_of(r).await;
+    assert_eq!(
+        (status, e["error"].as_str().unwrap()),
+        (400, "invalid_grant")
+    );
+    assert_eq!(exchange(code, Some(REDIRECT)).await.unwrap().status(), 200);
+
+    // Left out at both steps (the client's only URI): accepted.
+    let mut u = url::Url::parse(&fx.url("/authorize")).unwrap();
+    u.query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", &fx.client_id)
+        .append_pair("scope", "openid")
+        .append_pair("code_challenge", CHALLENGE)
+        .append_pair("code_challenge_method", "S256");
+    let r = b.get(u.as_str()).send().await.unwrap();
+    let code = query_param(&location(&r), "code").unwrap();
+    assert_eq!(exchange(code, None).await.unwrap().status(), 200);
+}
+
+#[tokio::test]
+async fn a_store_error_at_authorize_is_a_500_like_everywhere_else() {
+    let fx = Fx::new().await;
+    let b = fx.app.browser();
+    assert_eq!(fx.app.sign_in(&b, "ada").await.status(), 303);
+    // Not busy, just broken: a table the request reads is gone.
+    fx.app
+        .db
+        .write_blocking(|c| Ok(c.execute_batch("DROP TABLE claim_scopes")?))
+        .unwrap();
+    let mut u = url::Url::parse(&fx.url("/authorize")).unwrap();
+    u.query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", &fx.client_id)
+        .append_pair("redirect_uri", REDIRECT)
+        .append_pair("scope", "openid")
+        .append_pair("code_challenge", CHALLENGE)
+        .append_pair("code_challenge_method", "S256");
+    let r = b.get(u.as_str()).send().await.unwrap();
+    assert_eq!(r.status(), 500);
+    assert!(r.headers().get("retry-after").is_none());
+    assert!(r.text().await.unwrap().contains("Something went wrong"));
+}

@@ -68,6 +68,7 @@ impl Fx {
             user_id: self.user.id.clone(),
             sid: None,
             redirect_uri: REDIRECT.into(),
+            redirect_uri_sent: true,
             scope: scope.into(),
             nonce: Some("n-0S6_WzA2Mj".into()),
             code_challenge: Some(CHALLENGE.into()),

@@ -24,27 +24,19 @@ use crate::store::tokens::{AccessRecord, RefreshGrant};
 
 /// RFC 6749 §4.1.3: "ensure that the "redirect_uri" parameter is present if the
 /// "redirect_uri" parameter was included in the initial authorization request …, and if
-/// included ensure that their values are identical." The code always records the redirect
-/// URI it was issued for; a token request may leave it out only when the client has that one
-/// redirect URI registered (the authorization request could then omit it too).
-pub fn check_redirect_uri(
-    grant: &CodeGrant,
-    client: &Client,
-    redirect_uri: Option<&str>,
-) -> Result<(), OAuthError> {
-    let ok = match redirect_uri {
-        Some(r) => r == grant.redirect_uri,
-        None => {
-            client.redirect_uris.len() == 1
-                && client.redirect_uris.first() == Some(&grant.redirect_uri)
-        }
-    };
-    if ok {
-        Ok(())
-    } else {
-        Err(OAuthError::invalid_grant(
+/// included ensure that their values are identical." The code records the redirect URI it
+/// was issued for and whether the request named it; when it did not (the client's only
+/// registered URI was used), the token request may leave it out too.
+pub fn check_redirect_uri(grant: &CodeGrant, redirect_uri: Option<&str>) -> Result<(), OAuthError> {
+    match redirect_uri {
+        Some(r) if r == grant.redirect_uri => Ok(()),
+        Some(_) => Err(OAuthError::invalid_grant(
             "redirect_uri does not match the authorization request",
-        ))
+        )),
+        None if !grant.redirect_uri_sent => Ok(()),
+        None => Err(OAuthError::invalid_grant(
+            "redirect_uri is required: the authorization request included it",
+        )),
     }
 }
 
@@ -118,7 +110,7 @@ pub async fn redeem(
                     ));
                 }
             };
-            check_redirect_uri(&grant, &c, redirect_uri.as_deref())?;
+            check_redirect_uri(&grant, redirect_uri.as_deref())?;
             check_pkce(&grant, code_verifier.as_deref())?;
             let scopes = scope_list(&grant.scope);
             let requested = claims::requested(grant.claims.as_deref(), Target::IdToken);
@@ -245,6 +237,7 @@ mod tests {
             user_id: "u1".into(),
             sid: None,
             redirect_uri: "https://app.example/cb".into(),
+            redirect_uri_sent: true,
             scope: "openid".into(),
             nonce: None,
             code_challenge: challenge.map(str::to_string),
@@ -252,34 +245,6 @@ mod tests {
             auth_time: 0,
             amr: vec![],
             acr: None,
-        }
-    }
-
-    fn client(uris: &[&str]) -> Client {
-        Client {
-            id: "app".into(),
-            name: "App".into(),
-            secret_hash: None,
-            public: true,
-            auth_method: None,
-            require_pkce: true,
-            skip_consent: false,
-            allow_refresh: true,
-            allow_client_credentials: false,
-            allowed_scopes: None,
-            signing_alg: "RS256".into(),
-            access_token_ttl: None,
-            id_token_ttl: None,
-            refresh_token_ttl: None,
-            backchannel_logout_uri: None,
-            backchannel_logout_session_required: true,
-            frontchannel_logout_uri: None,
-            logo_url: None,
-            redirect_uris: uris.iter().map(|s| s.to_string()).collect(),
-            post_logout_redirect_uris: vec![],
-            allowed_groups: vec![],
-            created_at: 0,
-            updated_at: 0,
         }
     }
 
@@ -321,23 +286,25 @@ mod tests {
 
     #[test]
     fn redirect_uri_must_be_byte_identical() {
-        let c = client(&["https://app.example/cb", "https://app.example/other"]);
-        assert!(check_redirect_uri(&grant(None), &c, Some("https://app.example/cb")).is_ok());
+        assert!(check_redirect_uri(&grant(None), Some("https://app.example/cb")).is_ok());
         for bad in [
             "https://app.example/cb/",
             "https://APP.example/cb",
             "https://app.example/other",
         ] {
-            let e = check_redirect_uri(&grant(None), &c, Some(bad)).unwrap_err();
+            let e = check_redirect_uri(&grant(None), Some(bad)).unwrap_err();
             assert_eq!(e.code, ErrorCode::InvalidGrant, "{bad}");
         }
     }
 
     #[test]
-    fn redirect_uri_may_be_omitted_only_with_a_single_registered_uri() {
-        let one = client(&["https://app.example/cb"]);
-        assert!(check_redirect_uri(&grant(None), &one, None).is_ok());
-        let two = client(&["https://app.example/cb", "https://app.example/other"]);
-        assert!(check_redirect_uri(&grant(None), &two, None).is_err());
+    fn redirect_uri_may_be_omitted_only_when_the_authorization_request_omitted_it() {
+        let e = check_redirect_uri(&grant(None), None).unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidGrant);
+        let mut g = grant(None);
+        g.redirect_uri_sent = false;
+        assert!(check_redirect_uri(&g, None).is_ok());
+        assert!(check_redirect_uri(&g, Some("https://app.example/cb")).is_ok());
+        assert!(check_redirect_uri(&g, Some("https://app.example/other")).is_err());
     }
 }
