@@ -31,9 +31,9 @@ pub struct AppState {
     pub hasher: PasswordHasher,
     pub master_key: Arc<MasterKey>,
     pub keys: Arc<KeyManager>,
-    /// Outgoing HTTP (upstream providers, back-channel logout): built on first use, since many
-    /// installations never call out and its TLS root store costs memory and start-up time.
-    http: OnceLock<reqwest::Client>,
+    /// Outgoing HTTP (upstream providers, back-channel logout), under the address rule of
+    /// `outbound`.
+    pub outbound: crate::outbound::Outbound,
     pub trusted_proxies: Vec<IpNet>,
     /// `scheme://host[:port]` of the issuer, for Origin checks.
     pub issuer_origin: String,
@@ -53,20 +53,6 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// The outgoing HTTP client: 10 s timeout, never follows redirects.
-    pub fn http(&self) -> &reqwest::Client {
-        self.http.get_or_init(|| {
-            reqwest::Client::builder()
-                .timeout(std::time::Duration::from_secs(10))
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap_or_else(|e| {
-                    tracing::error!(error = %e, "HTTP client with settings failed; using defaults");
-                    reqwest::Client::default()
-                })
-        })
-    }
-
     pub fn new(
         config: Config,
         db: Db,
@@ -91,6 +77,7 @@ impl AppState {
         let issuer_url = url::Url::parse(&config.public_url)?;
         let issuer_origin = issuer_url.origin().ascii_serialization();
         let _ = BRAND.set(config.brand_name.clone());
+        crate::outbound::set_allow_link_local(config.outbound_allow_link_local);
         let webauthn = match crate::passkeys::relying_party(&config.public_url, &config.brand_name)
         {
             Ok(w) => Some(w),
@@ -101,7 +88,7 @@ impl AppState {
         };
         Ok(Self {
             trusted_proxies: config.trusted_proxy_nets(),
-            http: OnceLock::new(),
+            outbound: crate::outbound::Outbound::new(config.outbound_allow_link_local),
             config: Arc::new(config),
             db,
             clock,

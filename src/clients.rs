@@ -147,17 +147,24 @@ pub fn validate(input: &ClientInput) -> Result<(), FieldError> {
         ("frontchannel_logout_uri", &input.frontchannel_logout_uri),
     ] {
         if let Some(u) = u {
+            let name = if name == "backchannel_logout_uri" {
+                "backchannel_logout_uri"
+            } else {
+                "frontchannel_logout_uri"
+            };
             let ok = url::Url::parse(u)
                 .is_ok_and(|p| matches!(p.scheme(), "http" | "https") && p.fragment().is_none());
             if !ok {
                 return Err(field(
-                    if name == "backchannel_logout_uri" {
-                        "backchannel_logout_uri"
-                    } else {
-                        "frontchannel_logout_uri"
-                    },
+                    name,
                     "Enter an absolute http(s) URL without a fragment.",
                 ));
+            }
+            // Portcullis itself calls the back-channel URI (the browser loads the other).
+            if name == "backchannel_logout_uri"
+                && let Err(refused) = crate::outbound::check_url(u)
+            {
+                return Err(field(name, format!("Not allowed: {refused}.")));
             }
         }
     }

@@ -55,6 +55,11 @@ const FIELDS: &[FieldDoc] = &[
         secret: false,
     },
     FieldDoc {
+        key: "outbound_allow_link_local",
+        doc: "Allow upstream issuers and back-channel logout URIs on link-local addresses (169.254.0.0/16, fe80::/10) and cloud metadata services. Off: a URL there could read the host's cloud credentials. Loopback and LAN addresses are always allowed.",
+        secret: false,
+    },
+    FieldDoc {
         key: "brand_name",
         doc: "Product name shown on pages and in page titles.",
         secret: false,
@@ -177,6 +182,7 @@ pub struct Config {
     pub log: String,
     pub log_format: String,
     pub trusted_proxies: Vec<String>,
+    pub outbound_allow_link_local: bool,
     pub brand_name: String,
     pub logo_url: String,
     #[serde(with = "duration_str")]
@@ -226,6 +232,7 @@ impl Default for Config {
             log: "info".into(),
             log_format: "text".into(),
             trusted_proxies: Vec::new(),
+            outbound_allow_link_local: false,
             brand_name: "Portcullis".into(),
             logo_url: String::new(),
             session_idle_timeout: Duration::from_secs(14 * DAY),

@@ -49,7 +49,10 @@ pub fn spawn(
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let maintenance = async {
-            let mut tick = tokio::time::interval(std::time::Duration::from_secs(60));
+            // Start-up has just done this work (`server::build_state`): the first run is a
+            // minute from now, not at once (racing what tests do with their fixed clock).
+            let minute = std::time::Duration::from_secs(60);
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + minute, minute);
             loop {
                 tick.tick().await;
                 let s = state.clone();

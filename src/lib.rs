@@ -42,6 +42,7 @@ pub mod jobs;
 pub mod login;
 pub mod oidc;
 pub mod ops;
+pub mod outbound;
 pub mod passkeys;
 pub mod return_to;
 pub mod server;

@@ -367,6 +367,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    portcullis::outbound::set_allow_link_local(config.outbound_allow_link_local);
     match run(cli.command, config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -166,6 +166,9 @@ pub async fn post(
             Ok(token)
         })
         .await;
+    if outcome.is_ok() {
+        ui::renew_browser_id(&req); // as at every sign-in
+    }
     match outcome {
         Ok(token) => Ok(session::redirect_with_cookie(
             "/account",

@@ -126,10 +126,12 @@ pub fn browser_id(req: &HttpRequest) -> String {
     }
 }
 
-/// This request's browser id: the cookie's, or one made on first use.
+/// This request's browser id: the cookie's, or one made on first use (or at a sign-in).
 pub struct BrowserId {
     existing: Option<String>,
     fresh: std::cell::OnceCell<String>,
+    /// A sign-in replaced the cookie's id with `fresh`.
+    renewed: std::cell::Cell<bool>,
 }
 
 impl BrowserId {
@@ -137,20 +139,37 @@ impl BrowserId {
         Self {
             existing,
             fresh: std::cell::OnceCell::new(),
+            renewed: std::cell::Cell::new(false),
         }
     }
 
     pub fn get(&self) -> String {
         match &self.existing {
-            Some(id) => id.clone(),
-            None => self.fresh.get_or_init(new_browser_id).clone(),
+            Some(id) if !self.renewed.get() => id.clone(),
+            _ => self.fresh.get_or_init(new_browser_id).clone(),
         }
+    }
+
+    /// A new id for the rest of this request and in the cookie the response sets. Called at
+    /// sign-in, so that a browser id planted before (sign-in CSRF fixation) is worth nothing
+    /// afterwards: CSRF tokens derive from it.
+    pub fn renew(&self) -> String {
+        self.renewed.set(true);
+        self.fresh.get_or_init(new_browser_id).clone()
     }
 
     /// The id made during this request, which the response must set as a cookie.
     pub fn made(&self) -> Option<&String> {
         self.fresh.get()
     }
+}
+
+/// Gives this browser a new id at sign-in (see [`BrowserId::renew`]); returns its hash (what
+/// pending requests are bound to).
+pub fn renew_browser_id(req: &HttpRequest) -> Option<String> {
+    req.extensions()
+        .get::<std::rc::Rc<BrowserId>>()
+        .map(|b| hash_token(&b.renew()))
 }
 
 /// `HMAC-SHA256(master key, browser id)` as the synchronizer token, so it needs no storage and

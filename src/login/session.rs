@@ -295,8 +295,9 @@ pub async fn signed_out_page(
 }
 
 /// Completes a sign-in: ends this browser's previous session (a fresh id at every sign-in),
-/// starts a new one with `amr`, records the audit event, and tells a pending authorization
-/// request (`req`) that the user just signed in for it. Returns the session cookie.
+/// starts a new one with `amr`, records the audit event, gives the browser a new id (its
+/// cookie is set by the middleware), and tells a pending authorization request (`req`) that
+/// the user just signed in for it. Returns the session cookie.
 pub async fn complete_sign_in(
     state: &AppState,
     req: &HttpRequest,
@@ -352,11 +353,16 @@ pub async fn complete_sign_in_clearing(
         })
         .await?;
     let cookie = cookie(state, token);
-    if !pending.is_empty()
-        && let Some((mut ar, _)) = crate::oidc::authorize::load_pending(state, req, pending).await?
-    {
+    // The pending request is found under the old browser id, then moves to the new one.
+    let found = if pending.is_empty() {
+        None
+    } else {
+        crate::oidc::authorize::load_pending(state, req, pending).await?
+    };
+    let browser = ui::renew_browser_id(req);
+    if let Some((mut ar, _)) = found {
         ar.signed_in = true;
-        crate::oidc::authorize::update_pending(state, pending, &ar).await?;
+        crate::oidc::authorize::update_pending_for(state, pending, &ar, browser).await?;
     }
     Ok(cookie)
 }

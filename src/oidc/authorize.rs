@@ -664,11 +664,28 @@ pub async fn update_pending(
     id: &str,
     ar: &AuthorizationRequest,
 ) -> Result<(), StoreError> {
+    update_pending_for(state, id, ar, None).await
+}
+
+/// [`update_pending`], also binding the request to the browser's new id (`browser`, the
+/// hash) when a sign-in renewed it.
+pub async fn update_pending_for(
+    state: &AppState,
+    id: &str,
+    ar: &AuthorizationRequest,
+    browser: Option<String>,
+) -> Result<(), StoreError> {
     let hash = hash_token(id);
     let json = serde_json::to_string(ar).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     state
         .db
-        .write(move |c| store::auth_requests::update_params(c, &hash, &json))
+        .write(move |c| {
+            store::auth_requests::update_params(c, &hash, &json)?;
+            if let Some(b) = &browser {
+                store::auth_requests::rebind(c, &hash, b)?;
+            }
+            Ok(())
+        })
         .await
 }
 

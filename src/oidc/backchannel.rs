@@ -83,21 +83,22 @@ pub async fn deliver_due(state: &AppState) -> Result<usize, StoreError> {
             state.now(),
         ) {
             None => Err("no signing key".to_string()),
-            Some(token) => state
-                .http()
-                .post(&d.uri)
-                .timeout(REQUEST_TIMEOUT)
-                .form(&[("logout_token", token.as_str())])
-                .send()
-                .await
-                .map_err(|e| format!("{e}"))
-                .and_then(|r| {
-                    if r.status().is_success() {
-                        Ok(())
-                    } else {
-                        Err(format!("HTTP {}", r.status().as_u16()))
-                    }
-                }),
+            Some(token) => match state.outbound.post(&d.uri) {
+                Err(refused) => Err(refused.to_string()),
+                Ok(request) => request
+                    .timeout(REQUEST_TIMEOUT)
+                    .form(&[("logout_token", token.as_str())])
+                    .send()
+                    .await
+                    .map_err(|e| format!("{e}"))
+                    .and_then(|r| {
+                        if r.status().is_success() {
+                            Ok(())
+                        } else {
+                            Err(format!("HTTP {}", r.status().as_u16()))
+                        }
+                    }),
+            },
         };
         (d, result)
     });

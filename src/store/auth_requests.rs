@@ -58,3 +58,12 @@ pub fn update_params(
     )?;
     Ok(())
 }
+
+/// Binds a pending request to the browser's new id (given at sign-in).
+pub fn rebind(conn: &Connection, id_hash: &str, browser: &str) -> Result<(), StoreError> {
+    conn.exec(
+        "UPDATE auth_requests SET browser = ?2 WHERE id_hash = ?1",
+        params![id_hash, browser],
+    )?;
+    Ok(())
+}

@@ -71,6 +71,11 @@ fn unreachable(p: &Provider, what: &str, e: reqwest::Error) -> Failure {
     }
 }
 
+fn refused(p: &Provider, e: crate::outbound::Refused) -> Failure {
+    tracing::warn!(provider = %p.slug, error = %e, "GitHub request refused");
+    Failure::Unreachable
+}
+
 async fn get_json<T: serde::de::DeserializeOwned>(
     state: &AppState,
     p: &Provider,
@@ -78,8 +83,9 @@ async fn get_json<T: serde::de::DeserializeOwned>(
     token: &str,
 ) -> Result<T, Failure> {
     let r = state
-        .http()
+        .outbound
         .get(url)
+        .map_err(|e| refused(p, e))?
         .bearer_auth(token)
         .header("Accept", "application/vnd.github+json")
         .header("X-GitHub-Api-Version", "2022-11-28")
@@ -116,8 +122,9 @@ pub async fn finish(
         form.push(("client_secret", s.expose().clone()));
     }
     let r = state
-        .http()
-        .post(format!("{base}/login/oauth/access_token"))
+        .outbound
+        .post(&format!("{base}/login/oauth/access_token"))
+        .map_err(|e| refused(p, e))?
         .header("Accept", "application/json")
         .header("User-Agent", USER_AGENT)
         .form(&form)

@@ -117,7 +117,7 @@ async fn metadata(
         return Ok(m);
     }
     let url = IssuerUrl::new(issuer.clone()).map_err(|_| Failure::Misconfigured)?;
-    let m = CoreProviderMetadata::discover_async(url, state.http())
+    let m = CoreProviderMetadata::discover_async(url, &|r| state.outbound.send(r))
         .await
         .map_err(|e| {
             tracing::warn!(provider = %p.slug, error = %e, "upstream discovery failed");
@@ -211,7 +211,7 @@ pub async fn finish(
         .exchange_code(AuthorizationCode::new(code.to_string()))
         .map_err(|_| Failure::InvalidResponse)?
         .set_pkce_verifier(PkceCodeVerifier::new(verifier.to_string()))
-        .request_async(state.http())
+        .request_async(&|r| state.outbound.send(r))
         .await
         .map_err(|e| {
             tracing::warn!(provider = %p.slug, error = %e, "upstream token request failed");
@@ -318,8 +318,10 @@ async fn fill_from_userinfo(
     ) else {
         return Ok(()); // no userinfo endpoint: the ID token is all there is
     };
-    let info: UserInfoClaims<UpstreamClaims, CoreGenderClaim> =
-        request.request_async(state.http()).await.map_err(|e| {
+    let info: UserInfoClaims<UpstreamClaims, CoreGenderClaim> = request
+        .request_async(&|r| state.outbound.send(r))
+        .await
+        .map_err(|e| {
             tracing::warn!(provider = %p.slug, error = %e, "upstream userinfo failed");
             match e {
                 openidconnect::UserInfoError::Request(_) => Failure::Unreachable,

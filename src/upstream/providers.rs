@@ -198,6 +198,9 @@ pub fn validate_issuer(name: &'static str, issuer: &str) -> Result<(), FieldErro
             "The URL must not have a query, fragment or user name.",
         ));
     }
+    if let Err(refused) = crate::outbound::check_url(issuer) {
+        return Err(field(name, format!("Not allowed: {refused}.")));
+    }
     Ok(())
 }
 

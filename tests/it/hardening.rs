@@ -712,3 +712,171 @@ async fn a_store_error_at_authorize_is_a_500_like_everywhere_else() {
     assert!(r.headers().get("retry-after").is_none());
     assert!(r.text().await.unwrap().contains("Something went wrong"));
 }
+
+#[tokio::test]
+async fn a_planted_browser_cookie_is_replaced_at_sign_in() {
+    let app = TestApp::spawn().await;
+    app.add_user("alice", &[], false);
+    let planted = "a".repeat(43);
+    let url: url::Url = app.url.parse().unwrap();
+    // The attacker learns the CSRF token that goes with the id it plants in the victim's browser.
+    let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
+    jar.add_cookie_str(&format!("pc_browser={planted}; Path=/"), &url);
+    let attacker = reqwest::Client::builder()
+        .cookie_provider(jar)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let planted_csrf = app.csrf_at(&attacker, "/login").await;
+
+    let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
+    jar.add_cookie_str(&format!("pc_browser={planted}; Path=/"), &url);
+    let victim = reqwest::Client::builder()
+        .cookie_provider(jar.clone())
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = app.sign_in(&victim, "alice").await;
+    assert_eq!(r.status(), 303);
+    let set: Vec<String> = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .collect();
+    let renewed = set
+        .iter()
+        .find(|c| c.starts_with("pc_browser="))
+        .unwrap_or_else(|| panic!("a new browser cookie at sign-in: {set:?}"));
+    assert!(!renewed.starts_with(&format!("pc_browser={planted}")));
+    assert!(renewed.contains("HttpOnly"), "{renewed}");
+    // The signed-in victim's forms no longer accept the planted token…
+    let r = app
+        .post_form(&victim, "/signout", &[("csrf", planted_csrf.as_str())])
+        .await;
+    assert_eq!(r.status(), 403);
+    assert_eq!(
+        app.status_at(&victim, "/account").await,
+        200,
+        "still signed in"
+    );
+    // …while the page's own token works.
+    let csrf = app.csrf_at(&victim, "/account").await;
+    assert_ne!(csrf, planted_csrf);
+    let r = app
+        .post_form(&victim, "/signout", &[("csrf", csrf.as_str())])
+        .await;
+    assert_eq!(r.status(), 200);
+}
+
+/// An admin API key (bearer) for `app`.
+fn api_key(app: &TestApp) -> String {
+    let now = app.clock_now();
+    app.db
+        .try_write_blocking(|c| {
+            portcullis::api_keys::create(c, &portcullis::ops::Actor::Cli, "tests", now)
+        })
+        .unwrap()
+        .1
+}
+
+#[tokio::test]
+async fn link_local_and_metadata_targets_are_refused_when_saved_and_when_called() {
+    let app = TestApp::spawn().await;
+    let key = api_key(&app);
+    let http = reqwest::Client::new();
+    let post = |path: &str, body: Value| {
+        http.post(app.abs(&format!("/admin/api{path}")))
+            .bearer_auth(&key)
+            .json(&body)
+            .send()
+    };
+    for uri in [
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[::ffff:169.254.169.254]/logout",
+        "http://[fe80::1]/logout",
+        "http://2852039166/logout",
+        "http://metadata.google.internal/computeMetadata/v1/",
+    ] {
+        let r = post(
+            "/clients",
+            serde_json::json!({"name": "App", "redirect_uris": ["http://app.test/cb"],
+                               "backchannel_logout_uri": uri}),
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.status(), 422, "{uri}");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["field"], "backchannel_logout_uri", "{uri}: {v}");
+        assert!(
+            v["message"]
+                .as_str()
+                .unwrap()
+                .contains("outbound_allow_link_local"),
+            "{v}"
+        );
+    }
+    for issuer in [
+        "https://169.254.169.254",
+        "https://[fe80::1]",
+        "https://metadata.google.internal",
+    ] {
+        let r = post(
+            "/upstream",
+            serde_json::json!({"slug": "corp", "name": "Corp", "client_id": "c", "issuer": issuer}),
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.status(), 422, "{issuer}");
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["field"], "issuer", "{issuer}: {v}");
+    }
+    // Loopback and the LAN are where a homelab's apps live.
+    for uri in ["http://192.168.1.20/logout", "http://127.0.0.1:9/logout"] {
+        let r = post(
+            "/clients",
+            serde_json::json!({"name": "LAN app", "redirect_uris": ["http://app.test/cb"],
+                               "backchannel_logout_uri": uri}),
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.status(), 201, "{uri}");
+    }
+
+    // A URI stored before (or by hand) is refused when the logout is delivered.
+    app.add_user("alice", &[], false);
+    let (cid, secret) = app.confidential("Old", "http://app.test/cb");
+    let id = cid.clone();
+    app.db
+        .write_blocking(move |c| {
+            let mut client = portcullis::store::clients::by_id(c, &id)?.unwrap();
+            client.backchannel_logout_uri = Some("http://169.254.169.254/logout".into());
+            portcullis::store::clients::save(c, &client)
+        })
+        .unwrap();
+    app.state.client_cache.clear();
+    let b = app.browser();
+    app.tokens_for(
+        &b,
+        "alice",
+        &cid,
+        Some(&secret),
+        "http://app.test/cb",
+        "openid",
+    )
+    .await;
+    let csrf = app.csrf_at(&b, "/account").await;
+    app.post_form(&b, "/signout", &[("csrf", csrf.as_str())])
+        .await;
+    portcullis::oidc::backchannel::deliver_due(&app.state)
+        .await
+        .unwrap();
+    let error: Option<String> = app
+        .db
+        .read_blocking(|c| {
+            Ok(c.query_row("SELECT last_error FROM logout_outbox", [], |r| r.get(0))?)
+        })
+        .unwrap();
+    let error = error.unwrap();
+    assert!(error.contains("cloud metadata address"), "{error}");
+}

@@ -216,6 +216,8 @@ async fn a_challenge_can_be_answered_only_once() {
             .0,
         200
     );
+    // The sign-in gave the browser a new id: the replay carries the page's new token.
+    let token = csrf(&app, &b, "/account").await;
     let (status, err) = post_json(&app, &b, &token, "/login/passkey/finish", body).await;
     assert_eq!(status, 400, "{err}");
 }
