@@ -42,7 +42,8 @@ pub fn run_once(state: &AppState) {
 }
 
 /// Starts the periodic jobs: maintenance every minute, back-channel logout deliveries as
-/// soon as a sign-out asks (and every few seconds for retries). Aborting the handle stops both.
+/// soon as a sign-out asks (and every few seconds for retries), and a look every second for
+/// signing keys changed by another process. Aborting the handle stops them all.
 pub fn spawn(
     state: web::Data<AppState>,
     _server: actix_web::dev::ServerHandle,
@@ -67,6 +68,19 @@ pub fn spawn(
                 crate::oidc::backchannel::wait(&state, std::time::Duration::from_secs(5)).await;
             }
         };
-        tokio::join!(maintenance, deliveries);
+        // A key change made by another process (the CLI) is served within a second.
+        let keys = async {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+            loop {
+                tick.tick().await;
+                let s = state.clone();
+                let checked =
+                    tokio::task::spawn_blocking(move || s.keys.refresh_if_changed(s.now())).await;
+                if let Ok(Err(e)) = checked {
+                    tracing::warn!(error = %e, "signing key check failed");
+                }
+            }
+        };
+        tokio::join!(maintenance, deliveries, keys);
     })
 }

@@ -498,20 +498,52 @@ fn run(command: Command, config: Config) -> anyhow::Result<()> {
                             now,
                         )
                     })?;
-                    println!(
-                        "published new keys {}; they sign {}",
-                        kids.join(", "),
-                        if immediately {
-                            "now"
-                        } else {
-                            "after the publish grace (key_publish_grace)"
-                        }
-                    );
+                    let listed = keys.list(now)?;
+                    let new: Vec<String> = listed
+                        .iter()
+                        .filter(|k| kids.contains(&k.kid))
+                        .map(|k| format!("{} ({})", k.kid, k.alg))
+                        .collect();
+                    println!("Added signing keys {}.", new.join(", "));
+                    if immediately {
+                        println!("They sign from now on; the keys they replace are retired.");
+                    } else {
+                        let grace = humantime::format_duration(config.key_publish_grace);
+                        println!(
+                            "They are published now and sign after the publish grace ({grace}), so apps learn them first."
+                        );
+                    }
+                    let wanted = keys_db.read_blocking(portcullis::store::keys::fingerprint)?;
+                    println!("{}", served_report(&keys_db, &wanted)?);
                 }
             }
             Ok(())
         }
     }
+}
+
+/// Waits (up to 2.5 s) for a running server on this database to serve the key set
+/// `wanted`; says what happened.
+fn served_report(db: &portcullis::store::Db, wanted: &str) -> anyhow::Result<String> {
+    let started = std::time::Instant::now();
+    while started.elapsed() < std::time::Duration::from_millis(2500) {
+        if db
+            .read_blocking(portcullis::store::keys::served)?
+            .as_deref()
+            == Some(wanted)
+        {
+            return Ok(format!(
+                "The running server serves them (it picked them up after {:.1} s).",
+                started.elapsed().as_secs_f64()
+            ));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    Ok(
+        "No running server picked them up within 2.5 s (is one running on this data dir?); \
+        a server serves them as soon as it starts."
+            .into(),
+    )
 }
 
 fn read_stdin_line() -> anyhow::Result<String> {

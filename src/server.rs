@@ -52,6 +52,14 @@ pub fn build_state(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<AppS
     let (db, master) = open(&config)?;
     let state = AppState::new(config, db, clock, master)?;
     state.keys.maintain(state.now()).context("signing keys")?;
+    // Say which key set this server serves (what `keys rotate` waits to see).
+    state
+        .db
+        .write_blocking(|c| {
+            let served = store::keys::fingerprint(c)?;
+            store::keys::mark_served(c, &served)
+        })
+        .context("signing keys")?;
     Ok(state)
 }
 

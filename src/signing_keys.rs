@@ -4,7 +4,10 @@
 //! JWKS, signs from `activates_at` so RPs caching JWKS learn it first), and *retired* keys
 //! (no longer sign, still published until every token they signed has expired, then pruned).
 //! The server keeps a snapshot (active kid per algorithm and the JWKS document) refreshed
-//! from the database, so a rotation made by the CLI in another process is picked up.
+//! from the database. A change made by another process (the CLI's `keys rotate`) is seen
+//! within a second: the server compares the key set's fingerprint every second
+//! (`refresh_if_changed`, a one-row read) and, after reloading, records in `settings` which
+//! set it serves, so the CLI can say whether a running server took it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -57,6 +60,8 @@ pub struct KeyManager {
     /// How long a retired key stays published: the longest lifetime of a token it signed.
     max_token_ttl: i64,
     snapshot: RwLock<Snapshot>,
+    /// The fingerprint of the key set the snapshot was made from.
+    loaded: std::sync::Mutex<String>,
 }
 
 fn seal_context(kid: &str) -> String {
@@ -77,6 +82,7 @@ impl KeyManager {
             publish_grace: config.key_publish_grace.as_secs() as i64,
             max_token_ttl,
             snapshot: RwLock::new(Snapshot::default()),
+            loaded: std::sync::Mutex::new(String::new()),
         }
     }
 
@@ -153,9 +159,27 @@ impl KeyManager {
         Ok(kids)
     }
 
+    /// Reloads the snapshot when the key set in the database is not the one it was made
+    /// from (another process rotated), and says so in `settings`. Returns whether it did.
+    pub fn refresh_if_changed(&self, now: UnixTime) -> Result<bool, KeyError> {
+        let current = self.db.read_blocking(store::keys::fingerprint)?;
+        let known = self.loaded.lock().map(|l| l.clone()).unwrap_or_default();
+        if current == known {
+            return Ok(false);
+        }
+        self.reload(now)?;
+        let loaded = self.loaded.lock().map(|l| l.clone()).unwrap_or_default();
+        self.db
+            .write_blocking(|c| store::keys::mark_served(c, &loaded))?;
+        tracing::info!("signing keys changed in the database; reloaded");
+        Ok(true)
+    }
+
     /// Reloads the snapshot from the database, parsing keys not yet in the registry.
     pub fn reload(&self, now: UnixTime) -> Result<(), KeyError> {
-        let all = self.db.read_blocking(store::keys::all)?;
+        let (all, fingerprint) = self
+            .db
+            .read_blocking(|c| Ok((store::keys::all(c)?, store::keys::fingerprint(c)?)))?;
         let mut active: HashMap<Alg, (UnixTime, String)> = HashMap::new();
         let mut jwks = Vec::new();
         let mut valid_until = UnixTime::MAX;
@@ -183,6 +207,9 @@ impl KeyManager {
                 jwks: Arc::new(doc),
                 valid_until,
             };
+        }
+        if let Ok(mut l) = self.loaded.lock() {
+            *l = fingerprint;
         }
         Ok(())
     }

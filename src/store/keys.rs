@@ -75,3 +75,37 @@ pub fn delete_pending(conn: &Connection, alg: &str, now: UnixTime) -> Result<usi
         rusqlite::params![alg, now],
     )?)
 }
+
+/// What identifies the set of keys and their states: changes with every insert, retirement,
+/// activation time and prune (cheap: a few rows).
+pub fn fingerprint(conn: &Connection) -> Result<String, StoreError> {
+    Ok(conn.row(
+        "SELECT coalesce(group_concat(kid || ':' || activates_at || ':' || coalesce(retired_at, ''), ','), '')
+         FROM (SELECT kid, activates_at, retired_at FROM signing_keys ORDER BY kid)",
+        [],
+        |r| r.get(0),
+    )?)
+}
+
+/// The `settings` row where a running server says which key set it serves (for the CLI).
+const SERVED: &str = "signing_keys_served";
+
+/// Records that this process now serves the key set `fingerprint`.
+pub fn mark_served(conn: &Connection, fingerprint: &str) -> Result<(), StoreError> {
+    conn.exec(
+        "INSERT INTO settings (key, value) VALUES (?1, ?2)
+         ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        params![SERVED, fingerprint],
+    )?;
+    Ok(())
+}
+
+/// The key set a running server last said it serves.
+pub fn served(conn: &Connection) -> Result<Option<String>, StoreError> {
+    use rusqlite::OptionalExtension;
+    Ok(conn
+        .row("SELECT value FROM settings WHERE key = ?1", [SERVED], |r| {
+            r.get(0)
+        })
+        .optional()?)
+}

@@ -347,3 +347,94 @@ async fn the_binary_serves_logs_a_setup_link_sees_cli_changes_and_stops_on_sigte
         "setup link printed: {stdout}"
     );
 }
+
+/// The kids of the RS256 keys a server publishes.
+async fn published_kids(port: u16) -> Vec<String> {
+    let jwks: serde_json::Value = reqwest::get(format!("http://127.0.0.1:{port}/jwks"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| k["alg"] == "RS256")
+        .map(|k| k["kid"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The kid that signs a client_credentials token from the server now.
+async fn signing_kid(port: u16, id: &str, secret: &str) -> String {
+    let t: serde_json::Value = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/token"))
+        .basic_auth(id, Some(secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    crate::support::jwt_header(t["access_token"].as_str().unwrap())["kid"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test]
+async fn keys_rotated_by_the_cli_reach_the_running_server_within_a_second() {
+    let dir = tempfile::tempdir().unwrap();
+    // Without a server the CLI says nobody picked them up.
+    let (code, out, err) = portcullis(dir.path(), &["keys", "rotate"], None);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("No running server picked them up"), "{out}");
+
+    let port = free_port();
+    let mut child = serve(dir.path(), port);
+    wait_healthy(port).await;
+    let (code, out, err) = portcullis(
+        dir.path(),
+        &[
+            "client",
+            "add",
+            "--name",
+            "Svc",
+            "--redirect-uri",
+            "http://app.test/cb",
+            "--client-credentials",
+            "--json",
+        ],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    let c: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let (id, secret) = (
+        c["client_id"].as_str().unwrap(),
+        c["client_secret"].as_str().unwrap(),
+    );
+    let before = signing_kid(port, id, secret).await;
+
+    // A normal rotation: published at once, signing later.
+    let (code, out, err) = portcullis(dir.path(), &["keys", "rotate"], None);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("The running server serves them"), "{out}");
+    let published = published_kids(port).await;
+    assert!(
+        published.len() >= 2,
+        "the new key is in the JWKS now: {published:?}"
+    );
+    assert_eq!(signing_kid(port, id, secret).await, before);
+
+    // After a leak: the new key signs at once, the old one no longer.
+    let (code, out, err) = portcullis(dir.path(), &["keys", "rotate", "--immediately"], None);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("The running server serves them"), "{out}");
+    assert!(out.contains("sign from now on"), "{out}");
+    let now_signing = signing_kid(port, id, secret).await;
+    assert_ne!(now_signing, before, "the retired key stopped signing");
+    assert!(published_kids(port).await.contains(&now_signing));
+    let _ = child.kill();
+    let _ = child.wait();
+}
