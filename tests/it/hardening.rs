@@ -335,7 +335,13 @@ fn count(statuses: &[u16], status: u16) -> usize {
 
 #[tokio::test]
 async fn a_burst_of_parallel_wrong_passwords_gets_only_the_threshold_of_guesses() {
-    let app = TestApp::spawn().await; // threshold 5; the clock stands still
+    // Threshold 5; the clock stands still. A real hash cost, so that the attempts overlap
+    // (with a check-then-hash-then-record throttle all 20 were checked).
+    let app = TestApp::spawn_with(|c| {
+        c.argon2_memory_kib = 19 * 1024;
+        c.argon2_iterations = 2;
+    })
+    .await;
     app.add_user("alice", &[], false);
     let statuses = parallel_sign_ins(&app, "alice", "guess", 20).await;
     assert_eq!(count(&statuses, 401), 5, "guesses checked: {statuses:?}");
