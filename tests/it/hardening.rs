@@ -89,6 +89,34 @@ async fn a_local_next_is_followed_after_sign_in() {
     assert_eq!(location(&r), "/admin/users?q=al");
 }
 
+/// Signs `user` in from a fresh browser, then ends that session from the console's button
+/// with `back`; the redirect.
+async fn end_session_from_console(
+    app: &TestApp,
+    admin: &reqwest::Client,
+    user: &portcullis::store::users::User,
+    back: &str,
+) -> reqwest::Response {
+    assert_eq!(
+        app.sign_in(&app.browser(), &user.username).await.status(),
+        303
+    );
+    let uid = user.id.clone();
+    let sid = app
+        .db
+        .read_blocking(move |c| portcullis::store::sessions::list_for_user(c, &uid, 0))
+        .unwrap()[0]
+        .sid
+        .clone();
+    app.submit(
+        admin,
+        "/admin/sessions",
+        "/admin/sessions/end",
+        &[("sid", &sid), ("back", back)],
+    )
+    .await
+}
+
 #[tokio::test]
 async fn the_console_back_value_is_a_console_path_or_nothing() {
     let app = TestApp::spawn().await;
@@ -96,45 +124,13 @@ async fn the_console_back_value_is_a_console_path_or_nothing() {
     let alice = app.add_user("alice", &[], false);
     let hostile = HOSTILE_NEXT.iter().copied();
     for back in hostile.chain(["/admin//evil.example", "/admin/users?x=1"]) {
-        let other = app.browser();
-        assert_eq!(app.sign_in(&other, "alice").await.status(), 303);
-        let uid = alice.id.clone();
-        let sid = app
-            .db
-            .read_blocking(move |c| portcullis::store::sessions::list_for_user(c, &uid, 0))
-            .unwrap()[0]
-            .sid
-            .clone();
-        let r = app
-            .submit(
-                &admin,
-                "/admin/sessions",
-                "/admin/sessions/end",
-                &[("sid", &sid), ("back", back)],
-            )
-            .await;
+        let r = end_session_from_console(&app, &admin, &alice, back).await;
         assert_eq!(r.status(), 303, "{back:?}");
         assert_eq!(location(&r), "/admin/sessions?done=ended", "{back:?}");
     }
     // A console page is still where the button returns to.
-    let other = app.browser();
-    assert_eq!(app.sign_in(&other, "alice").await.status(), 303);
-    let uid = alice.id.clone();
-    let sid = app
-        .db
-        .read_blocking(move |c| portcullis::store::sessions::list_for_user(c, &uid, 0))
-        .unwrap()[0]
-        .sid
-        .clone();
     let back = format!("/admin/users/{}", alice.id);
-    let r = app
-        .submit(
-            &admin,
-            "/admin/sessions",
-            "/admin/sessions/end",
-            &[("sid", &sid), ("back", &back)],
-        )
-        .await;
+    let r = end_session_from_console(&app, &admin, &alice, &back).await;
     assert_eq!(location(&r), format!("{back}?done=session"));
 }
 
