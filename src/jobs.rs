@@ -3,7 +3,7 @@
 
 use actix_web::web;
 
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::store::{self, StoreError};
 
 /// Deletes what has expired. Returns the number of rows removed.

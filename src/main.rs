@@ -8,16 +8,16 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
-use portcullis::clients::{self, ClientInput};
 use portcullis::clock::{Clock, SystemClock};
 use portcullis::config::Config;
 use portcullis::crypto::password::PasswordHasher;
-use portcullis::groups::{self, GroupInput};
+use portcullis::ops::clients::{self, ClientInput};
+use portcullis::ops::groups::{self, GroupInput};
+use portcullis::ops::signing_keys::KeyManager;
+use portcullis::ops::users::{self, LinkKind, NewUser, UserEdit};
 use portcullis::ops::{self, Actor, OpError};
 use portcullis::server;
-use portcullis::signing_keys::KeyManager;
 use portcullis::store;
-use portcullis::users::{self, LinkKind, NewUser, UserEdit};
 
 #[derive(Parser)]
 #[command(
@@ -53,7 +53,7 @@ enum Command {
     Client(ClientCmd),
     /// Manage upstream identity providers (Sign in with Google, GitHub, any OpenID Connect provider).
     #[command(subcommand)]
-    Upstream(portcullis::upstream::cli::UpstreamCmd),
+    Upstream(portcullis::cli::upstream::UpstreamCmd),
     /// Manage signing keys.
     #[command(subcommand)]
     Keys(KeysCmd),
@@ -450,7 +450,7 @@ fn run(command: Command, config: Config) -> anyhow::Result<()> {
         Command::Client(cmd) => client_cmd(cmd, &config, clock.now()),
         Command::Apikey(cmd) => apikey_cmd(cmd, &config, clock.now()),
         Command::Audit(cmd) => audit_cmd(cmd, &config),
-        Command::Upstream(cmd) => portcullis::upstream::cli::run(cmd, &config, clock.now()),
+        Command::Upstream(cmd) => portcullis::cli::upstream::run(cmd, &config, clock.now()),
         Command::Keys(cmd) => {
             portcullis::crypto::jwt::install();
             let (db, master) = server::open(&config)?;
@@ -513,7 +513,8 @@ fn run(command: Command, config: Config) -> anyhow::Result<()> {
                             "They are published now and sign after the publish grace ({grace}), so apps learn them first."
                         );
                     }
-                    let wanted = keys_db.read_blocking(portcullis::store::keys::fingerprint)?;
+                    let wanted =
+                        keys_db.read_blocking(portcullis::store::signing_keys::fingerprint)?;
                     println!("{}", served_report(&keys_db, &wanted)?);
                 }
             }
@@ -528,7 +529,7 @@ fn served_report(db: &portcullis::store::Db, wanted: &str) -> anyhow::Result<Str
     let started = std::time::Instant::now();
     while started.elapsed() < std::time::Duration::from_millis(2500) {
         if db
-            .read_blocking(portcullis::store::keys::served)?
+            .read_blocking(portcullis::store::signing_keys::served)?
             .as_deref()
             == Some(wanted)
         {
@@ -920,11 +921,11 @@ fn apikey_cmd(cmd: ApiKeyCmd, config: &Config, now: i64) -> anyhow::Result<()> {
     match cmd {
         ApiKeyCmd::Create { name, json } => {
             let (k, key) = op(
-                db.try_write_blocking(|c| portcullis::api_keys::create(c, &CLI, &name, now)),
+                db.try_write_blocking(|c| portcullis::ops::api_keys::create(c, &CLI, &name, now)),
                 "key",
             )?;
             if json {
-                let mut v = portcullis::api_keys::to_json(&k);
+                let mut v = portcullis::ops::api_keys::to_json(&k);
                 if let Some(o) = v.as_object_mut() {
                     o.insert("key".into(), serde_json::json!(key));
                 }
@@ -940,7 +941,10 @@ fn apikey_cmd(cmd: ApiKeyCmd, config: &Config, now: i64) -> anyhow::Result<()> {
         ApiKeyCmd::List { json } => {
             let list = db.read_blocking(store::api_keys::list)?;
             if json {
-                let arr: Vec<_> = list.iter().map(portcullis::api_keys::to_json).collect();
+                let arr: Vec<_> = list
+                    .iter()
+                    .map(portcullis::ops::api_keys::to_json)
+                    .collect();
                 return print_json(&serde_json::json!(arr));
             }
             for k in list {
@@ -959,7 +963,7 @@ fn apikey_cmd(cmd: ApiKeyCmd, config: &Config, now: i64) -> anyhow::Result<()> {
         }
         ApiKeyCmd::Revoke { id } => {
             op(
-                db.try_write_blocking(|c| portcullis::api_keys::revoke(c, &CLI, &id, now)),
+                db.try_write_blocking(|c| portcullis::ops::api_keys::revoke(c, &CLI, &id, now)),
                 "API key with that id",
             )?;
             println!("revoked {id}");

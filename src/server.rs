@@ -1,18 +1,19 @@
 //! Start-up shared by `portcullis serve` and the integration tests: data dir checks, database,
-//! master key, signing keys, the first-run setup link, then `app::serve`.
+//! master key, signing keys, the first-run setup link, then `serve`.
 
 use std::net::TcpListener;
 use std::path::Path;
 use std::sync::Arc;
 
+use actix_web::middleware::from_fn;
 use actix_web::web;
 use anyhow::{Context, bail};
 
-use crate::app::{self, AppState};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::crypto::master_key::MasterKey;
 use crate::crypto::secret::{hash_token, random_token};
+use crate::state::AppState;
 use crate::store::{self, Db};
 
 /// Checks that the data dir exists (creating it 0700 if absent) and is writable.
@@ -56,8 +57,8 @@ pub fn build_state(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<AppS
     state
         .db
         .write_blocking(|c| {
-            let served = store::keys::fingerprint(c)?;
-            store::keys::mark_served(c, &served)
+            let served = store::signing_keys::fingerprint(c)?;
+            store::signing_keys::mark_served(c, &served)
         })
         .context("signing keys")?;
     Ok(state)
@@ -97,6 +98,29 @@ pub async fn run(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<()> {
         println!("First run: create the administrator at {url}");
     }
     tracing::info!(bind = %listener.local_addr()?, issuer = %state.config.public_url, "listening");
-    app::serve(listener, web::Data::new(state)).await?;
+    serve(listener, web::Data::new(state)).await?;
     Ok(())
+}
+
+/// Serves until SIGTERM/SIGINT; in-flight requests finish (graceful shutdown).
+pub async fn serve(listener: TcpListener, state: web::Data<AppState>) -> std::io::Result<()> {
+    let server_state = state.clone();
+    let server = actix_web::HttpServer::new(move || {
+        actix_web::App::new()
+            .app_data(server_state.clone())
+            .app_data(web::FormConfig::default().limit(64 * 1024))
+            .app_data(web::PayloadConfig::default().limit(256 * 1024))
+            .wrap(from_fn(crate::web::middleware))
+            .configure(crate::app::routes)
+            .default_service(web::to(crate::web::not_found))
+    })
+    .listen(listener)?
+    .shutdown_timeout(30)
+    .run();
+    let jobs = crate::jobs::spawn(state.clone(), server.handle());
+    let result = server.await;
+    jobs.abort();
+    state.db.checkpoint();
+    tracing::info!("stopped");
+    result
 }

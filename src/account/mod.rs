@@ -3,24 +3,24 @@
 //! app's access.
 
 pub mod passkeys;
-pub mod password_policy;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse};
 use askama::Template;
 use serde::Deserialize;
 
-use crate::app::{AppState, State};
 use crate::clock::UnixTime;
 use crate::crypto::password::Verified;
 use crate::crypto::secret::Secret;
-use crate::login::session::{self, SignedIn};
-use crate::login::throttle;
-use crate::oidc::scope;
+use crate::domain::scope;
+use crate::domain::throttle;
+use crate::ops::users;
+use crate::state::AppState;
 use crate::store::audit::NewEvent;
 use crate::store::{self, StoreError};
-use crate::ui::{self, CsrfForm, PageError};
-use crate::users;
+use crate::web::State;
+use crate::web::session::{self, SignedIn};
+use crate::web::ui::{self, CsrfForm, PageError};
 
 /// GET / — the account page when signed in, else the sign-in page.
 pub async fn home(state: State, req: HttpRequest) -> Result<HttpResponse, PageError> {
@@ -323,7 +323,7 @@ pub async fn change_password(
             throttle::succeeded(c, &attempt)?;
             store::users::set_password_hash(c, &uid, &hash, now)?;
             let others = store::sessions::sids_of_user(c, &uid, Some(&sid))?;
-            session::end_sessions(c, &others, Some(&uid), "password_changed", now)?;
+            crate::domain::session::end_sessions(c, &others, Some(&uid), "password_changed", now)?;
             store::audit::record(
                 c,
                 &NewEvent {
@@ -424,7 +424,13 @@ pub async fn end_session(
         .write(move |c| {
             // Only the user's own sessions.
             if store::sessions::by_sid(c, &sid)?.is_some_and(|s| s.user_id == uid) {
-                session::end_sessions(c, &[sid], Some(&uid), "signed_out_from_account", now)?;
+                crate::domain::session::end_sessions(
+                    c,
+                    &[sid],
+                    Some(&uid),
+                    "signed_out_from_account",
+                    now,
+                )?;
             }
             Ok(())
         })

@@ -6,13 +6,13 @@ use actix_web::{HttpRequest, HttpResponse};
 use serde::Deserialize;
 use webauthn_rs::prelude::RegisterPublicKeyCredential;
 
-use crate::app::State;
 use crate::login::passkey::{passkey_error, webauthn};
-use crate::login::session::SignedIn;
-use crate::passkeys;
+use crate::ops::passkeys;
 use crate::store::audit::NewEvent;
 use crate::store::{self, StoreError};
-use crate::ui::{self, CsrfForm, CsrfJson, JsonError, PageError};
+use crate::web::State;
+use crate::web::session::SignedIn;
+use crate::web::ui::{self, CsrfForm, CsrfJson, JsonError, PageError};
 
 #[derive(Deserialize)]
 pub struct Empty {}
@@ -65,7 +65,7 @@ pub async fn register_finish(
         "passkey.registered",
         &stored.id,
         &stored.name,
-        crate::login::session::ip_string(&state, &req),
+        crate::web::session::ip_string(&state, &req),
     )
     .await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({"redirect": "/account?done=passkey"})))
@@ -155,7 +155,7 @@ pub async fn delete(
     let result = state
         .db
         .try_write(move |c| {
-            if crate::users::sign_in_methods(c, &uid)?.only_one_left() {
+            if crate::ops::users::sign_in_methods(c, &uid)?.only_one_left() {
                 return Err(Refusal::LastMethod);
             }
             if store::passkeys::delete(c, &uid, &id)? {

@@ -7,11 +7,12 @@ use serde::Deserialize;
 
 use super::AdminSession;
 use super::view::{Chrome, Problem, when};
-use crate::api_keys;
-use crate::app::{AppState, State};
 use crate::ops::OpError;
+use crate::ops::api_keys;
+use crate::state::AppState;
 use crate::store;
-use crate::ui::{self, CsrfForm, Page, PageError};
+use crate::web::State;
+use crate::web::ui::{self, CsrfForm, Page, PageError};
 
 const NAV: &str = "api_keys";
 

@@ -7,10 +7,10 @@ use serde::Deserialize;
 
 use super::AdminSession;
 use super::view::{Chrome, PER_PAGE, day, enc, parse_day, when};
-use crate::app::State;
 use crate::store::audit::{Filter, NamedEvent};
 use crate::store::{self, StoreError};
-use crate::ui::{self, Page, PageError};
+use crate::web::State;
+use crate::web::ui::{self, Page, PageError};
 
 const NAV: &str = "audit";
 
@@ -191,7 +191,7 @@ pub async fn list(
             let (user_id, unknown) = if u2.is_empty() {
                 (None, false)
             } else {
-                match crate::users::find(c, &u2)? {
+                match crate::ops::users::find(c, &u2)? {
                     Some(u) => (Some(u.id), false),
                     None => (Some(u2.clone()), true),
                 }

@@ -8,12 +8,13 @@ use serde::Deserialize;
 
 use super::AdminSession;
 use super::view::{Chrome, Fields, PER_PAGE, Pager, Problem};
-use crate::app::{AppState, State};
-use crate::groups::{self, GroupInput};
 use crate::ops::OpError;
+use crate::ops::groups::{self, GroupInput};
+use crate::ops::users;
+use crate::state::AppState;
 use crate::store;
-use crate::ui::{self, CsrfForm, Page, PageError};
-use crate::users;
+use crate::web::State;
+use crate::web::ui::{self, CsrfForm, Page, PageError};
 
 const NAV: &str = "groups";
 

@@ -7,12 +7,12 @@
 
 pub mod api;
 mod api_keys;
+mod apps;
 mod audit;
-mod clients;
 mod groups;
-pub(crate) mod keys;
 mod overview;
 mod sessions;
+pub(crate) mod signing_keys;
 mod upstream;
 mod users;
 pub mod view;
@@ -22,10 +22,10 @@ use std::pin::Pin;
 
 use actix_web::{FromRequest, HttpRequest, web};
 
-use crate::app::AppState;
-use crate::login::session::SignedIn;
 use crate::ops::{Actor, OpError};
-use crate::ui::{self, PageError};
+use crate::state::AppState;
+use crate::web::session::SignedIn;
+use crate::web::ui::{self, PageError};
 
 /// Routes under /admin (called from the route table in `app.rs`). The API scope comes first:
 /// it answers every /admin/api/… path itself (JSON errors included).
@@ -80,25 +80,25 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .route("/admin/groups/{id}/delete", web::post().to(groups::delete))
         // Applications (OAuth clients)
-        .route("/admin/apps", web::get().to(clients::list))
-        .route("/admin/apps", web::post().to(clients::create))
-        .route("/admin/apps/new", web::get().to(clients::new))
-        .route("/admin/apps/{id}", web::get().to(clients::show))
-        .route("/admin/apps/{id}/edit", web::get().to(clients::edit))
-        .route("/admin/apps/{id}/edit", web::post().to(clients::save))
+        .route("/admin/apps", web::get().to(apps::list))
+        .route("/admin/apps", web::post().to(apps::create))
+        .route("/admin/apps/new", web::get().to(apps::new))
+        .route("/admin/apps/{id}", web::get().to(apps::show))
+        .route("/admin/apps/{id}/edit", web::get().to(apps::edit))
+        .route("/admin/apps/{id}/edit", web::post().to(apps::save))
         .route(
             "/admin/apps/{id}/secret",
-            web::get().to(clients::confirm_secret),
+            web::get().to(apps::confirm_secret),
         )
         .route(
             "/admin/apps/{id}/secret",
-            web::post().to(clients::regenerate_secret),
+            web::post().to(apps::regenerate_secret),
         )
         .route(
             "/admin/apps/{id}/delete",
-            web::get().to(clients::confirm_delete),
+            web::get().to(apps::confirm_delete),
         )
-        .route("/admin/apps/{id}/delete", web::post().to(clients::delete))
+        .route("/admin/apps/{id}/delete", web::post().to(apps::delete))
         // Sign-in providers (upstream identity providers); `new` is not a valid slug.
         .route("/admin/upstream", web::get().to(upstream::list))
         .route("/admin/upstream", web::post().to(upstream::create))
@@ -122,9 +122,12 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::post().to(upstream::delete),
         )
         // Signing keys, sessions, audit log, API keys
-        .route("/admin/keys", web::get().to(keys::list))
-        .route("/admin/keys/rotate", web::get().to(keys::confirm_rotate))
-        .route("/admin/keys/rotate", web::post().to(keys::rotate))
+        .route("/admin/keys", web::get().to(signing_keys::list))
+        .route(
+            "/admin/keys/rotate",
+            web::get().to(signing_keys::confirm_rotate),
+        )
+        .route("/admin/keys/rotate", web::post().to(signing_keys::rotate))
         .route("/admin/sessions", web::get().to(sessions::list))
         .route("/admin/sessions/end", web::post().to(sessions::end))
         .route("/admin/audit", web::get().to(audit::list))
@@ -178,9 +181,9 @@ impl From<OpError> for PageError {
 
 /// Runs blocking key work (RSA generation, its own transactions) off the async threads.
 pub(crate) async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, crate::signing_keys::KeyError> + Send + 'static,
-) -> Result<T, crate::signing_keys::KeyError> {
+    f: impl FnOnce() -> Result<T, crate::ops::signing_keys::KeyError> + Send + 'static,
+) -> Result<T, crate::ops::signing_keys::KeyError> {
     web::block(f).await.map_err(|e| {
-        crate::signing_keys::KeyError::Store(crate::store::StoreError::Join(e.to_string()))
+        crate::ops::signing_keys::KeyError::Store(crate::store::StoreError::Join(e.to_string()))
     })?
 }

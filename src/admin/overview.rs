@@ -5,9 +5,9 @@ use askama::Template;
 
 use super::AdminSession;
 use super::view::Chrome;
-use crate::app::State;
 use crate::store::{self, StoreError};
-use crate::ui::{self, Page, PageError};
+use crate::web::State;
+use crate::web::ui::{self, Page, PageError};
 
 #[derive(Template)]
 #[template(path = "admin/overview.html")]

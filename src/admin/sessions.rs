@@ -8,10 +8,10 @@ use serde::Deserialize;
 use super::AdminSession;
 use super::view::{Chrome, PER_PAGE, Pager, ago, when};
 use crate::account::describe_device;
-use crate::app::State;
+use crate::ops::users;
 use crate::store;
-use crate::ui::{self, CsrfForm, Page, PageError};
-use crate::users;
+use crate::web::State;
+use crate::web::ui::{self, CsrfForm, Page, PageError};
 
 const NAV: &str = "sessions";
 
@@ -107,11 +107,11 @@ pub async fn end(
     crate::oidc::backchannel::kick(&state);
     if mine {
         let mut resp = ui::see_other("/login?signed_out=1");
-        let _ = resp.add_removal_cookie(&ui::removal_cookie(&state, crate::login::session::COOKIE));
+        let _ = resp.add_removal_cookie(&ui::removal_cookie(&state, crate::web::session::COOKIE));
         return Ok(resp);
     }
     // Only console pages: never an open redirect.
-    let to = match crate::return_to::local_path(&state.issuer_url, &back) {
+    let to = match crate::web::return_to::local_path(&state.issuer_url, &back) {
         Some(path)
             if path.starts_with("/admin/")
                 && !path.contains("//")

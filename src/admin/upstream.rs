@@ -13,13 +13,14 @@ use serde::Deserialize;
 
 use super::AdminSession;
 use super::view::{Chrome, Fields, PER_PAGE, Pager, Problem, ago, when};
-use crate::app::{AppState, State};
 use crate::crypto::secret::Secret;
+use crate::ops::upstream_providers::{self, Preset, ProviderError, ProviderInput, ProviderPatch};
+use crate::ops::users::FieldError;
+use crate::state::AppState;
 use crate::store;
 use crate::store::upstream::{Kind, Policy, Provider};
-use crate::ui::{self, CsrfForm, Page, PageError};
-use crate::upstream::providers::{self, Preset, ProviderError, ProviderInput, ProviderPatch};
-use crate::users::FieldError;
+use crate::web::State;
+use crate::web::ui::{self, CsrfForm, Page, PageError};
 
 const NAV: &str = "upstream";
 
@@ -73,7 +74,7 @@ fn policy_words(p: Policy) -> &'static str {
 fn issuer_shown(p: &Provider) -> String {
     p.issuer
         .clone()
-        .unwrap_or_else(|| providers::GITHUB_BASE.to_string())
+        .unwrap_or_else(|| upstream_providers::GITHUB_BASE.to_string())
 }
 
 // ---- list ----------------------------------------------------------------------------------
@@ -136,7 +137,7 @@ pub async fn list(
         page: me.page(&state, &req, "Sign-in providers"),
         admin: Chrome::new(NAV).with_notice(notice(q.done.as_deref())),
         rows,
-        redirect_uri: providers::callback_url(&state.config.public_url),
+        redirect_uri: upstream_providers::callback_url(&state.config.public_url),
     }))
 }
 
@@ -209,7 +210,7 @@ impl ProviderForm {
     /// A new provider from a preset: turned on, existing accounts only.
     fn blank(choice: Choice) -> Self {
         let (slug, name, issuer) = match choice {
-            Choice::Google => ("google", "Google", providers::GOOGLE_ISSUER),
+            Choice::Google => ("google", "Google", upstream_providers::GOOGLE_ISSUER),
             Choice::Github => ("github", "GitHub", ""),
             Choice::Oidc => ("", "", ""),
         };
@@ -300,7 +301,7 @@ fn parse_policy(s: &str) -> Result<Policy, FieldError> {
     })
 }
 
-/// The settings both forms share, parsed (`providers::validate` checks them).
+/// The settings both forms share, parsed (`upstream_providers::validate` checks them).
 struct Settings {
     name: String,
     icon: Option<String>,
@@ -416,8 +417,8 @@ async fn new_page(
             secret_typed,
             form,
             groups,
-            default_scopes: providers::default_scopes(kind),
-            redirect_uri: providers::callback_url(&state.config.public_url),
+            default_scopes: upstream_providers::default_scopes(kind),
+            redirect_uri: upstream_providers::callback_url(&state.config.public_url),
             problem,
         },
     ))
@@ -478,7 +479,7 @@ pub async fn create(
     let (key, actor, now) = (state.master_key.clone(), me.actor().audit_id(), state.now());
     let r = state
         .db
-        .try_write(move |c| providers::create(c, &key, input, Some(&actor), now))
+        .try_write(move |c| upstream_providers::create(c, &key, input, Some(&actor), now))
         .await;
     match r {
         Ok(p) => Ok(ui::see_other(&format!(
@@ -591,8 +592,8 @@ async fn render_show(
             updated: when(p.updated_at),
             form,
             groups,
-            default_scopes: providers::default_scopes(p.kind),
-            redirect_uri: providers::callback_url(&state.config.public_url),
+            default_scopes: upstream_providers::default_scopes(p.kind),
+            redirect_uri: upstream_providers::callback_url(&state.config.public_url),
             linked: linked
                 .into_iter()
                 .map(|u| LinkedRow {
@@ -663,7 +664,7 @@ pub async fn save(
         Err(p) => return refused(p).await,
     };
     let client_secret = if f.on("remove_secret") {
-        // An empty secret removes the stored one (`providers::edit`).
+        // An empty secret removes the stored one (`upstream_providers::edit`).
         Some(Secret::new(String::new()))
     } else {
         s.secret
@@ -689,7 +690,7 @@ pub async fn save(
     );
     let r = state
         .db
-        .try_write(move |c| providers::edit(c, &key, &s2, patch, Some(&actor), now))
+        .try_write(move |c| upstream_providers::edit(c, &key, &s2, patch, Some(&actor), now))
         .await;
     match r {
         Ok(Some(p)) => Ok(ui::see_other(&format!(
@@ -711,7 +712,7 @@ async fn set_enabled(
     let (actor, now, s2) = (me.actor().audit_id(), state.now(), slug.clone());
     state
         .db
-        .write(move |c| providers::set_enabled(c, &s2, enabled, Some(&actor), now))
+        .write(move |c| upstream_providers::set_enabled(c, &s2, enabled, Some(&actor), now))
         .await?
         .ok_or(PageError::NotFound)?;
     let done = if enabled { "enabled" } else { "disabled" };
@@ -817,7 +818,7 @@ pub async fn delete(
     let (actor, now) = (me.actor().audit_id(), state.now());
     state
         .db
-        .write(move |c| providers::delete(c, &slug, Some(&actor), now))
+        .write(move |c| upstream_providers::delete(c, &slug, Some(&actor), now))
         .await?
         .ok_or(PageError::NotFound)?;
     Ok(ui::see_other("/admin/upstream?done=deleted"))

@@ -10,14 +10,15 @@ use serde::Deserialize;
 use super::AdminSession;
 use super::view::{Chrome, Fields, PER_PAGE, Pager, Problem, ago, enc, when};
 use crate::account::describe_device;
-use crate::app::{AppState, State};
 use crate::crypto::secret::Secret;
-use crate::oidc::scope;
+use crate::domain::scope;
 use crate::ops::OpError;
+use crate::ops::users::{self, LinkKind, UserEdit};
+use crate::state::AppState;
 use crate::store::{self, StoreError};
-use crate::ui::{self, CsrfForm, Page, PageError};
 use crate::upstream::accounts::UnlinkRefused;
-use crate::users::{self, LinkKind, UserEdit};
+use crate::web::State;
+use crate::web::ui::{self, CsrfForm, Page, PageError};
 
 const NAV: &str = "users";
 
@@ -301,7 +302,7 @@ async fn render_new(
     req: &HttpRequest,
     me: &AdminSession,
     f: &Fields,
-    problem: crate::users::FieldError,
+    problem: crate::ops::users::FieldError,
 ) -> Result<HttpResponse, PageError> {
     Ok(ui::render(
         StatusCode::UNPROCESSABLE_ENTITY,
@@ -917,7 +918,7 @@ pub async fn unlink_identity(
         Ok(()) => Ok(ui::see_other(&format!("/admin/users/{id}?done=unlinked"))),
         Err(UnlinkRefused::NotFound) => Err(PageError::NotFound),
         Err(UnlinkRefused::LastSignInMethod) => {
-            let p = crate::users::FieldError {
+            let p = crate::ops::users::FieldError {
                 field: "unlink",
                 message: "This is their only way to sign in, so it cannot be unlinked. Create a set-up link or a password link for them first, or let them add a passkey.".into(),
             };

@@ -2,7 +2,7 @@
 //! shown beside an input, pagination and dates in words.
 
 use crate::clock::UnixTime;
-use crate::users::FieldError;
+use crate::ops::users::FieldError;
 
 /// Rows per page on every console list.
 pub const PER_PAGE: u32 = 50;
@@ -219,7 +219,7 @@ pub fn ago(now: UnixTime, then: UnixTime) -> String {
     crate::account::ago(now, then)
 }
 
-pub use crate::ui::enc;
+pub use crate::web::ui::enc;
 
 #[cfg(test)]
 mod tests {

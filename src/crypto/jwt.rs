@@ -7,11 +7,11 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::Serialize;
 
 use super::CryptoError;
-use super::keys::{self, Alg};
+use super::key_pairs::{self, Alg};
 
 struct RegistrySigner {
     alg: Algorithm,
-    pair: std::sync::Arc<keys::KeyPair>,
+    pair: std::sync::Arc<key_pairs::KeyPair>,
 }
 
 impl signature::Signer<Vec<u8>> for RegistrySigner {
@@ -32,7 +32,8 @@ fn signer_factory(
 ) -> jsonwebtoken::errors::Result<Box<dyn JwtSigner>> {
     let kid = std::str::from_utf8(key.as_bytes())
         .map_err(|_| jsonwebtoken::errors::ErrorKind::InvalidKeyFormat)?;
-    let pair = keys::registered(kid).ok_or(jsonwebtoken::errors::ErrorKind::InvalidKeyFormat)?;
+    let pair =
+        key_pairs::registered(kid).ok_or(jsonwebtoken::errors::ErrorKind::InvalidKeyFormat)?;
     Ok(Box::new(RegistrySigner { alg: *alg, pair }))
 }
 

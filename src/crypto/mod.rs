@@ -2,7 +2,7 @@
 //! (`password`), the at-rest master key (`master_key`), signing keys (`keys`) and JWTs (`jwt`).
 
 pub mod jwt;
-pub mod keys;
+pub mod key_pairs;
 pub mod master_key;
 pub mod password;
 pub mod secret;

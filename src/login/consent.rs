@@ -6,14 +6,14 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use crate::app::State;
-use crate::login::session::SignedIn;
+use crate::domain::scope;
 use crate::oidc::authorize;
 use crate::oidc::error::ErrorCode;
-use crate::oidc::scope;
 use crate::store;
 use crate::store::audit::NewEvent;
-use crate::ui::{self, CsrfForm, Page, PageError};
+use crate::web::State;
+use crate::web::session::SignedIn;
+use crate::web::ui::{self, CsrfForm, Page, PageError};
 
 #[derive(Template)]
 #[template(path = "login/consent.html")]
@@ -100,7 +100,7 @@ pub async fn post(
             .await?;
         ar.consented = true;
         authorize::update_pending(&state, &f.req, &ar).await?;
-        let id = crate::ui::enc(&f.req);
+        let id = crate::web::ui::enc(&f.req);
         return Ok(ui::see_other(&format!("/authorize/resume?req={id}")));
     }
     state

@@ -9,17 +9,19 @@ use askama::Template;
 use serde::Deserialize;
 use webauthn_rs::prelude::RegisterPublicKeyCredential;
 
-use crate::app::{AppState, State};
 use crate::crypto::secret::{Secret, hash_token};
 use crate::login::passkey::{passkey_error, webauthn};
-use crate::login::session;
-use crate::passkeys;
+use crate::login::sign_in;
+use crate::ops::passkeys;
+use crate::ops::users;
+use crate::state::AppState;
 use crate::store::audit::NewEvent;
 use crate::store::links::{Link, Purpose};
 use crate::store::users::User;
 use crate::store::{self, StoreError};
-use crate::ui::{self, CsrfForm, CsrfJson, JsonError, Page, PageError};
-use crate::users;
+use crate::web::State;
+use crate::web::session;
+use crate::web::ui::{self, CsrfForm, CsrfJson, JsonError, Page, PageError};
 
 #[derive(Template)]
 #[template(path = "login/invite.html")]
@@ -198,7 +200,7 @@ pub async fn passkey_finish(
         "user".into(),
         "mfa".into(),
     ];
-    let cookie = session::complete_sign_in(&state, &req, &user.id, amr, "").await?;
+    let cookie = sign_in::complete_sign_in(&state, &req, &user.id, amr, "").await?;
     let mut resp =
         HttpResponse::Ok().json(serde_json::json!({"redirect": "/account?done=passkey"}));
     let _ = resp.add_cookie(&cookie);
@@ -258,6 +260,6 @@ pub async fn password(
         .db
         .write(move |c| store::users::set_password_hash(c, &uid, &hash, now))
         .await?;
-    let cookie = session::complete_sign_in(&state, &req, &user.id, vec!["pwd".into()], "").await?;
+    let cookie = sign_in::complete_sign_in(&state, &req, &user.id, vec!["pwd".into()], "").await?;
     Ok(session::redirect_with_cookie("/account", cookie))
 }

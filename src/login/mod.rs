@@ -7,5 +7,6 @@ pub mod passkey;
 pub mod password;
 pub mod reset;
 pub mod second_factor;
-pub mod session;
-pub mod throttle;
+pub mod setup;
+pub mod sign_in;
+pub mod sign_out;

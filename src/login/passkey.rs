@@ -8,12 +8,14 @@ use serde::Deserialize;
 use webauthn_rs::Webauthn;
 use webauthn_rs::prelude::PublicKeyCredential;
 
-use crate::app::{AppState, State};
-use crate::login::session;
-use crate::passkeys::{self, PasskeyError};
+use crate::login::sign_in;
+use crate::ops::passkeys::{self, PasskeyError};
+use crate::state::AppState;
 use crate::store;
 use crate::store::audit::NewEvent;
-use crate::ui::{CsrfJson, JsonError};
+use crate::web::State;
+use crate::web::session;
+use crate::web::ui::{CsrfJson, JsonError};
 
 /// The relying party, or a clear error when the issuer cannot be one.
 pub fn webauthn(state: &AppState) -> Result<&Webauthn, JsonError> {
@@ -147,9 +149,9 @@ pub async fn finish(
         "user".to_string(),
         "mfa".to_string(),
     ];
-    let cookie = session::complete_sign_in(&state, &req, &verified.user.id, amr, &f.req).await?;
+    let cookie = sign_in::complete_sign_in(&state, &req, &verified.user.id, amr, &f.req).await?;
     let mut resp = HttpResponse::Ok()
-        .json(serde_json::json!({"redirect": session::after_sign_in(&state, &f.req, &f.next)}));
+        .json(serde_json::json!({"redirect": sign_in::after_sign_in(&state, &f.req, &f.next)}));
     let _ = resp.add_cookie(&cookie);
     Ok(resp)
 }

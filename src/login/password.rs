@@ -9,14 +9,17 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use crate::app::{AppState, State};
 use crate::crypto::password::Verified;
 use crate::crypto::secret::Secret;
-use crate::login::{session, throttle};
+use crate::domain::throttle;
+use crate::login::sign_in;
 use crate::oidc::authorize;
+use crate::state::AppState;
 use crate::store;
 use crate::store::audit::NewEvent;
-use crate::ui::{self, CsrfForm, Page, PageError};
+use crate::web::State;
+use crate::web::session;
+use crate::web::ui::{self, CsrfForm, Page, PageError};
 
 #[derive(Template)]
 #[template(path = "login/password.html")]
@@ -56,7 +59,7 @@ async fn render(
     notice: Option<String>,
 ) -> Result<HttpResponse, PageError> {
     // Carried through the form, passkey and upstream sign-in only when it is a local path.
-    let next = crate::return_to::local_path(&state.issuer_url, next).unwrap_or_default();
+    let next = crate::web::return_to::local_path(&state.issuer_url, next).unwrap_or_default();
     let mut client_name = None;
     let mut username = username;
     if !pending.is_empty()
@@ -100,7 +103,7 @@ pub async fn get(
     };
     // Already signed in and not part of an authorization request: nothing to do here.
     if q.req.is_empty() && notice.is_none() && session::current(&state, &req).await?.is_some() {
-        return Ok(ui::see_other(&crate::return_to::local_or_default(
+        return Ok(ui::see_other(&crate::web::return_to::local_or_default(
             &state.issuer_url,
             &q.next,
         )));
@@ -290,7 +293,7 @@ pub async fn post(
             .await?;
         return Ok(super::second_factor::begin(&state, &user.id, &f.req, &f.next).await?);
     }
-    let cookie = session::complete_sign_in_clearing(
+    let cookie = sign_in::complete_sign_in_clearing(
         &state,
         &req,
         &user.id,
@@ -300,7 +303,7 @@ pub async fn post(
     )
     .await?;
     Ok(session::redirect_with_cookie(
-        &session::after_sign_in(&state, &f.req, &f.next),
+        &sign_in::after_sign_in(&state, &f.req, &f.next),
         cookie,
     ))
 }

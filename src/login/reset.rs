@@ -6,14 +6,14 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use crate::app::State;
 use crate::crypto::secret::{Secret, hash_token};
-use crate::login::session;
+use crate::ops::users;
 use crate::store::audit::NewEvent;
 use crate::store::links::Purpose;
 use crate::store::{self, StoreError};
-use crate::ui::{self, CsrfForm, Page, PageError};
-use crate::users;
+use crate::web::State;
+use crate::web::session;
+use crate::web::ui::{self, CsrfForm, Page, PageError};
 
 #[derive(Template)]
 #[template(path = "login/reset.html")]
@@ -115,7 +115,7 @@ pub async fn post(
             };
             store::users::set_password_hash(c, &uid, &hash, now)?;
             let sids = store::sessions::sids_of_user(c, &uid, None)?;
-            session::end_sessions(c, &sids, Some(&uid), "password_reset", now)?;
+            crate::domain::session::end_sessions(c, &sids, Some(&uid), "password_reset", now)?;
             store::audit::record(
                 c,
                 &NewEvent {

@@ -9,13 +9,14 @@ use askama::Template;
 use serde::{Deserialize, Serialize};
 use webauthn_rs::prelude::PublicKeyCredential;
 
-use crate::app::{AppState, State};
 use crate::crypto::secret::{hash_token, random_token};
 use crate::login::passkey::{passkey_error, webauthn};
-use crate::login::session;
-use crate::passkeys::{self, CEREMONY_TTL};
+use crate::login::sign_in;
+use crate::ops::passkeys::{self, CEREMONY_TTL};
+use crate::state::AppState;
 use crate::store::{self, StoreError};
-use crate::ui::{self, CsrfJson, JsonError, Page, PageError};
+use crate::web::State;
+use crate::web::ui::{self, CsrfJson, JsonError, Page, PageError};
 
 const COOKIE: &str = "pc_mfa";
 
@@ -174,9 +175,9 @@ pub async fn finish(
         verified.method.to_string(),
         "mfa".to_string(),
     ];
-    let cookie = session::complete_sign_in(&state, &req, &uid, amr, &pending.req).await?;
+    let cookie = sign_in::complete_sign_in(&state, &req, &uid, amr, &pending.req).await?;
     let mut resp = HttpResponse::Ok()
-        .json(serde_json::json!({"redirect": session::after_sign_in(&state, &pending.req, &pending.next)}));
+        .json(serde_json::json!({"redirect": sign_in::after_sign_in(&state, &pending.req, &pending.next)}));
     let _ = resp.add_cookie(&cookie);
     let _ = resp.add_removal_cookie(&ui::removal_cookie(&state, COOKIE));
     Ok(resp)

@@ -12,20 +12,22 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::{Deserialize, Serialize};
 
-use crate::app::{AppState, State};
 use crate::clock::UnixTime;
 use crate::crypto::secret::{hash_token, random_token};
-use crate::login::session;
+use crate::domain::scope;
 use crate::oidc::error::ErrorCode;
+use crate::oidc::pkce;
 use crate::oidc::redirect_uri::ValidatedRedirect;
-use crate::oidc::{pkce, scope};
+use crate::state::AppState;
 use crate::store::audit::NewEvent;
 use crate::store::clients::Client;
 use crate::store::codes::CodeGrant;
 use crate::store::sessions::Session;
 use crate::store::users::User;
 use crate::store::{self, StoreError};
-use crate::ui::{self, PageError};
+use crate::web::State;
+use crate::web::session;
+use crate::web::ui::{self, PageError};
 
 /// How long a pending request waits for sign-in and consent.
 const PENDING_TTL: i64 = 30 * 60;
@@ -282,7 +284,7 @@ async fn phase_b(
         ));
     };
     let custom =
-        crate::oidc::claims::custom_scopes(&state.db.read(store::users::claim_scopes).await?);
+        crate::domain::claims::custom_scopes(&state.db.read(store::users::claim_scopes).await?);
     let mut scopes = scope::grantable(&requested, client.allowed_scopes.as_deref(), &custom);
     // OIDC Core §11: offline_access is ignored for a client that gets no refresh tokens (the
     // consent screen must not promise "stay signed in").

@@ -10,10 +10,10 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::app::AppState;
 use crate::clock::UnixTime;
-use crate::crypto::keys::Alg;
+use crate::crypto::key_pairs::Alg;
 use crate::crypto::secret::random_id;
+use crate::state::AppState;
 use crate::store::audit::NewEvent;
 use crate::store::{self, StoreError};
 

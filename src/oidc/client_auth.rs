@@ -8,8 +8,6 @@
 //! failed authentication never touches a code or a token.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
 use actix_web::HttpRequest;
 use actix_web::http::header;
@@ -17,9 +15,9 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use url::form_urlencoded;
 
-use crate::app::AppState;
 use crate::crypto::secret::{ct_eq, hash_token};
 use crate::oidc::error::{ErrorCode, OAuthError};
+use crate::state::AppState;
 use crate::store;
 use crate::store::clients::Client;
 
@@ -241,45 +239,6 @@ pub fn verify(client: &Client, p: &Presented) -> Result<(), OAuthError> {
         Ok(())
     } else {
         Err(fail())
-    }
-}
-
-/// Registered clients as the token endpoint last read them, for at most `CLIENT_CACHE_TTL`.
-/// A client_credentials grant is then pure CPU: no trip to the database at all. Changes made
-/// in this process (console, admin API) clear the cache at once (`app::middleware`); a change
-/// made by the CLI in another process is seen within the TTL. Only found clients are kept.
-#[derive(Default)]
-pub struct ClientCache(Mutex<HashMap<String, (Instant, Client)>>);
-
-const CLIENT_CACHE_TTL: Duration = Duration::from_secs(1);
-/// Entries beyond this are not kept (a flood of made-up ids must not grow memory).
-const CLIENT_CACHE_MAX: usize = 256;
-
-impl ClientCache {
-    fn get(&self, id: &str) -> Option<Client> {
-        let map = self.0.lock().ok()?;
-        map.get(id)
-            .filter(|(at, _)| at.elapsed() < CLIENT_CACHE_TTL)
-            .map(|(_, c)| c.clone())
-    }
-
-    fn put(&self, client: &Client) {
-        if let Ok(mut map) = self.0.lock() {
-            if map.len() >= CLIENT_CACHE_MAX {
-                map.retain(|_, (at, _)| at.elapsed() < CLIENT_CACHE_TTL);
-                if map.len() >= CLIENT_CACHE_MAX {
-                    return;
-                }
-            }
-            map.insert(client.id.clone(), (Instant::now(), client.clone()));
-        }
-    }
-
-    /// Forgets every client (after a change in this process).
-    pub fn clear(&self) {
-        if let Ok(mut map) = self.0.lock() {
-            map.clear();
-        }
     }
 }
 

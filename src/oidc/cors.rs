@@ -1,14 +1,14 @@
 //! CORS for the endpoints browsers call directly (discovery, JWKS, token, userinfo,
 //! revocation), allowed for the origins of registered redirect URIs only.
 
-use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, HttpResponseBuilder};
 
-use crate::app::{AppState, State};
+use crate::state::AppState;
 use crate::store;
+use crate::web::State;
 
 const CORS_PATHS: &[&str] = &[
     "/.well-known/openid-configuration",
@@ -19,17 +19,9 @@ const CORS_PATHS: &[&str] = &[
     "/revoke",
 ];
 
-/// Registered origins, kept per server and refreshed at most every 10 s (the lookup runs only
-/// for requests that carry an Origin header; a client added by the CLI in another process is
-/// seen within that time).
-#[derive(Default)]
-pub struct OriginCache(RwLock<(Option<Instant>, Arc<Vec<String>>)>);
-
 async fn allowed_origins(state: &AppState) -> Arc<Vec<String>> {
-    if let Ok(g) = state.cors_origins.0.read()
-        && g.0.is_some_and(|t| t.elapsed() < Duration::from_secs(10))
-    {
-        return g.1.clone();
+    if let Some(fresh) = state.cors_origins.get() {
+        return fresh;
     }
     let fresh = Arc::new(
         state
@@ -38,9 +30,7 @@ async fn allowed_origins(state: &AppState) -> Arc<Vec<String>> {
             .await
             .unwrap_or_default(),
     );
-    if let Ok(mut g) = state.cors_origins.0.write() {
-        *g = (Some(Instant::now()), fresh.clone());
-    }
+    state.cors_origins.put(fresh.clone());
     fresh
 }
 

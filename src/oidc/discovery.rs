@@ -5,8 +5,9 @@
 use actix_web::{HttpRequest, HttpResponse};
 use serde_json::{Value, json};
 
-use crate::app::{AppState, State};
-use crate::oidc::scope::KNOWN_SCOPES;
+use crate::domain::scope::KNOWN_SCOPES;
+use crate::state::AppState;
+use crate::web::State;
 
 pub fn document(state: &AppState) -> Value {
     let u = |p: &str| state.url(p);

@@ -10,11 +10,12 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use crate::app::{AppState, State};
-use crate::login::session;
 use crate::oidc::redirect_uri::ValidatedRedirect;
+use crate::state::AppState;
 use crate::store;
-use crate::ui::{self, Page, PageError};
+use crate::web::State;
+use crate::web::session;
+use crate::web::ui::{self, Page, PageError};
 
 #[derive(Debug, Default, Deserialize)]
 pub struct LogoutParams {
@@ -150,7 +151,9 @@ async fn handle(
         let (sid, uid) = (s.sid.clone(), user.id.clone());
         ended = state
             .db
-            .write(move |c| session::end_sessions(c, &[sid], Some(&uid), "rp_logout", now))
+            .write(move |c| {
+                crate::domain::session::end_sessions(c, &[sid], Some(&uid), "rp_logout", now)
+            })
             .await?;
         crate::oidc::backchannel::kick(state);
     }
@@ -162,7 +165,7 @@ async fn handle(
             }
             ui::see_other(&r.with_query(&params))
         }
-        None => session::signed_out_page(state, req, &ended).await?,
+        None => crate::login::sign_out::signed_out_page(state, req, &ended).await?,
     };
     let _ = resp.add_removal_cookie(&ui::removal_cookie(state, session::COOKIE));
     Ok(resp)

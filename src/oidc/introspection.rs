@@ -12,7 +12,6 @@ use serde_json::{Value, json};
 
 use rusqlite::Connection;
 
-use crate::app::{AppState, State};
 use crate::clock::UnixTime;
 use crate::crypto::secret::refresh_token_key;
 use crate::oidc::client_auth::{self, FormParams};
@@ -20,9 +19,11 @@ use crate::oidc::error::{ErrorCode, OAuthError};
 use crate::oidc::grants::client_credentials;
 use crate::oidc::token::error_response;
 use crate::oidc::tokens;
+use crate::state::AppState;
 use crate::store::tokens::{AccessRecord, RefreshRecord};
 use crate::store::users::User;
 use crate::store::{self, StoreError};
+use crate::web::State;
 
 pub async fn post(state: State, req: HttpRequest, body: web::Bytes) -> HttpResponse {
     match handle(&state, &req, &body).await {

@@ -2,7 +2,7 @@
 
 use actix_web::{HttpRequest, HttpResponse};
 
-use crate::app::State;
+use crate::web::State;
 
 pub async fn get(state: State, req: HttpRequest) -> HttpResponse {
     let body = state.keys.jwks();

@@ -2,7 +2,6 @@
 
 pub mod authorize;
 pub mod backchannel;
-pub mod claims;
 pub mod client_auth;
 pub mod cors;
 pub mod discovery;
@@ -14,7 +13,6 @@ pub mod jwks;
 pub mod pkce;
 pub mod redirect_uri;
 pub mod revocation;
-pub mod scope;
 pub mod token;
 pub mod tokens;
 pub mod userinfo;

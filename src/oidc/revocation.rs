@@ -11,15 +11,16 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::json;
 
-use crate::app::{AppState, State};
 use crate::crypto::secret::refresh_token_key;
 use crate::oidc::client_auth::{self, FormParams};
 use crate::oidc::cors;
 use crate::oidc::error::OAuthError;
 use crate::oidc::token::error_response;
 use crate::oidc::tokens;
+use crate::state::AppState;
 use crate::store;
 use crate::store::audit::NewEvent;
+use crate::web::State;
 
 pub async fn post(state: State, req: HttpRequest, body: web::Bytes) -> HttpResponse {
     let mut resp = match handle(&state, &req, &body).await {
@@ -41,7 +42,7 @@ async fn handle(state: &AppState, req: &HttpRequest, body: &[u8]) -> Result<(), 
         ));
     };
     let now = state.now();
-    let ip = state.client_ip(req).map(|ip| ip.to_string());
+    let ip = crate::web::session::ip_string(state, req);
     // An access token: only the signature matters here, an expired one may still be revoked.
     let access = tokens::looks_like_jwt(token)
         .then(|| tokens::verify_access(state, token, now, true))

@@ -7,13 +7,14 @@
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 
-use crate::app::{AppState, State};
 use crate::oidc::client_auth::{self, FormParams};
 use crate::oidc::cors;
 use crate::oidc::error::OAuthError;
 use crate::oidc::grants::{
     self, TokenRequest, TokenResponse, authorization_code, client_credentials, refresh_token,
 };
+use crate::state::AppState;
+use crate::web::State;
 
 pub async fn post(state: State, req: HttpRequest, body: web::Bytes) -> HttpResponse {
     let mut resp = match handle(&state, &req, &body).await {

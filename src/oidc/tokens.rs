@@ -25,12 +25,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256, Sha512};
 
-use crate::app::AppState;
 use crate::clock::UnixTime;
 use crate::config::Config;
 use crate::crypto::jwt;
-use crate::crypto::keys::Alg;
+use crate::crypto::key_pairs::Alg;
 use crate::oidc::error::OAuthError;
+use crate::state::AppState;
 use crate::store::clients::Client;
 
 /// `typ` of JWT access tokens (RFC 9068 §2.1).

@@ -10,14 +10,15 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use serde_json::{Map, Value, json};
 
-use crate::app::{AppState, State};
-use crate::oidc::claims::{self, Target};
+use crate::domain::claims::{self, Target};
 use crate::oidc::client_auth::FormParams;
 use crate::oidc::cors;
 use crate::oidc::error::{ErrorCode, OAuthError};
 use crate::oidc::grants::scope_list;
 use crate::oidc::tokens;
+use crate::state::AppState;
 use crate::store;
+use crate::web::State;
 
 /// Why userinfo refuses.
 #[derive(Debug)]

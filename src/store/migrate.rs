@@ -4,7 +4,11 @@
 use rusqlite::Connection;
 
 use super::StoreError;
-use crate::assets::Migrations;
+/// migrations/, embedded in the binary.
+#[derive(rust_embed::RustEmbed)]
+#[folder = "migrations/"]
+#[include = "*.sql"]
+struct Migrations;
 
 /// (version, sql) sorted by version, from files named `NNNN_name.sql`.
 pub fn embedded() -> Vec<(u32, String)> {

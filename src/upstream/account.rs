@@ -8,10 +8,10 @@ use serde::Deserialize;
 
 use super::accounts::{self, UnlinkRefused};
 use super::handshake::{self, Purpose};
-use crate::app::State;
-use crate::login::session::SignedIn;
 use crate::store;
-use crate::ui::{self, CsrfForm, PageError};
+use crate::web::State;
+use crate::web::session::SignedIn;
+use crate::web::ui::{self, CsrfForm, PageError};
 
 #[derive(Deserialize)]
 pub struct LinkForm {

@@ -19,11 +19,11 @@ use serde_json::json;
 
 use super::{Failure, Identity};
 use crate::clock::UnixTime;
+use crate::ops::users::{self, NewUser, UserError};
 use crate::store::audit::NewEvent;
 use crate::store::upstream::{LinkedIdentity, Policy, Provider};
 use crate::store::users::User;
 use crate::store::{self, StoreError};
-use crate::users::{self, NewUser, UserError};
 
 /// The outcome of a federated sign-in.
 #[derive(Debug, Clone, PartialEq)]
@@ -317,7 +317,7 @@ pub fn unlink(
     else {
         return Ok(Err(UnlinkRefused::NotFound));
     };
-    if crate::users::sign_in_methods(conn, &user.id)?.only_one_left() {
+    if crate::ops::users::sign_in_methods(conn, &user.id)?.only_one_left() {
         return Ok(Err(UnlinkRefused::LastSignInMethod));
     }
     store::upstream::delete_link(conn, &user.id, provider_id, subject)?;

@@ -11,10 +11,10 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
 
-use super::providers::github_bases;
 use super::{Failure, Identity};
-use crate::app::AppState;
 use crate::crypto::secret::{Secret, sha256};
+use crate::ops::upstream_providers::github_bases;
+use crate::state::AppState;
 use crate::store::upstream::Provider;
 
 const USER_AGENT: &str = concat!("Portcullis/", env!("CARGO_PKG_VERSION"));

@@ -5,11 +5,11 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::providers::{self, callback_url};
 use super::{Failure, Identity, github, oidc};
-use crate::app::AppState;
 use crate::clock::UnixTime;
 use crate::crypto::secret::{Secret, ct_eq, hash_token, random_token};
+use crate::ops::upstream_providers::{self, callback_url};
+use crate::state::AppState;
 use crate::store::upstream::{Kind, PendingLogin, Provider};
 use crate::store::{self, StoreError};
 
@@ -94,7 +94,7 @@ pub async fn begin(
 }
 
 fn secret_of(state: &AppState, p: &Provider) -> Result<Option<Secret<String>>, Failure> {
-    providers::client_secret(&state.master_key, p).map_err(|e| {
+    upstream_providers::client_secret(&state.master_key, p).map_err(|e| {
         tracing::error!(provider = %p.slug, error = %e, "upstream client secret cannot be opened");
         Failure::Misconfigured
     })

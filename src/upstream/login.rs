@@ -10,12 +10,14 @@ use serde_json::json;
 
 use super::handshake::{self, CallbackParams, Context, Purpose};
 use super::{Failure, Identity, accounts};
-use crate::app::{AppState, State};
 use crate::crypto::secret::hash_token;
-use crate::login::session;
+use crate::login::sign_in;
+use crate::state::AppState;
 use crate::store;
 use crate::store::audit::NewEvent;
-use crate::ui;
+use crate::web::State;
+use crate::web::session;
+use crate::web::ui;
 
 #[derive(Deserialize, Default)]
 pub struct StartQuery {
@@ -29,11 +31,11 @@ pub struct StartQuery {
 fn login_path(pending: &str, next: &str) -> String {
     let mut path = "/login".to_string();
     if !pending.is_empty() {
-        path.push_str(&format!("?req={}", crate::ui::enc(pending)));
+        path.push_str(&format!("?req={}", crate::web::ui::enc(pending)));
     }
     if !next.is_empty() {
         path.push(if pending.is_empty() { '?' } else { '&' });
-        path.push_str(&format!("next={}", crate::ui::enc(next)));
+        path.push_str(&format!("next={}", crate::web::ui::enc(next)));
     }
     path
 }
@@ -201,7 +203,7 @@ async fn sign_in(
     if resolved.created {
         tracing::info!(provider = %p.slug, user = %resolved.user.username, "account created on first upstream sign-in");
     }
-    let cookie = session::complete_sign_in(
+    let cookie = sign_in::complete_sign_in(
         state,
         req,
         &resolved.user.id,
@@ -217,7 +219,7 @@ async fn sign_in(
             .await?;
     }
     Ok(session::redirect_with_cookie(
-        &session::after_sign_in(state, pending, next),
+        &sign_in::after_sign_in(state, pending, next),
         cookie,
     ))
 }

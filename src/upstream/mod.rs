@@ -11,27 +11,29 @@
 
 pub mod account;
 pub mod accounts;
-pub mod cli;
 pub mod github;
 pub mod handshake;
 pub mod login;
 pub mod oidc;
-pub mod providers;
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, web};
 
-use crate::app::AppState;
 use crate::clock::UnixTime;
+use crate::ops::upstream_providers;
+use crate::state::AppState;
 use crate::store::{self, StoreError};
 
 /// Routes of the upstream sign-in (called from the route table in `app.rs`). The callback is
 /// registered before `{slug}` (and `callback` is not a valid slug).
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route(providers::CALLBACK_PATH, web::get().to(login::callback))
-        .route("/login/upstream/{slug}", web::get().to(login::start))
-        .route("/account/upstream/link", web::post().to(account::link))
-        .route("/account/upstream/unlink", web::post().to(account::unlink));
+    cfg.route(
+        upstream_providers::CALLBACK_PATH,
+        web::get().to(login::callback),
+    )
+    .route("/login/upstream/{slug}", web::get().to(login::start))
+    .route("/account/upstream/link", web::post().to(account::link))
+    .route("/account/upstream/unlink", web::post().to(account::unlink));
 }
 
 /// What an upstream said about the person, whichever the kind.
@@ -246,7 +248,7 @@ pub fn start_path(slug: &str, pending: &str, next: &str) -> String {
     for (k, v) in [("req", pending), ("next", next)] {
         if !v.is_empty() {
             path.push(sep);
-            path.push_str(&format!("{k}={}", crate::ui::enc(v)));
+            path.push_str(&format!("{k}={}", crate::web::ui::enc(v)));
             sep = '&';
         }
     }

@@ -23,9 +23,9 @@ use openidconnect::{
 use serde::{Deserialize, Serialize};
 
 use super::{Failure, Identity};
-use crate::app::AppState;
 use crate::clock::UnixTime;
 use crate::crypto::secret::Secret;
+use crate::state::AppState;
 use crate::store::upstream::Provider;
 
 /// How long discovered metadata (with the JWKS) is reused. A signature that fails with the

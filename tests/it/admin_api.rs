@@ -1,8 +1,8 @@
 //! The admin HTTP API (/admin/api): authorization by API key, every operation and its
 //! validation errors (stable codes, the field named), and the OpenAPI document.
 
-use portcullis::clients::ClientInput;
 use portcullis::ops::Actor;
+use portcullis::ops::clients::ClientInput;
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -12,7 +12,7 @@ use crate::support::*;
 fn api_key(app: &TestApp) -> String {
     let now = app.clock_now();
     app.db
-        .try_write_blocking(|c| portcullis::api_keys::create(c, &Actor::Cli, "tests", now))
+        .try_write_blocking(|c| portcullis::ops::api_keys::create(c, &Actor::Cli, "tests", now))
         .unwrap()
         .1
 }
@@ -98,7 +98,7 @@ async fn no_key_an_unknown_key_and_a_revoked_key_are_401() {
         .id;
     let now = app.clock_now();
     app.db
-        .try_write_blocking(|c| portcullis::api_keys::revoke(c, &Actor::Cli, &id, now))
+        .try_write_blocking(|c| portcullis::ops::api_keys::revoke(c, &Actor::Cli, &id, now))
         .unwrap();
     assert_error(&api.get("/users").await, 401, "revoked_api_key", None);
     // A POST with a revoked key changes nothing.
@@ -135,7 +135,7 @@ async fn a_key_made_by_someone_who_is_no_longer_an_admin_is_403() {
     let key = app
         .db
         .try_write_blocking(|c| {
-            portcullis::api_keys::create(c, &Actor::User(root.id.clone()), "mine", now)
+            portcullis::ops::api_keys::create(c, &Actor::User(root.id.clone()), "mine", now)
         })
         .unwrap()
         .1;
@@ -501,7 +501,7 @@ async fn disabling_queues_a_logout_notice_in_the_outbox_in_the_same_transaction(
     let now = app.clock_now();
     app.db
         .try_write_blocking(|c| {
-            portcullis::users::set_disabled(c, &Actor::Cli, &alice.id, true, now)
+            portcullis::ops::users::set_disabled(c, &Actor::Cli, &alice.id, true, now)
         })
         .unwrap();
     let rows: i64 = app

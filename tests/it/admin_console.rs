@@ -2,7 +2,7 @@
 //! forms need their CSRF token, and the main journeys (add a user with a set-up link, add an
 //! application and see its secret once, refuse bad settings, delete after confirming).
 
-use portcullis::clients::ClientInput;
+use portcullis::ops::clients::ClientInput;
 
 use crate::support::{TestApp, location};
 

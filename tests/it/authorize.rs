@@ -2,7 +2,7 @@
 //! RFC 7636, RFC 9207).
 
 use crate::support::*;
-use portcullis::clients::ClientInput;
+use portcullis::ops::clients::ClientInput;
 
 const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 

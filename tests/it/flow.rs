@@ -10,7 +10,7 @@ use openidconnect::{
     IdTokenClaims, IssuerUrl, Nonce, OAuth2TokenResponse, PkceCodeChallenge, RedirectUrl,
     RefreshToken, Scope, TokenResponse, UserInfoClaims,
 };
-use portcullis::clients::ClientInput;
+use portcullis::ops::clients::ClientInput;
 use serde::{Deserialize, Serialize};
 
 use crate::support::*;

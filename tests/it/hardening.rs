@@ -1,7 +1,7 @@
 //! What an attacker and real relying parties found (issue 14), each as the request that
 //! showed it, against the real server.
 
-use portcullis::clients::ClientInput;
+use portcullis::ops::clients::ClientInput;
 use serde_json::Value;
 
 use crate::support::*;
@@ -41,7 +41,7 @@ async fn next_after_sign_in_never_leaves_the_server() {
     let app = TestApp::spawn().await;
     app.add_user("alice", &[], false);
     for bad in HOSTILE_NEXT {
-        let login = format!("/login?next={}", portcullis::ui::enc(bad));
+        let login = format!("/login?next={}", portcullis::web::ui::enc(bad));
         // Signed out: the page carries no hostile value in its form or passkey box…
         let b = app.browser();
         let (status, page) = app.page(&b, &login).await;
@@ -542,12 +542,12 @@ async fn the_admin_api_checks_the_key_before_it_reads_the_body() {
     let (revoked_id, revoked) = app
         .db
         .try_write_blocking(|c| {
-            portcullis::api_keys::create(c, &portcullis::ops::Actor::Cli, "old", now)
+            portcullis::ops::api_keys::create(c, &portcullis::ops::Actor::Cli, "old", now)
         })
         .unwrap();
     app.db
         .try_write_blocking(|c| {
-            portcullis::api_keys::revoke(c, &portcullis::ops::Actor::Cli, &revoked_id.id, now)
+            portcullis::ops::api_keys::revoke(c, &portcullis::ops::Actor::Cli, &revoked_id.id, now)
         })
         .unwrap();
     let attempts = [
@@ -776,7 +776,7 @@ fn api_key(app: &TestApp) -> String {
     let now = app.clock_now();
     app.db
         .try_write_blocking(|c| {
-            portcullis::api_keys::create(c, &portcullis::ops::Actor::Cli, "tests", now)
+            portcullis::ops::api_keys::create(c, &portcullis::ops::Actor::Cli, "tests", now)
         })
         .unwrap()
         .1

@@ -1,6 +1,6 @@
 //! RP-Initiated Logout 1.0 and Back-Channel Logout 1.0 over real HTTP.
 
-use portcullis::clients::ClientInput;
+use portcullis::ops::clients::ClientInput;
 
 use crate::support::*;
 

@@ -3,7 +3,7 @@
 //! every refusal the spec requires (replayed challenge, wrong origin or RP id, unknown
 //! credential, a counter that goes backwards).
 
-use portcullis::clients::ClientInput;
+use portcullis::ops::clients::ClientInput;
 use serde_json::{Value, json};
 
 use crate::support::webauthn::SoftAuthenticator;
@@ -401,9 +401,9 @@ async fn an_invite_link_registers_a_passkey_once_and_signs_in() {
     let carol = app
         .db
         .try_write_blocking(|c| {
-            portcullis::users::insert(
+            portcullis::ops::users::insert(
                 c,
-                &portcullis::users::NewUser {
+                &portcullis::ops::users::NewUser {
                     username: "carol".into(),
                     ..Default::default()
                 },

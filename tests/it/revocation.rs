@@ -8,7 +8,7 @@
     clippy::indexing_slicing
 )]
 
-use portcullis::clients::ClientInput;
+use portcullis::ops::clients::ClientInput;
 use portcullis::store::audit;
 use serde_json::Value;
 
@@ -336,7 +336,7 @@ async fn introspection_refuses_public_clients_and_bad_credentials() {
 #[tokio::test]
 async fn a_client_credentials_token_is_introspected_and_revoked_without_an_issuance_row() {
     let app = crate::support::TestApp::spawn().await;
-    let (id, secret) = app.add_client(portcullis::clients::ClientInput {
+    let (id, secret) = app.add_client(portcullis::ops::clients::ClientInput {
         name: "Backup job".into(),
         allow_client_credentials: true,
         ..Default::default()

@@ -1,7 +1,7 @@
 //! End-user sign-in over real HTTP: passwords, throttling, sessions, CSRF, consent, account.
 
 use crate::support::*;
-use portcullis::clients::ClientInput;
+use portcullis::ops::clients::ClientInput;
 
 #[tokio::test]
 async fn wrong_password_and_unknown_user_get_the_same_answer() {

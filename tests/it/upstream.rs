@@ -6,9 +6,9 @@
 use std::collections::BTreeMap;
 
 use portcullis::crypto::secret::Secret;
+use portcullis::ops::upstream_providers::{self, ProviderInput};
 use portcullis::store;
 use portcullis::store::upstream::{Kind, Policy, Provider};
-use portcullis::upstream::providers::{self, ProviderInput};
 
 use crate::support::{CHALLENGE, TestApp, VERIFIER, csrf_from, jwt_claims, location, query_param};
 
@@ -36,7 +36,7 @@ pub async fn federation(policy: Policy) -> Fed {
     let now = down.clock_now();
     let provider = down
         .db
-        .try_write_blocking(|c| providers::create(c, &key, input, None, now))
+        .try_write_blocking(|c| upstream_providers::create(c, &key, input, None, now))
         .unwrap();
     Fed { up, down, provider }
 }
@@ -144,7 +144,7 @@ async fn the_login_page_shows_a_button_per_enabled_provider() {
     let key = fed.down.state.master_key.clone();
     fed.down
         .db
-        .write_blocking(|c| providers::set_enabled(c, "corp", false, None, 1))
+        .write_blocking(|c| upstream_providers::set_enabled(c, "corp", false, None, 1))
         .unwrap();
     drop(key);
     let page = fed.down.text_at(&b, "/login").await;
@@ -563,7 +563,7 @@ async fn an_unreachable_provider_ends_on_a_clear_page() {
     input.policy = Policy::Create;
     let key = down.state.master_key.clone();
     down.db
-        .try_write_blocking(|c| providers::create(c, &key, input, None, 1))
+        .try_write_blocking(|c| upstream_providers::create(c, &key, input, None, 1))
         .unwrap();
     let r = down
         .browser()

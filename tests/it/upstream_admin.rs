@@ -5,9 +5,9 @@
 
 use portcullis::crypto::secret::Secret;
 use portcullis::ops::Actor;
+use portcullis::ops::upstream_providers::{self, ProviderInput};
 use portcullis::store;
 use portcullis::store::upstream::{Kind, Policy, Provider};
-use portcullis::upstream::providers::{self, ProviderInput};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -24,7 +24,7 @@ fn provider(app: &TestApp, slug: &str) -> Option<Provider> {
 }
 
 fn secret_of(app: &TestApp, p: &Provider) -> Option<String> {
-    providers::client_secret(&app.state.master_key, p)
+    upstream_providers::client_secret(&app.state.master_key, p)
         .unwrap()
         .map(|s| s.expose().clone())
 }
@@ -37,7 +37,7 @@ fn add_provider(app: &TestApp, slug: &str, name: &str) -> Provider {
     let key = app.state.master_key.clone();
     let now = app.clock_now();
     app.db
-        .try_write_blocking(|c| providers::create(c, &key, input, None, now))
+        .try_write_blocking(|c| upstream_providers::create(c, &key, input, None, now))
         .unwrap()
 }
 
@@ -195,7 +195,7 @@ async fn the_console_adds_a_provider_and_refuses_a_bad_issuer_and_a_taken_slug()
         .await;
     assert_eq!(r.status(), 303);
     let g = provider(&app, "google").unwrap();
-    assert_eq!(g.issuer.as_deref(), Some(providers::GOOGLE_ISSUER));
+    assert_eq!(g.issuer.as_deref(), Some(upstream_providers::GOOGLE_ISSUER));
     assert_eq!(g.display_name, "Google");
     assert!(!g.enabled, "the box was not ticked");
 
@@ -223,7 +223,7 @@ async fn the_console_adds_a_provider_and_refuses_a_bad_issuer_and_a_taken_slug()
     assert!(html.contains("Corp ID") && html.contains("Google") && html.contains("GitHub"));
     assert!(html.contains("OpenID Connect"));
     assert!(html.contains("new account for everyone"));
-    assert!(html.contains(providers::GITHUB_BASE));
+    assert!(html.contains(upstream_providers::GITHUB_BASE));
 }
 
 #[tokio::test]
@@ -253,7 +253,11 @@ async fn editing_keeps_the_secret_unless_a_new_one_is_typed() {
     assert_eq!(p.display_name, "Corp Sign-In");
     assert_eq!(p.policy, Policy::LinkVerifiedEmail);
     assert_eq!(p.default_groups, vec!["family".to_string()]);
-    assert_eq!(p.scopes, providers::OIDC_SCOPES, "empty: the default");
+    assert_eq!(
+        p.scopes,
+        upstream_providers::OIDC_SCOPES,
+        "empty: the default"
+    );
     assert_eq!(secret_of(&app, &p).as_deref(), Some(SECRET), "kept");
 
     // A refused change keeps what was typed and changes nothing.
@@ -564,7 +568,7 @@ impl<'a> Api<'a> {
         let now = app.clock_now();
         let key = app
             .db
-            .try_write_blocking(|c| portcullis::api_keys::create(c, &Actor::Cli, "tests", now))
+            .try_write_blocking(|c| portcullis::ops::api_keys::create(c, &Actor::Cli, "tests", now))
             .unwrap()
             .1;
         Self { app, key }
@@ -679,7 +683,7 @@ async fn the_api_manages_providers_and_never_returns_the_secret() {
         )
         .await;
     assert_eq!(s, 201, "{v}");
-    assert_eq!(v["issuer"], providers::GOOGLE_ISSUER);
+    assert_eq!(v["issuer"], upstream_providers::GOOGLE_ISSUER);
     assert_eq!(v["policy"], "existing_only", "the safe default");
     let (s, v, _) = api.call(Method::GET, "/upstream/google", None).await;
     assert_eq!((s, &v["name"]), (200, &json!("Google")));

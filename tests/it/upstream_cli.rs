@@ -1,10 +1,10 @@
 //! `portcullis upstream …` through `upstream::cli::execute` (the same function `main` calls):
 //! presets, validation, the sealed secret, edit, enable/disable and delete.
 
+use portcullis::cli::upstream::{UpstreamCmd, execute};
 use portcullis::config::Config;
+use portcullis::ops::upstream_providers;
 use portcullis::store;
-use portcullis::upstream::cli::{UpstreamCmd, execute};
-use portcullis::upstream::providers;
 
 #[derive(clap::Parser)]
 struct Cli {
@@ -141,7 +141,7 @@ fn add_list_edit_disable_delete() {
         .unwrap();
     assert!(!p.client_secret_sealed.clone().unwrap().contains("GOCSPX"));
     assert_eq!(
-        providers::client_secret(&key, &p)
+        upstream_providers::client_secret(&key, &p)
             .unwrap()
             .unwrap()
             .expose(),
@@ -169,7 +169,7 @@ fn add_list_edit_disable_delete() {
     assert_eq!(p.display_name, "Google Workspace");
     assert_eq!(p.policy, store::upstream::Policy::Create);
     assert_eq!(
-        providers::client_secret(&key, &p)
+        upstream_providers::client_secret(&key, &p)
             .unwrap()
             .unwrap()
             .expose(),

@@ -10,9 +10,9 @@ use std::sync::{Arc, Mutex};
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use base64::Engine;
 use portcullis::crypto::secret::Secret;
+use portcullis::ops::upstream_providers::{self, Preset, ProviderInput};
 use portcullis::store;
 use portcullis::store::upstream::{Kind, Policy};
-use portcullis::upstream::providers::{self, Preset, ProviderInput};
 use serde_json::json;
 use sha2::Digest;
 
@@ -174,7 +174,7 @@ async fn setup(policy: Policy) -> (TestApp, GitHub) {
     input.policy = policy;
     let key = down.state.master_key.clone();
     down.db
-        .try_write_blocking(|c| providers::create(c, &key, input, None, 1))
+        .try_write_blocking(|c| upstream_providers::create(c, &key, input, None, 1))
         .unwrap();
     (down, gh)
 }

@@ -5,9 +5,9 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{ApiError, ApiKey, ApiQuery, ok};
-use crate::app::State;
 use crate::store::audit::Filter;
 use crate::store::{self, StoreError};
+use crate::web::State;
 
 #[derive(Deserialize)]
 pub struct ListQuery {
@@ -40,7 +40,7 @@ pub async fn list(
         .db
         .read(move |c| -> Result<_, StoreError> {
             let user_id = match q.user.filter(|u| !u.is_empty()) {
-                Some(u) => Some(crate::users::find(c, &u)?.map(|x| x.id).unwrap_or(u)),
+                Some(u) => Some(crate::ops::users::find(c, &u)?.map(|x| x.id).unwrap_or(u)),
                 None => None,
             };
             let f = Filter {

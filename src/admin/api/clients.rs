@@ -7,11 +7,12 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{ApiError, ApiJson, ApiKey, ApiQuery, Paging, created, no_content, nullable, ok};
-use crate::app::{AppState, State};
-use crate::clients::{self, ClientInput};
 use crate::ops::OpError;
+use crate::ops::clients::{self, ClientInput};
+use crate::state::AppState;
 use crate::store;
 use crate::store::clients::Client;
+use crate::web::State;
 
 /// The API's names for the fields `clients::validate` reports.
 fn api_field(field: &str) -> &str {

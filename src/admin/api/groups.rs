@@ -6,11 +6,12 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::{ApiError, ApiJson, ApiKey, ApiQuery, Paging, created, no_content, nullable, ok, op};
-use crate::app::{AppState, State};
-use crate::groups::{self, GroupInput};
 use crate::ops::OpError;
+use crate::ops::groups::{self, GroupInput};
+use crate::ops::users;
+use crate::state::AppState;
 use crate::store;
-use crate::users;
+use crate::web::State;
 
 const GROUP: &str = "group";
 

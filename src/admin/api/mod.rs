@@ -6,8 +6,8 @@
 mod audit;
 mod clients;
 mod groups;
-mod keys;
 mod sessions;
+mod signing_keys;
 mod upstream;
 mod users;
 
@@ -20,9 +20,9 @@ use actix_web::{FromRequest, HttpRequest, HttpResponse, ResponseError, web};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
 
-use crate::api_keys::{self, Check};
-use crate::app::AppState;
+use crate::ops::api_keys::{self, Check};
 use crate::ops::{Actor, OpError};
+use crate::state::AppState;
 use crate::store::StoreError;
 
 /// The OpenAPI document, written by hand beside the routes it describes.
@@ -97,8 +97,8 @@ pub fn scope() -> actix_web::Scope<
         .route("/upstream/{slug}", web::get().to(upstream::get))
         .route("/upstream/{slug}", web::patch().to(upstream::update))
         .route("/upstream/{slug}", web::delete().to(upstream::delete))
-        .route("/keys", web::get().to(keys::list))
-        .route("/keys/rotate", web::post().to(keys::rotate))
+        .route("/keys", web::get().to(signing_keys::list))
+        .route("/keys/rotate", web::post().to(signing_keys::rotate))
         .route("/sessions", web::get().to(sessions::list))
         .route("/sessions/{sid}", web::delete().to(sessions::delete))
         .route("/audit", web::get().to(audit::list))
@@ -188,7 +188,10 @@ impl ResponseError for ApiError {
             resp.insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"admin api\""));
         }
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            resp.insert_header((header::RETRY_AFTER, crate::ui::BUSY_RETRY_SECS.to_string()));
+            resp.insert_header((
+                header::RETRY_AFTER,
+                crate::web::ui::BUSY_RETRY_SECS.to_string(),
+            ));
         }
         resp.json(body)
     }
@@ -209,7 +212,7 @@ impl From<StoreError> for ApiError {
                 "internal_error",
                 format!(
                     "Something went wrong (request {}).",
-                    crate::app::request_id()
+                    crate::web::request_id()
                 ),
             )
         }

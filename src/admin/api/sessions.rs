@@ -5,9 +5,9 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{ApiError, ApiKey, ApiQuery, Paging, no_content, ok};
-use crate::app::State;
+use crate::ops::users;
 use crate::store::{self, StoreError};
-use crate::users;
+use crate::web::State;
 
 #[derive(Deserialize)]
 pub struct ListQuery {

@@ -12,12 +12,13 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{ApiError, ApiJson, ApiKey, ApiQuery, created, no_content, nullable, ok};
-use crate::app::{AppState, State};
 use crate::crypto::secret::Secret;
+use crate::ops::upstream_providers::{self, Preset, ProviderError, ProviderInput, ProviderPatch};
+use crate::state::AppState;
 use crate::store;
 use crate::store::upstream::{Kind, Policy, Provider};
 use crate::upstream::accounts::{self, UnlinkRefused};
-use crate::upstream::providers::{self, Preset, ProviderError, ProviderInput, ProviderPatch};
+use crate::web::State;
 
 fn err(e: ProviderError) -> ApiError {
     match e {
@@ -34,16 +35,16 @@ fn err(e: ProviderError) -> ApiError {
                 "internal_error",
                 format!(
                     "Something went wrong (request {}).",
-                    crate::app::request_id()
+                    crate::web::request_id()
                 ),
             )
         }
     }
 }
 
-/// `providers::to_json` (never the secret) with how many identities are linked through it.
+/// `upstream_providers::to_json` (never the secret) with how many identities are linked through it.
 fn provider_json(state: &AppState, p: &Provider, linked: i64) -> Value {
-    let mut v = providers::to_json(p, &state.config.public_url);
+    let mut v = upstream_providers::to_json(p, &state.config.public_url);
     if let Some(obj) = v.as_object_mut() {
         obj.insert("linked_identities".into(), json!(linked));
     }
@@ -162,7 +163,7 @@ pub async fn create(
     );
     let p = state
         .db
-        .try_write(move |c| providers::create(c, &master, input, Some(&actor), now))
+        .try_write(move |c| upstream_providers::create(c, &master, input, Some(&actor), now))
         .await
         .map_err(err)?;
     Ok(created(provider_json(&state, &p, 0)))
@@ -215,7 +216,7 @@ impl PatchBody {
     fn patch(self) -> Result<ProviderPatch, ApiError> {
         let client_secret = match self.client_secret {
             None => None,
-            // `providers::edit` removes the secret when given an empty one.
+            // `upstream_providers::edit` removes the secret when given an empty one.
             Some(None) => Some(Secret::new(String::new())),
             Some(Some(s)) if s.is_empty() => {
                 return Err(ApiError::invalid(
@@ -258,7 +259,8 @@ pub async fn update(
     let edited = state
         .db
         .try_write(move |c| {
-            let Some(p) = providers::edit(c, &master, &slug, patch, Some(&actor), now)? else {
+            let Some(p) = upstream_providers::edit(c, &master, &slug, patch, Some(&actor), now)?
+            else {
                 return Ok(None);
             };
             let n = store::upstream::count_links_for_provider(c, &p.id)?;
@@ -280,7 +282,7 @@ pub async fn delete(
     let s2 = slug.clone();
     let unlinked = state
         .db
-        .write(move |c| providers::delete(c, &s2, Some(&actor), now))
+        .write(move |c| upstream_providers::delete(c, &s2, Some(&actor), now))
         .await?
         .ok_or_else(|| ApiError::not_found("provider"))?;
     Ok(ok(

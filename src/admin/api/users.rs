@@ -7,11 +7,12 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::{ApiError, ApiJson, ApiKey, ApiQuery, Paging, created, no_content, nullable, ok, op};
-use crate::app::{AppState, State};
 use crate::crypto::secret::Secret;
 use crate::ops::OpError;
+use crate::ops::users::{self, LinkKind, UserEdit};
+use crate::state::AppState;
 use crate::store::{self, StoreError};
-use crate::users::{self, LinkKind, UserEdit};
+use crate::web::State;
 
 const USER: &str = "user";
 

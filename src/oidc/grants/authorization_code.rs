@@ -6,16 +6,16 @@
 //! seen twice revokes what its first use issued (done by `store::codes::consume`).
 //! Tokens are signed afterwards.
 
-use crate::app::AppState;
 use crate::clock::UnixTime;
 use crate::crypto::secret::{hash_token, new_refresh_token, ordered_id, refresh_token_key};
-use crate::oidc::claims::{self, Target, UserData};
+use crate::domain::claims::{self, Target, UserData};
 use crate::oidc::error::OAuthError;
 use crate::oidc::grants::{
     TokenResponse, UserTokens, issues_refresh_tokens, scope_list, sign_user_tokens, user_may_use,
 };
 use crate::oidc::pkce;
 use crate::oidc::tokens::{self, Lifetimes, Subject};
+use crate::state::AppState;
 use crate::store;
 use crate::store::audit::NewEvent;
 use crate::store::clients::Client;

@@ -2,13 +2,13 @@
 //! An access token only (§4.4.3: "A refresh token SHOULD NOT be included"), no ID token
 //! (there is no user), `sub` = the client id.
 
-use crate::app::AppState;
 use crate::clock::UnixTime;
-use crate::oidc::claims;
+use crate::domain::claims;
+use crate::domain::scope;
 use crate::oidc::error::{ErrorCode, OAuthError};
 use crate::oidc::grants::TokenResponse;
-use crate::oidc::scope;
 use crate::oidc::tokens::{self, Lifetimes, Subject};
+use crate::state::AppState;
 use crate::store;
 use crate::store::clients::Client;
 

@@ -10,14 +10,14 @@ pub mod refresh_token;
 
 use serde::Serialize;
 
-use crate::app::AppState;
 use crate::clock::UnixTime;
-use crate::crypto::keys::Alg;
-use crate::oidc::claims::{self, Target, UserData};
+use crate::crypto::key_pairs::Alg;
+use crate::domain::claims::{self, Target, UserData};
+use crate::domain::scope;
 use crate::oidc::client_auth::FormParams;
 use crate::oidc::error::{ErrorCode, OAuthError};
-use crate::oidc::scope;
 use crate::oidc::tokens::{self, AccessClaims, IdTokenFacts};
+use crate::state::AppState;
 use crate::store::clients::Client;
 
 /// A token request, parsed once from the form.

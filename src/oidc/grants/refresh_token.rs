@@ -9,14 +9,14 @@
 //! itself. Any other reuse is treated as theft: the whole family and its access tokens are
 //! revoked, the answer is invalid_grant, and the audit log records it.
 
-use crate::app::AppState;
 use crate::clock::UnixTime;
 use crate::crypto::secret::{new_refresh_token, ordered_id, refresh_token_key};
-use crate::oidc::claims::{self, Target, UserData};
+use crate::domain::claims::{self, Target, UserData};
+use crate::domain::scope;
 use crate::oidc::error::{ErrorCode, OAuthError};
 use crate::oidc::grants::{TokenResponse, UserTokens, scope_list, sign_user_tokens, user_may_use};
-use crate::oidc::scope;
 use crate::oidc::tokens::{self, Lifetimes, Subject};
+use crate::state::AppState;
 use crate::store;
 use crate::store::audit::NewEvent;
 use crate::store::clients::Client;

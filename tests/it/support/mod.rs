@@ -13,12 +13,12 @@ use std::net::TcpListener;
 use std::sync::Arc;
 
 use actix_web::web;
-use portcullis::app::AppState;
-use portcullis::clients::{self, ClientInput};
 use portcullis::clock::FixedClock;
 use portcullis::config::Config;
+use portcullis::ops::clients::{self, ClientInput};
+use portcullis::ops::users::{self, NewUser};
+use portcullis::state::AppState;
 use portcullis::store::Db;
-use portcullis::users::{self, NewUser};
 
 pub mod webauthn;
 
@@ -79,7 +79,7 @@ impl TestApp {
                 .unwrap();
         let state = web::Data::new(state);
         let db = state.db.clone();
-        let handle = tokio::spawn(portcullis::app::serve(listener, state.clone()));
+        let handle = tokio::spawn(portcullis::server::serve(listener, state.clone()));
         Self {
             url: format!("http://127.0.0.1:{port}"),
             port,

@@ -5,14 +5,14 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use crate::app::State;
 use crate::crypto::secret::{Secret, hash_token};
-use crate::login::session;
+use crate::ops::users::{self, NewUser, UserError};
 use crate::store::audit::NewEvent;
 use crate::store::links::Purpose;
 use crate::store::{self, StoreError};
-use crate::ui::{self, CsrfForm, Page, PageError};
-use crate::users::{self, NewUser, UserError};
+use crate::web::State;
+use crate::web::session;
+use crate::web::ui::{self, CsrfForm, Page, PageError};
 
 #[derive(Template)]
 #[template(path = "setup.html")]
@@ -161,8 +161,15 @@ pub async fn post(
                 },
                 now,
             )?;
-            let (_, token) =
-                session::start(c, &user.id, vec!["pwd".into()], ua, ip, now, lifetime)?;
+            let (_, token) = crate::domain::session::start(
+                c,
+                &user.id,
+                vec!["pwd".into()],
+                ua,
+                ip,
+                now,
+                lifetime,
+            )?;
             Ok(token)
         })
         .await;

@@ -5,10 +5,10 @@ use serde_json::{Value, json};
 
 use crate::clock::UnixTime;
 use crate::crypto::secret::{hash_token, random_id, random_token};
-use crate::oidc::scope::KNOWN_SCOPES;
+use crate::domain::scope::KNOWN_SCOPES;
+use crate::ops::users::FieldError;
 use crate::store::clients::Client;
 use crate::store::{self, StoreError};
-use crate::users::FieldError;
 
 #[derive(Debug, Clone)]
 pub struct ClientInput {
@@ -195,7 +195,7 @@ pub fn validate(input: &ClientInput) -> Result<(), FieldError> {
             "Public clients cannot use client credentials.",
         ));
     }
-    if crate::crypto::keys::Alg::parse(&input.signing_alg).is_none() {
+    if crate::crypto::key_pairs::Alg::parse(&input.signing_alg).is_none() {
         return Err(field("signing_alg", "Choose RS256, ES256 or EdDSA."));
     }
     if let Some(scopes) = &input.allowed_scopes {

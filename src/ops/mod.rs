@@ -3,12 +3,20 @@
 //! and how a change is recorded. The operations themselves live beside their data:
 //! `users`, `groups`, `clients`, `api_keys`.
 
+pub mod api_keys;
+pub mod clients;
+pub mod groups;
+pub mod passkeys;
+pub mod signing_keys;
+pub mod upstream_providers;
+pub mod users;
+
 use serde_json::Value;
 
 use crate::clock::UnixTime;
+use crate::ops::users::FieldError;
 use crate::store::audit::NewEvent;
 use crate::store::{self, StoreError};
-use crate::users::FieldError;
 
 /// Who made a change.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,20 +69,20 @@ impl From<FieldError> for OpError {
     }
 }
 
-impl From<crate::users::UserError> for OpError {
-    fn from(e: crate::users::UserError) -> Self {
+impl From<crate::ops::users::UserError> for OpError {
+    fn from(e: crate::ops::users::UserError) -> Self {
         match e {
-            crate::users::UserError::Invalid(f) => OpError::Invalid(f),
-            crate::users::UserError::Store(s) => OpError::Store(s),
+            crate::ops::users::UserError::Invalid(f) => OpError::Invalid(f),
+            crate::ops::users::UserError::Store(s) => OpError::Store(s),
         }
     }
 }
 
-impl From<crate::clients::ClientError> for OpError {
-    fn from(e: crate::clients::ClientError) -> Self {
+impl From<crate::ops::clients::ClientError> for OpError {
+    fn from(e: crate::ops::clients::ClientError) -> Self {
         match e {
-            crate::clients::ClientError::Invalid(f) => OpError::Invalid(f),
-            crate::clients::ClientError::Store(s) => OpError::Store(s),
+            crate::ops::clients::ClientError::Invalid(f) => OpError::Invalid(f),
+            crate::ops::clients::ClientError::Store(s) => OpError::Store(s),
         }
     }
 }

@@ -4,8 +4,8 @@
 //! shut a user out for good. Every place a password is verified (sign-in, the account page's
 //! current password) is admitted here first.
 
-use crate::app::AppState;
 use crate::clock::UnixTime;
+use crate::state::AppState;
 use crate::store::{self, StoreError};
 
 pub fn user_key(login: &str) -> String {

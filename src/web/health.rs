@@ -3,7 +3,7 @@
 use actix_web::HttpResponse;
 use serde_json::json;
 
-use crate::app::State;
+use crate::web::State;
 
 pub async fn get(state: State) -> HttpResponse {
     let version = env!("CARGO_PKG_VERSION");

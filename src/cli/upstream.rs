@@ -6,9 +6,11 @@ use std::io::{BufRead, Write};
 
 use anyhow::{Context, bail};
 
-use super::providers::{self, Preset, ProviderInput, ProviderPatch, callback_url};
 use crate::config::Config;
 use crate::crypto::secret::Secret;
+use crate::ops::upstream_providers::{
+    self as providers, Preset, ProviderInput, ProviderPatch, callback_url,
+};
 use crate::store;
 use crate::store::upstream::{Kind, Policy};
 

@@ -9,14 +9,15 @@ use serde::Deserialize;
 
 use super::AdminSession;
 use super::view::{Chrome, Fields, PER_PAGE, Pager, Problem, enc, when};
-use crate::app::{AppState, State};
-use crate::clients::{self, ClientInput};
-use crate::oidc::scope::KNOWN_SCOPES;
+use crate::domain::scope::KNOWN_SCOPES;
 use crate::ops::OpError;
+use crate::ops::clients::{self, ClientInput};
+use crate::ops::users::FieldError;
+use crate::state::AppState;
 use crate::store;
 use crate::store::clients::Client;
-use crate::ui::{self, CsrfForm, Page, PageError};
-use crate::users::FieldError;
+use crate::web::State;
+use crate::web::ui::{self, CsrfForm, Page, PageError};
 
 const NAV: &str = "apps";
 

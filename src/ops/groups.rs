@@ -5,11 +5,11 @@ use serde_json::{Map, Value, json};
 
 use crate::clock::UnixTime;
 use crate::crypto::secret::random_id;
+use crate::ops::users::{self, FieldError};
 use crate::ops::{self, Actor, OpError, Subject};
 use crate::store::groups::GroupDetail;
 use crate::store::users::{ADMIN_GROUP, User};
 use crate::store::{self, StoreError};
-use crate::users::{self, FieldError};
 
 /// Everything an administrator sets on a group.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -7,8 +7,8 @@ use serde_json::json;
 
 use super::{ApiError, ApiJson, ApiKey, created, ok};
 use crate::admin::blocking;
-use crate::app::State;
-use crate::signing_keys::KeyError;
+use crate::ops::signing_keys::KeyError;
+use crate::web::State;
 
 fn key_error(e: KeyError) -> ApiError {
     match e {
@@ -47,7 +47,7 @@ pub async fn rotate(
     key: ApiKey,
     body: ApiJson<RotateBody>,
 ) -> Result<HttpResponse, ApiError> {
-    let kids = crate::admin::keys::rotate_keys(&state, &key.actor(), body.0.immediately)
+    let kids = crate::admin::signing_keys::rotate_keys(&state, &key.actor(), body.0.immediately)
         .await
         .map_err(key_error)?;
     let (s, now) = (state.clone(), state.now());

@@ -3,9 +3,9 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::account::password_policy;
 use crate::clock::UnixTime;
 use crate::crypto::secret::{hash_token, random_id, random_token};
+use crate::domain::password_policy;
 use crate::ops::{self, Actor, OpError, Subject};
 use crate::store::users::{ADMIN_GROUP, User};
 use crate::store::{self, StoreError};
@@ -230,8 +230,8 @@ impl UserEdit {
 /// A custom claim name: a JSON member name an app can ask for (no spaces or quotes), not a
 /// claim the protocol or the profile already sets.
 pub fn validate_claim_name(name: &str, at: &'static str) -> Result<(), FieldError> {
-    use crate::oidc::claims::{RESERVED, STANDARD};
-    if name.is_empty() || name.len() > 64 || !crate::oidc::scope::is_scope_token(name) {
+    use crate::domain::claims::{RESERVED, STANDARD};
+    if name.is_empty() || name.len() > 64 || !crate::domain::scope::is_scope_token(name) {
         return Err(field(
             at,
             format!(
@@ -244,7 +244,7 @@ pub fn validate_claim_name(name: &str, at: &'static str) -> Result<(), FieldErro
             at,
             format!(
                 "{name:?} is set by {} itself; choose another name.",
-                crate::app::brand()
+                crate::brand::name()
             ),
         ));
     }
@@ -366,7 +366,7 @@ pub fn sign_out_everywhere(
 ) -> Result<usize, StoreError> {
     let sids = store::sessions::sids_of_user(conn, user_id, None)?;
     let actor_id = actor.audit_id();
-    crate::login::session::end_sessions(conn, &sids, Some(&actor_id), reason, now)?;
+    crate::domain::session::end_sessions(conn, &sids, Some(&actor_id), reason, now)?;
     store::tokens::revoke_all_for_user(conn, user_id, now)?;
     Ok(sids.len())
 }
@@ -640,7 +640,7 @@ pub fn set_claim_scopes(
     for (claim, scope) in pairs {
         validate_claim_name(claim, "claim_scopes")?;
         let scope = scope.trim();
-        if !scope.is_empty() && (!crate::oidc::scope::is_scope_token(scope) || scope.len() > 64) {
+        if !scope.is_empty() && (!crate::domain::scope::is_scope_token(scope) || scope.len() > 64) {
             return Err(ops::invalid(
                 "claim_scopes",
                 format!("{scope:?} is not a valid scope name (no spaces or quotes)."),
@@ -690,7 +690,7 @@ pub fn set_password(
     store::users::set_password_hash(conn, id, password_hash, now)?;
     let sids = store::sessions::sids_of_user(conn, id, actor.user_id())?;
     let actor_id = actor.audit_id();
-    crate::login::session::end_sessions(
+    crate::domain::session::end_sessions(
         conn,
         &sids,
         Some(&actor_id),
@@ -719,7 +719,7 @@ pub fn end_session(
     now: UnixTime,
 ) -> Result<bool, StoreError> {
     let actor_id = actor.audit_id();
-    let ended = crate::login::session::end_sessions(
+    let ended = crate::domain::session::end_sessions(
         conn,
         &[sid.to_string()],
         Some(&actor_id),

@@ -9,10 +9,10 @@ use serde_json::{Value, json};
 use crate::clock::UnixTime;
 use crate::crypto::master_key::MasterKey;
 use crate::crypto::secret::{Secret, random_id};
+use crate::ops::users::FieldError;
 use crate::store::audit::NewEvent;
 use crate::store::upstream::{Kind, Policy, Provider};
 use crate::store::{self, StoreError};
-use crate::users::FieldError;
 
 /// Google's issuer (the Google preset is plain OpenID Connect by discovery).
 pub const GOOGLE_ISSUER: &str = "https://accounts.google.com";

@@ -11,8 +11,9 @@ use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseErr
 use askama::Template;
 use serde::de::DeserializeOwned;
 
-use crate::app::{AppState, request_id};
 use crate::crypto::secret::{ct_eq, hash_token, random_token};
+use crate::state::AppState;
+use crate::web::request_id;
 
 /// The base context every page template embeds as `page`.
 #[derive(Debug, Clone)]
@@ -365,7 +366,7 @@ pub fn error_page(
 ) -> HttpResponse {
     let rid = request_id();
     let page = Page {
-        brand: crate::app::brand(),
+        brand: crate::brand::name(),
         logo: "/static/logo.svg".into(),
         title: heading.to_string(),
         csrf: String::new(),

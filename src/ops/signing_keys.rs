@@ -17,9 +17,9 @@ use serde_json::{Value, json};
 use crate::clock::UnixTime;
 use crate::config::Config;
 use crate::crypto::CryptoError;
-use crate::crypto::keys::{self, Alg, KeyPair};
+use crate::crypto::key_pairs::{self, Alg, KeyPair};
 use crate::crypto::master_key::MasterKey;
-use crate::store::keys::StoredKey;
+use crate::store::signing_keys::StoredKey;
 use crate::store::{self, Db, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -100,21 +100,21 @@ impl KeyManager {
         // Key generation (RSA takes ~100 ms) happens outside the transaction; the transaction
         // re-checks so two processes never both add a key.
         for alg in Alg::ALL {
-            let existing = self.db.read_blocking(store::keys::all)?;
+            let existing = self.db.read_blocking(store::signing_keys::all)?;
             let plan = plan_for(alg, &existing, now, period, grace);
             if let Some(activates_at) = plan {
                 let fresh = generate_stored(&master, alg, now, activates_at)?;
                 self.db.write_blocking(|c| {
-                    let again = store::keys::all(c)?;
+                    let again = store::signing_keys::all(c)?;
                     if plan_for(alg, &again, now, period, grace).is_some() {
-                        store::keys::insert(c, &fresh)?;
+                        store::signing_keys::insert(c, &fresh)?;
                     }
                     Ok(())
                 })?;
             }
         }
         self.db.write_blocking(|c| {
-            let all = store::keys::all(c)?;
+            let all = store::signing_keys::all(c)?;
             for alg in Alg::ALL {
                 let mut live: Vec<&StoredKey> = all
                     .iter()
@@ -126,11 +126,11 @@ impl KeyManager {
                 // Every active key but the newest has been succeeded: retire it.
                 if let Some((_, older)) = live.split_last() {
                     for k in older {
-                        store::keys::retire(c, &k.kid, now, now + keep)?;
+                        store::signing_keys::retire(c, &k.kid, now, now + keep)?;
                     }
                 }
             }
-            store::keys::delete_pruned(c, now)?;
+            store::signing_keys::delete_pruned(c, now)?;
             Ok(())
         })?;
         self.reload(now)
@@ -150,8 +150,8 @@ impl KeyManager {
             kids.push(fresh.kid.clone());
             self.db.write_blocking(|c| {
                 // A rotation replaces a pending next key rather than queueing another.
-                store::keys::delete_pending(c, alg.as_str(), now)?;
-                store::keys::insert(c, &fresh)?;
+                store::signing_keys::delete_pending(c, alg.as_str(), now)?;
+                store::signing_keys::insert(c, &fresh)?;
                 Ok(())
             })?;
         }
@@ -162,7 +162,7 @@ impl KeyManager {
     /// Reloads the snapshot when the key set in the database is not the one it was made
     /// from (another process rotated), and says so in `settings`. Returns whether it did.
     pub fn refresh_if_changed(&self, now: UnixTime) -> Result<bool, KeyError> {
-        let current = self.db.read_blocking(store::keys::fingerprint)?;
+        let current = self.db.read_blocking(store::signing_keys::fingerprint)?;
         let known = self.loaded.lock().map(|l| l.clone()).unwrap_or_default();
         if current == known {
             return Ok(false);
@@ -170,16 +170,19 @@ impl KeyManager {
         self.reload(now)?;
         let loaded = self.loaded.lock().map(|l| l.clone()).unwrap_or_default();
         self.db
-            .write_blocking(|c| store::keys::mark_served(c, &loaded))?;
+            .write_blocking(|c| store::signing_keys::mark_served(c, &loaded))?;
         tracing::info!("signing keys changed in the database; reloaded");
         Ok(true)
     }
 
     /// Reloads the snapshot from the database, parsing keys not yet in the registry.
     pub fn reload(&self, now: UnixTime) -> Result<(), KeyError> {
-        let (all, fingerprint) = self
-            .db
-            .read_blocking(|c| Ok((store::keys::all(c)?, store::keys::fingerprint(c)?)))?;
+        let (all, fingerprint) = self.db.read_blocking(|c| {
+            Ok((
+                store::signing_keys::all(c)?,
+                store::signing_keys::fingerprint(c)?,
+            ))
+        })?;
         let mut active: HashMap<Alg, (UnixTime, String)> = HashMap::new();
         let mut jwks = Vec::new();
         let mut valid_until = UnixTime::MAX;
@@ -187,9 +190,9 @@ impl KeyManager {
             let Some(alg) = Alg::parse(&k.alg) else {
                 continue;
             };
-            if keys::registered(&k.kid).is_none() {
+            if key_pairs::registered(&k.kid).is_none() {
                 let der = self.master.open(&seal_context(&k.kid), &k.private_sealed)?;
-                keys::register(&k.kid, Arc::new(KeyPair::from_pkcs8(alg, &der)?));
+                key_pairs::register(&k.kid, Arc::new(KeyPair::from_pkcs8(alg, &der)?));
             }
             jwks.push(store::json_col::<Value>(&k.public_jwk)?);
             if k.activates_at > now {
@@ -243,7 +246,7 @@ impl KeyManager {
     pub fn list(&self, now: UnixTime) -> Result<Vec<KeyInfo>, KeyError> {
         Ok(self
             .db
-            .read_blocking(store::keys::all)?
+            .read_blocking(store::signing_keys::all)?
             .into_iter()
             .map(|k| info(k, now))
             .collect())
@@ -298,13 +301,13 @@ fn generate_stored(
     now: UnixTime,
     activates_at: UnixTime,
 ) -> Result<StoredKey, KeyError> {
-    let (der, pair) = keys::generate(alg)?;
+    let (der, pair) = key_pairs::generate(alg)?;
     let kid = crate::crypto::secret::random_id()
         .chars()
         .take(16)
         .collect::<String>();
     let public_jwk = pair.public_jwk(&kid, alg).to_string();
-    keys::register(&kid, Arc::new(pair));
+    key_pairs::register(&kid, Arc::new(pair));
     Ok(StoredKey {
         private_sealed: master.seal(&seal_context(&kid), &der)?,
         kid,
@@ -404,7 +407,7 @@ mod tests {
     fn keys_are_sealed_at_rest() {
         let (_d, db) = store::test_db();
         manager(&db).maintain(0).unwrap();
-        let stored = db.read_blocking(store::keys::all).unwrap();
+        let stored = db.read_blocking(store::signing_keys::all).unwrap();
         let other = MasterKey::from_bytes(&[2u8; 32]).unwrap();
         assert!(
             other

@@ -1,15 +1,10 @@
-//! Files embedded in the binary: static/ (served with ETags) and migrations/.
+//! GET /static/… — the files of static/, embedded in the binary, served with ETags.
 
 use rust_embed::RustEmbed;
 
 #[derive(RustEmbed)]
 #[folder = "static/"]
 pub struct Static;
-
-#[derive(RustEmbed)]
-#[folder = "migrations/"]
-#[include = "*.sql"]
-pub struct Migrations;
 
 /// GET /static/{path} — embedded files with a strong ETag; revalidated daily.
 pub async fn serve(

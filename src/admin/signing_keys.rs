@@ -7,10 +7,10 @@ use serde::Deserialize;
 
 use super::view::{Chrome, Fields, when};
 use super::{AdminSession, blocking};
-use crate::app::State;
+use crate::ops::signing_keys::KeyError;
 use crate::ops::{self, Subject};
-use crate::signing_keys::KeyError;
-use crate::ui::{self, CsrfForm, Page, PageError};
+use crate::web::State;
+use crate::web::ui::{self, CsrfForm, Page, PageError};
 
 const NAV: &str = "keys";
 
