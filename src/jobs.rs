@@ -1,8 +1,9 @@
 //! Periodic work as plain functions: expiry of sessions, codes and tokens, audit retention,
 //! and signing-key rotation. `spawn` runs them every minute while the server runs.
 
-use actix_web::web;
+use std::sync::Arc;
 
+use crate::ops::backchannel_logout::{self, Delivery};
 use crate::state::AppState;
 use crate::store::{self, StoreError};
 
@@ -41,13 +42,22 @@ pub fn run_once(state: &AppState) {
     }
 }
 
+/// One pass of back-channel logout deliveries (what the worker runs after each kick).
+pub async fn deliver_logouts(state: &AppState) -> Result<usize, StoreError> {
+    backchannel_logout::deliver_due(&Delivery {
+        db: &state.db,
+        keys: &state.keys,
+        outbound: &state.outbound,
+        issuer: state.config.issuer(),
+        clock: state.clock.as_ref(),
+    })
+    .await
+}
+
 /// Starts the periodic jobs: maintenance every minute, back-channel logout deliveries as
 /// soon as a sign-out asks (and every few seconds for retries), and a look every second for
 /// signing keys changed by another process. Aborting the handle stops them all.
-pub fn spawn(
-    state: web::Data<AppState>,
-    _server: actix_web::dev::ServerHandle,
-) -> tokio::task::JoinHandle<()> {
+pub fn spawn(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let maintenance = async {
             // Start-up has just done this work (`server::build_state`): the first run is a
@@ -62,10 +72,12 @@ pub fn spawn(
         };
         let deliveries = async {
             loop {
-                if let Err(e) = crate::oidc::backchannel::deliver_due(&state).await {
+                if let Err(e) = deliver_logouts(&state).await {
                     tracing::warn!(error = %e, "back-channel logout delivery failed");
                 }
-                crate::oidc::backchannel::wait(&state, std::time::Duration::from_secs(5)).await;
+                state
+                    .wait_for_logouts(std::time::Duration::from_secs(5))
+                    .await;
             }
         };
         // A key change made by another process (the CLI) is served within a second.

@@ -117,7 +117,7 @@ pub async fn serve(listener: TcpListener, state: web::Data<AppState>) -> std::io
     .listen(listener)?
     .shutdown_timeout(30)
     .run();
-    let jobs = crate::jobs::spawn(state.clone(), server.handle());
+    let jobs = crate::jobs::spawn(state.clone().into_inner());
     let result = server.await;
     jobs.abort();
     state.db.checkpoint();

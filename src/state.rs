@@ -108,6 +108,17 @@ impl AppState {
         self.clock.now()
     }
 
+    /// Wakes the back-channel logout worker now (after a sign-out ends sessions) instead of at
+    /// its next tick.
+    pub fn kick_logout_delivery(&self) {
+        self.logout_wake.notify_one();
+    }
+
+    /// Waits for a kick or `max`, whichever comes first.
+    pub async fn wait_for_logouts(&self, max: std::time::Duration) {
+        let _ = tokio::time::timeout(max, self.logout_wake.notified()).await;
+    }
+
     /// HMAC-SHA256 of `value` under a purpose label, base64url.
     pub fn mac(&self, purpose: &str, value: &str) -> String {
         let tag = hmac::sign(&self.mac_key, format!("{purpose}\0{value}").as_bytes());

@@ -273,7 +273,7 @@ pub async fn change_password(
     let (st, now) = (state.clone(), state.now());
     let admission = state
         .db
-        .write(move |c| throttle::admit(c, &st, &keys, now))
+        .write(move |c| throttle::admit(c, &st.config, &keys, now))
         .await?;
     let attempt = match admission {
         throttle::Admission::Go(r) => r,

@@ -175,6 +175,10 @@ impl From<OpError> for PageError {
             OpError::Invalid(f) | OpError::Conflict(f) => PageError::BadRequest(f.message),
             OpError::NotFound => PageError::NotFound,
             OpError::Store(s) => PageError::from(s),
+            OpError::Sealing => {
+                tracing::error!("a secret could not be sealed with the master key");
+                PageError::Internal
+            }
         }
     }
 }

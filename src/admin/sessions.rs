@@ -104,7 +104,7 @@ pub async fn end(
         .db
         .write(move |c| users::end_session(c, &actor, &sid, now))
         .await?;
-    crate::oidc::backchannel::kick(&state);
+    state.kick_logout_delivery();
     if mine {
         let mut resp = ui::see_other("/login?signed_out=1");
         let _ = resp.add_removal_cookie(&ui::removal_cookie(&state, crate::web::session::COOKIE));

@@ -14,8 +14,9 @@ use serde::Deserialize;
 use super::AdminSession;
 use super::view::{Chrome, Fields, PER_PAGE, Pager, Problem, ago, when};
 use crate::crypto::secret::Secret;
-use crate::ops::upstream_providers::{self, Preset, ProviderError, ProviderInput, ProviderPatch};
-use crate::ops::users::FieldError;
+use crate::ops::FieldError;
+use crate::ops::OpError;
+use crate::ops::upstream_providers::{self, Preset, ProviderInput, ProviderPatch};
 use crate::state::AppState;
 use crate::store;
 use crate::store::upstream::{Kind, Policy, Provider};
@@ -37,21 +38,6 @@ fn notice(done: Option<&str>) -> Option<&'static str> {
         "deleted" => "The provider is deleted, and the sign-ins linked through it are removed.",
         _ => return None,
     })
-}
-
-impl From<ProviderError> for PageError {
-    fn from(e: ProviderError) -> Self {
-        match e {
-            ProviderError::Invalid(f) | ProviderError::Conflict(f) => {
-                PageError::BadRequest(f.message)
-            }
-            ProviderError::Store(s) => PageError::from(s),
-            ProviderError::Crypto => {
-                tracing::error!("the client secret could not be sealed");
-                PageError::Internal
-            }
-        }
-    }
 }
 
 fn kind_words(k: Kind) -> &'static str {
@@ -486,7 +472,7 @@ pub async fn create(
             "/admin/upstream/{}?done=created",
             p.slug
         ))),
-        Err(ProviderError::Invalid(p) | ProviderError::Conflict(p)) => refused(p).await,
+        Err(OpError::Invalid(p) | OpError::Conflict(p)) => refused(p).await,
         Err(e) => Err(e.into()),
     }
 }
@@ -698,7 +684,7 @@ pub async fn save(
             p.slug
         ))),
         Ok(None) => Err(PageError::NotFound),
-        Err(ProviderError::Invalid(p) | ProviderError::Conflict(p)) => refused(p).await,
+        Err(OpError::Invalid(p) | OpError::Conflict(p)) => refused(p).await,
         Err(e) => Err(e.into()),
     }
 }

@@ -302,7 +302,7 @@ async fn render_new(
     req: &HttpRequest,
     me: &AdminSession,
     f: &Fields,
-    problem: crate::ops::users::FieldError,
+    problem: crate::ops::FieldError,
 ) -> Result<HttpResponse, PageError> {
     Ok(ui::render(
         StatusCode::UNPROCESSABLE_ENTITY,
@@ -691,7 +691,7 @@ async fn set_disabled(
         .await;
     match r {
         Ok(_) => {
-            crate::oidc::backchannel::kick(&state);
+            state.kick_logout_delivery();
             let done = if disabled { "disabled" } else { "enabled" };
             Ok(ui::see_other(&format!("/admin/users/{id}?done={done}")))
         }
@@ -807,7 +807,7 @@ pub async fn delete(
         .await;
     match r {
         Ok(_) => {
-            crate::oidc::backchannel::kick(&state);
+            state.kick_logout_delivery();
             Ok(ui::see_other("/admin/users?done=deleted"))
         }
         Err(OpError::Invalid(p) | OpError::Conflict(p)) => {
@@ -918,7 +918,7 @@ pub async fn unlink_identity(
         Ok(()) => Ok(ui::see_other(&format!("/admin/users/{id}?done=unlinked"))),
         Err(UnlinkRefused::NotFound) => Err(PageError::NotFound),
         Err(UnlinkRefused::LastSignInMethod) => {
-            let p = crate::ops::users::FieldError {
+            let p = crate::ops::FieldError {
                 field: "unlink",
                 message: "This is their only way to sign in, so it cannot be unlinked. Create a set-up link or a password link for them first, or let them add a passkey.".into(),
             };

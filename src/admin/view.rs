@@ -2,7 +2,7 @@
 //! shown beside an input, pagination and dates in words.
 
 use crate::clock::UnixTime;
-use crate::ops::users::FieldError;
+use crate::ops::FieldError;
 
 /// Rows per page on every console list.
 pub const PER_PAGE: u32 = 50;

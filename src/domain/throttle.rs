@@ -5,7 +5,7 @@
 //! current password) is admitted here first.
 
 use crate::clock::UnixTime;
-use crate::state::AppState;
+use crate::config::Config;
 use crate::store::{self, StoreError};
 
 pub fn user_key(login: &str) -> String {
@@ -56,7 +56,7 @@ impl Reservation {
 /// argon2 hash starts, never N guesses past one check. `keys[0]` is the account's key.
 pub fn admit(
     conn: &rusqlite::Connection,
-    state: &AppState,
+    config: &Config,
     keys: &[String],
     now: UnixTime,
 ) -> Result<Admission, StoreError> {
@@ -64,8 +64,8 @@ pub fn admit(
     if wait > 0 {
         return Ok(Admission::Wait(wait));
     }
-    let threshold = state.config.login_throttle_threshold;
-    let max_delay = i64::try_from(state.config.login_throttle_max_delay.as_secs()).unwrap_or(0);
+    let threshold = config.login_throttle_threshold;
+    let max_delay = i64::try_from(config.login_throttle_max_delay.as_secs()).unwrap_or(0);
     let mut held = Vec::with_capacity(keys.len());
     for k in keys {
         held.push(store::throttle::reserve(

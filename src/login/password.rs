@@ -159,7 +159,7 @@ pub async fn post(
     let (admission, user, passkey_policy) = state
         .db
         .write(move |c| {
-            let admission = throttle::admit(c, &st, &keys, now)?;
+            let admission = throttle::admit(c, &st.config, &keys, now)?;
             if let throttle::Admission::Wait(_) = admission {
                 store::audit::record(
                     c,

@@ -6,7 +6,8 @@ use askama::Template;
 use serde::Deserialize;
 
 use crate::crypto::secret::{Secret, hash_token};
-use crate::ops::users::{self, NewUser, UserError};
+use crate::ops::users::{self, NewUser};
+use crate::ops::{FieldError, OpError};
 use crate::store::audit::NewEvent;
 use crate::store::links::Purpose;
 use crate::store::{self, StoreError};
@@ -129,7 +130,7 @@ pub async fn post(
     /// Why the transaction rolled back.
     enum Refused {
         Link,
-        Field(users::FieldError),
+        Field(FieldError),
         Store(StoreError),
     }
     impl From<StoreError> for Refused {
@@ -147,8 +148,9 @@ pub async fn post(
                 return Err(Refused::Link);
             }
             let user = users::insert(c, &new, now).map_err(|e| match e {
-                UserError::Invalid(e) => Refused::Field(e),
-                UserError::Store(e) => Refused::Store(e),
+                OpError::Invalid(e) | OpError::Conflict(e) => Refused::Field(e),
+                OpError::Store(e) => Refused::Store(e),
+                other => Refused::Store(StoreError::Corrupt(other.to_string())),
             })?;
             store::audit::record(
                 c,

@@ -29,7 +29,7 @@ pub async fn sign_out(
             .db
             .write(move |c| end_sessions(c, &[sid], Some(&uid), "sign_out", now))
             .await?;
-        crate::oidc::backchannel::kick(&state);
+        state.kick_logout_delivery();
     }
     let mut resp = signed_out_page(&state, &req, &ended).await?;
     let _ = resp.add_removal_cookie(&ui::removal_cookie(&state, COOKIE));

@@ -155,7 +155,7 @@ async fn handle(
                 crate::domain::session::end_sessions(c, &[sid], Some(&uid), "rp_logout", now)
             })
             .await?;
-        crate::oidc::backchannel::kick(state);
+        state.kick_logout_delivery();
     }
     let mut resp = match redirect {
         Some(r) => {

@@ -1,7 +1,6 @@
 //! Everything a relying party calls: one module per protocol surface.
 
 pub mod authorize;
-pub mod backchannel;
 pub mod client_auth;
 pub mod cors;
 pub mod discovery;

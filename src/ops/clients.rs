@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use crate::clock::UnixTime;
 use crate::crypto::secret::{hash_token, random_id, random_token};
 use crate::domain::scope::KNOWN_SCOPES;
-use crate::ops::users::FieldError;
+use crate::ops::{FieldError, OpError, field};
 use crate::store::clients::Client;
 use crate::store::{self, StoreError};
 
@@ -56,21 +56,6 @@ impl Default for ClientInput {
             frontchannel_logout_uri: None,
             logo_url: None,
         }
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ClientError {
-    #[error(transparent)]
-    Invalid(#[from] FieldError),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-fn field(field: &'static str, message: impl Into<String>) -> FieldError {
-    FieldError {
-        field,
-        message: message.into(),
     }
 }
 
@@ -272,7 +257,7 @@ pub fn create(
     conn: &rusqlite::Connection,
     input: ClientInput,
     now: UnixTime,
-) -> Result<(Client, Option<String>), ClientError> {
+) -> Result<(Client, Option<String>), OpError> {
     validate(&input)?;
     for g in &input.allowed_groups {
         if store::groups::id_by_name(conn, g)?.is_none() {
@@ -568,7 +553,7 @@ mod tests {
         let r = db.try_write_blocking(|c| create(c, input, 0));
         assert!(matches!(
             r,
-            Err(ClientError::Invalid(FieldError {
+            Err(OpError::Invalid(FieldError {
                 field: "redirect_uris",
                 ..
             }))

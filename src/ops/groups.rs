@@ -5,7 +5,8 @@ use serde_json::{Map, Value, json};
 
 use crate::clock::UnixTime;
 use crate::crypto::secret::random_id;
-use crate::ops::users::{self, FieldError};
+use crate::ops::FieldError;
+use crate::ops::users;
 use crate::ops::{self, Actor, OpError, Subject};
 use crate::store::groups::GroupDetail;
 use crate::store::users::{ADMIN_GROUP, User};

@@ -1,9 +1,11 @@
 //! The vocabulary of administrative operations shared by the console, the admin API and the
 //! CLI: who acts (`Actor`, named in every audit event), how an operation fails (`OpError`),
-//! and how a change is recorded. The operations themselves live beside their data:
-//! `users`, `groups`, `clients`, `api_keys`.
+//! and how a change is recorded. The operations themselves are the files of this folder. None
+//! of them knows HTTP, pages or the protocol handlers: they take a connection (one
+//! transaction) and typed input, and return `Result<_, OpError>`.
 
 pub mod api_keys;
+pub mod backchannel_logout;
 pub mod clients;
 pub mod groups;
 pub mod passkeys;
@@ -14,7 +16,6 @@ pub mod users;
 use serde_json::Value;
 
 use crate::clock::UnixTime;
-use crate::ops::users::FieldError;
 use crate::store::audit::NewEvent;
 use crate::store::{self, StoreError};
 
@@ -48,7 +49,23 @@ impl Actor {
     }
 }
 
-/// Why an administrative operation did not happen. Nothing was written.
+/// A field-level validation problem: which input, and a sentence that says what to do.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct FieldError {
+    pub field: &'static str,
+    pub message: String,
+}
+
+pub fn field(field: &'static str, message: impl Into<String>) -> FieldError {
+    FieldError {
+        field,
+        message: message.into(),
+    }
+}
+
+/// Why an administrative operation did not happen. Nothing was written. Each surface turns
+/// it into its own answer once (`ApiError`, `PageError`, the CLI's one line).
 #[derive(Debug, thiserror::Error)]
 pub enum OpError {
     /// The input is not acceptable; `field` names the input.
@@ -61,29 +78,14 @@ pub enum OpError {
     NotFound,
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A secret could not be sealed or opened with the master key.
+    #[error("a secret could not be sealed with the master key")]
+    Sealing,
 }
 
 impl From<FieldError> for OpError {
     fn from(e: FieldError) -> Self {
         OpError::Invalid(e)
-    }
-}
-
-impl From<crate::ops::users::UserError> for OpError {
-    fn from(e: crate::ops::users::UserError) -> Self {
-        match e {
-            crate::ops::users::UserError::Invalid(f) => OpError::Invalid(f),
-            crate::ops::users::UserError::Store(s) => OpError::Store(s),
-        }
-    }
-}
-
-impl From<crate::ops::clients::ClientError> for OpError {
-    fn from(e: crate::ops::clients::ClientError) -> Self {
-        match e {
-            crate::ops::clients::ClientError::Invalid(f) => OpError::Invalid(f),
-            crate::ops::clients::ClientError::Store(s) => OpError::Store(s),
-        }
     }
 }
 

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use crate::clock::UnixTime;
 use crate::crypto::master_key::MasterKey;
 use crate::crypto::secret::{Secret, random_id};
-use crate::ops::users::FieldError;
+use crate::ops::{FieldError, OpError, field};
 use crate::store::audit::NewEvent;
 use crate::store::upstream::{Kind, Policy, Provider};
 use crate::store::{self, StoreError};
@@ -124,26 +124,6 @@ pub struct ProviderPatch {
     pub policy: Option<Policy>,
     pub default_groups: Option<Vec<String>>,
     pub group_mapping: Option<BTreeMap<String, String>>,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ProviderError {
-    #[error(transparent)]
-    Invalid(#[from] FieldError),
-    /// The settings are fine but another provider already uses the slug.
-    #[error("{0}")]
-    Conflict(FieldError),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error("the client secret could not be sealed")]
-    Crypto,
-}
-
-fn field(field: &'static str, message: impl Into<String>) -> FieldError {
-    FieldError {
-        field,
-        message: message.into(),
-    }
 }
 
 /// Lowercase letters, digits and `-`, 1 to 32, starting with a letter or digit; `callback`
@@ -309,28 +289,25 @@ fn seal_secret(
     key: &MasterKey,
     provider_id: &str,
     secret: &Secret<String>,
-) -> Result<String, ProviderError> {
+) -> Result<String, OpError> {
     key.seal(
         &format!("upstream_secret:{provider_id}"),
         secret.expose().as_bytes(),
     )
-    .map_err(|_| ProviderError::Crypto)
+    .map_err(|_| OpError::Sealing)
 }
 
 /// The provider's client secret, unsealed.
-pub fn client_secret(
-    key: &MasterKey,
-    p: &Provider,
-) -> Result<Option<Secret<String>>, ProviderError> {
+pub fn client_secret(key: &MasterKey, p: &Provider) -> Result<Option<Secret<String>>, OpError> {
     let Some(sealed) = &p.client_secret_sealed else {
         return Ok(None);
     };
     let bytes = key
         .open(&format!("upstream_secret:{}", p.id), sealed)
-        .map_err(|_| ProviderError::Crypto)?;
+        .map_err(|_| OpError::Sealing)?;
     String::from_utf8(bytes)
         .map(|s| Some(Secret::new(s)))
-        .map_err(|_| ProviderError::Crypto)
+        .map_err(|_| OpError::Sealing)
 }
 
 fn audit(
@@ -352,9 +329,9 @@ fn audit(
     )
 }
 
-fn slug_taken(e: StoreError) -> ProviderError {
+fn slug_taken(e: StoreError) -> OpError {
     if e.is_unique_violation() {
-        ProviderError::Conflict(field("slug", "Another provider uses this slug."))
+        OpError::Conflict(field("slug", "Another provider uses this slug."))
     } else {
         e.into()
     }
@@ -367,7 +344,7 @@ pub fn create(
     input: ProviderInput,
     actor: Option<&str>,
     now: UnixTime,
-) -> Result<Provider, ProviderError> {
+) -> Result<Provider, OpError> {
     let id = random_id();
     let issuer = input
         .issuer
@@ -409,7 +386,7 @@ pub fn edit(
     patch: ProviderPatch,
     actor: Option<&str>,
     now: UnixTime,
-) -> Result<Option<Provider>, ProviderError> {
+) -> Result<Option<Provider>, OpError> {
     let Some(mut p) = store::upstream::by_slug(conn, slug)? else {
         return Ok(None);
     };
@@ -630,7 +607,7 @@ mod tests {
             .unwrap_err();
         assert!(matches!(
             e,
-            ProviderError::Conflict(FieldError { field: "slug", .. })
+            OpError::Conflict(FieldError { field: "slug", .. })
         ));
     }
 }

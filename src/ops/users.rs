@@ -6,7 +6,7 @@ use serde_json::{Map, Value, json};
 use crate::clock::UnixTime;
 use crate::crypto::secret::{hash_token, random_id, random_token};
 use crate::domain::password_policy;
-use crate::ops::{self, Actor, OpError, Subject};
+use crate::ops::{self, Actor, FieldError, OpError, Subject, field};
 use crate::store::users::{ADMIN_GROUP, User};
 use crate::store::{self, StoreError};
 
@@ -21,29 +21,6 @@ pub struct NewUser {
     pub email_verified: bool,
     pub groups: Vec<String>,
     pub admin: bool,
-}
-
-/// A field-level validation problem.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{field}: {message}")]
-pub struct FieldError {
-    pub field: &'static str,
-    pub message: String,
-}
-
-fn field(field: &'static str, message: impl Into<String>) -> FieldError {
-    FieldError {
-        field,
-        message: message.into(),
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum UserError {
-    #[error(transparent)]
-    Invalid(#[from] FieldError),
-    #[error(transparent)]
-    Store(#[from] StoreError),
 }
 
 pub fn validate_username(username: &str) -> Result<(), FieldError> {
@@ -95,7 +72,7 @@ pub fn validate_new(u: &NewUser) -> Result<(), FieldError> {
 
 /// Inserts the user and its memberships (creating missing groups) on `conn`, inside the
 /// caller's transaction.
-pub fn insert(conn: &rusqlite::Connection, u: &NewUser, now: UnixTime) -> Result<User, UserError> {
+pub fn insert(conn: &rusqlite::Connection, u: &NewUser, now: UnixTime) -> Result<User, OpError> {
     validate_new(u)?;
     if store::users::by_username(conn, &u.username)?.is_some() {
         return Err(field("username", "This username is taken.").into());
@@ -355,7 +332,7 @@ pub(crate) fn guard_admins(
 }
 
 /// Signs the user out everywhere (sessions ended with back-channel logout queued) and revokes
-/// every token they hold. Returns how many sessions ended. Call `backchannel::kick` after
+/// every token they hold. Returns how many sessions ended. Call `AppState::kick_logout_delivery` after
 /// the transaction commits.
 pub fn sign_out_everywhere(
     conn: &rusqlite::Connection,
@@ -711,7 +688,7 @@ pub fn set_password(
 }
 
 /// Ends one browser session (an administrator's action): its tokens are revoked and its apps
-/// told by back-channel logout (call `backchannel::kick` after the commit). False if unknown.
+/// told by back-channel logout (call `AppState::kick_logout_delivery` after the commit). False if unknown.
 pub fn end_session(
     conn: &rusqlite::Connection,
     actor: &Actor,
@@ -805,7 +782,7 @@ mod tests {
         let e = db.try_write_blocking(|c| insert(c, &again, 0)).unwrap_err();
         assert!(matches!(
             e,
-            UserError::Invalid(FieldError {
+            OpError::Invalid(FieldError {
                 field: "username",
                 ..
             })
@@ -820,7 +797,7 @@ mod tests {
             .unwrap_err();
         assert!(matches!(
             e,
-            UserError::Invalid(FieldError { field: "email", .. })
+            OpError::Invalid(FieldError { field: "email", .. })
         ));
         assert!(db.read_blocking(store::users::any_admin).unwrap());
     }

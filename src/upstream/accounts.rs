@@ -19,7 +19,8 @@ use serde_json::json;
 
 use super::{Failure, Identity};
 use crate::clock::UnixTime;
-use crate::ops::users::{self, NewUser, UserError};
+use crate::ops::OpError;
+use crate::ops::users::{self, NewUser};
 use crate::store::audit::NewEvent;
 use crate::store::upstream::{LinkedIdentity, Policy, Provider};
 use crate::store::users::User;
@@ -208,9 +209,9 @@ fn create(conn: &Connection, p: &Provider, id: &Identity, now: UnixTime) -> Resu
         admin: false,
     };
     let user = users::insert(conn, &new, now).map_err(|e| match e {
-        UserError::Store(s) => Failure::from(s),
-        UserError::Invalid(f) => {
-            tracing::warn!(error = %f, "just-in-time account refused");
+        OpError::Store(s) => Failure::from(s),
+        refused => {
+            tracing::warn!(error = %refused, "just-in-time account refused");
             Failure::Internal
         }
     })?;

@@ -77,6 +77,19 @@ fn a_bad_setting_names_the_key_and_exits_2() {
 #[test]
 fn user_add_json_then_list_and_client_add_json() {
     let dir = tempfile::tempdir().unwrap();
+    // As in the console and the admin API, a user joins only groups that exist.
+    let (code, _, err) = portcullis(
+        dir.path(),
+        &["user", "add", "--username", "alice", "--group", "family"],
+        None,
+    );
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("no group named \"family\"") && err.trim().lines().count() == 1,
+        "{err}"
+    );
+    let (code, _, err) = portcullis(dir.path(), &["group", "add", "family"], None);
+    assert_eq!(code, 0, "{err}");
     let (code, out, err) = portcullis(
         dir.path(),
         &[

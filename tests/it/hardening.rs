@@ -870,9 +870,7 @@ async fn link_local_and_metadata_targets_are_refused_when_saved_and_when_called(
     let csrf = app.csrf_at(&b, "/account").await;
     app.post_form(&b, "/signout", &[("csrf", csrf.as_str())])
         .await;
-    portcullis::oidc::backchannel::deliver_due(&app.state)
-        .await
-        .unwrap();
+    portcullis::jobs::deliver_logouts(&app.state).await.unwrap();
     let error: Option<String> = app
         .db
         .read_blocking(|c| {

@@ -174,7 +174,7 @@ async fn an_rp_that_is_down_gets_its_logout_token_when_it_comes_back() {
     }
     rp.up.store(true, std::sync::atomic::Ordering::SeqCst);
     app.clock.advance(10); // past the first backoff
-    portcullis::oidc::backchannel::kick(&app.state);
+    app.state.kick_logout_delivery();
     let got = rp.wait_for(1).await;
     assert_eq!(got[0].0, "/a");
     let claims = jwt_claims(&got[0].1);

@@ -229,6 +229,17 @@ impl From<OpError> for ApiError {
             },
             OpError::NotFound => ApiError::not_found("resource"),
             OpError::Store(s) => s.into(),
+            OpError::Sealing => {
+                tracing::error!("a secret could not be sealed with the master key");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal_error",
+                    format!(
+                        "Something went wrong (request {}).",
+                        crate::web::request_id()
+                    ),
+                )
+            }
         }
     }
 }

@@ -76,6 +76,6 @@ pub async fn delete(
     if !ended {
         return Err(ApiError::not_found("session"));
     }
-    crate::oidc::backchannel::kick(&state);
+    state.kick_logout_delivery();
     Ok(no_content())
 }

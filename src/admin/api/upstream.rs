@@ -13,34 +13,13 @@ use serde_json::{Value, json};
 
 use super::{ApiError, ApiJson, ApiKey, ApiQuery, created, no_content, nullable, ok};
 use crate::crypto::secret::Secret;
-use crate::ops::upstream_providers::{self, Preset, ProviderError, ProviderInput, ProviderPatch};
+use crate::ops::OpError;
+use crate::ops::upstream_providers::{self, Preset, ProviderInput, ProviderPatch};
 use crate::state::AppState;
 use crate::store;
 use crate::store::upstream::{Kind, Policy, Provider};
 use crate::upstream::accounts::{self, UnlinkRefused};
 use crate::web::State;
-
-fn err(e: ProviderError) -> ApiError {
-    match e {
-        ProviderError::Invalid(f) => ApiError::invalid(f.field, f.message),
-        ProviderError::Conflict(f) => ApiError {
-            field: Some(f.field.to_string()),
-            ..ApiError::new(StatusCode::CONFLICT, "conflict", f.message)
-        },
-        ProviderError::Store(s) => s.into(),
-        ProviderError::Crypto => {
-            tracing::error!("the client secret could not be sealed");
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal_error",
-                format!(
-                    "Something went wrong (request {}).",
-                    crate::web::request_id()
-                ),
-            )
-        }
-    }
-}
 
 /// `upstream_providers::to_json` (never the secret) with how many identities are linked through it.
 fn provider_json(state: &AppState, p: &Provider, linked: i64) -> Value {
@@ -165,7 +144,7 @@ pub async fn create(
         .db
         .try_write(move |c| upstream_providers::create(c, &master, input, Some(&actor), now))
         .await
-        .map_err(err)?;
+        .map_err(ApiError::from)?;
     Ok(created(provider_json(&state, &p, 0)))
 }
 
@@ -264,10 +243,10 @@ pub async fn update(
                 return Ok(None);
             };
             let n = store::upstream::count_links_for_provider(c, &p.id)?;
-            Ok(Some((p, n)))
+            Ok::<_, OpError>(Some((p, n)))
         })
         .await
-        .map_err(err)?;
+        .map_err(ApiError::from)?;
     let (p, n) = edited.ok_or_else(|| ApiError::not_found("provider"))?;
     Ok(ok(provider_json(&state, &p, n)))
 }

@@ -257,7 +257,7 @@ pub async fn update(
         })
         .await
         .map_err(op(USER))?;
-    crate::oidc::backchannel::kick(&state);
+    state.kick_logout_delivery();
     Ok(ok(user_json(&state, id).await?))
 }
 
@@ -275,7 +275,7 @@ pub async fn delete(
         .try_write(move |c| users::delete(c, &actor, &id, now))
         .await
         .map_err(op(USER))?;
-    crate::oidc::backchannel::kick(&state);
+    state.kick_logout_delivery();
     Ok(no_content())
 }
 
@@ -292,7 +292,7 @@ async fn set_disabled(
         .try_write(move |c| users::set_disabled(c, &actor, &id2, disabled, now))
         .await
         .map_err(op(USER))?;
-    crate::oidc::backchannel::kick(&state);
+    state.kick_logout_delivery();
     Ok(ok(user_json(&state, id).await?))
 }
 

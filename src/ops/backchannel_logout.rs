@@ -10,56 +10,51 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::clock::UnixTime;
+use crate::clock::{Clock, UnixTime};
 use crate::crypto::key_pairs::Alg;
 use crate::crypto::secret::random_id;
-use crate::state::AppState;
+use crate::ops::signing_keys::KeyManager;
+use crate::outbound::Outbound;
 use crate::store::audit::NewEvent;
-use crate::store::{self, StoreError};
+use crate::store::outbox::Due;
+use crate::store::{self, Db, StoreError};
 
 /// Attempts before giving up (backoff 5 s, 10 s, 20 s … capped at an hour: about a day).
 pub const MAX_ATTEMPTS: i64 = 12;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 const EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
 
-/// Wakes the worker now (after a sign-out) instead of at its next tick.
-pub fn kick(state: &AppState) {
-    state.logout_wake.notify_one();
+/// What a delivery pass needs (the server's state provides it; see `jobs`).
+pub struct Delivery<'a> {
+    pub db: &'a Db,
+    pub keys: &'a KeyManager,
+    pub outbound: &'a Outbound,
+    pub issuer: &'a str,
+    pub clock: &'a dyn Clock,
 }
 
-/// Waits for a kick or `max`, whichever comes first.
-pub async fn wait(state: &AppState, max: Duration) {
-    let _ = tokio::time::timeout(max, state.logout_wake.notified()).await;
-}
-
-/// The Logout Token (§2.4): iss, aud, iat, exp, jti, events with exactly the back-channel
-/// logout member set to `{}`, sub and/or sid (equal to the ID token's), and never a nonce.
-pub fn logout_token(
-    state: &AppState,
-    client_id: &str,
-    alg: Alg,
-    user_id: &str,
-    sid: Option<&str>,
-    session_required: bool,
-    now: UnixTime,
-) -> Option<String> {
+/// The Logout Token (§2.4) for one delivery: iss, aud, iat, exp, jti, events with exactly the
+/// back-channel logout member set to `{}`, sub and/or sid (equal to the ID token's), and never
+/// a nonce. Signed with the client's algorithm.
+pub fn logout_token(keys: &KeyManager, issuer: &str, d: &Due, now: UnixTime) -> Option<String> {
+    let alg = Alg::parse(&d.alg).unwrap_or(Alg::RS256);
     let mut claims = json!({
-        "iss": state.config.issuer(),
-        "aud": client_id,
+        "iss": issuer,
+        "aud": d.client_id,
         "iat": now,
         "exp": now + 120,
         "jti": random_id(),
         "events": { EVENT: {} },
-        "sub": user_id,
+        "sub": d.user_id,
     });
-    if let (Some(obj), Some(sid)) = (claims.as_object_mut(), sid) {
+    if let (Some(obj), Some(sid)) = (claims.as_object_mut(), &d.sid) {
         obj.insert("sid".into(), json!(sid));
     }
-    if session_required && sid.is_none() {
+    if d.session_required && d.sid.is_none() {
         // The client needs a sid, which this event does not have: sub alone identifies the user.
-        tracing::debug!(client_id, "logout token without sid");
+        tracing::debug!(client_id = %d.client_id, "logout token without sid");
     }
-    let kid = state.keys.active_kid(alg, now).ok()?;
+    let kid = keys.active_kid(alg, now).ok()?;
     crate::crypto::jwt::sign(&claims, &kid, alg, "logout+jwt").ok()
 }
 
@@ -68,20 +63,11 @@ fn backoff(attempts: i64) -> i64 {
 }
 
 /// One pass: sends every due delivery concurrently; returns how many were delivered.
-pub async fn deliver_due(state: &AppState) -> Result<usize, StoreError> {
-    let now = state.now();
+pub async fn deliver_due(d: &Delivery<'_>) -> Result<usize, StoreError> {
+    let (state, now) = (d, d.clock.now());
     let batch = state.db.read(move |c| store::outbox::due(c, now)).await?;
     let sends = batch.into_iter().map(|d| async move {
-        let alg = Alg::parse(&d.alg).unwrap_or(Alg::RS256);
-        let result = match logout_token(
-            state,
-            &d.client_id,
-            alg,
-            &d.user_id,
-            d.sid.as_deref(),
-            d.session_required,
-            state.now(),
-        ) {
+        let result = match logout_token(state.keys, state.issuer, &d, state.clock.now()) {
             None => Err("no signing key".to_string()),
             Some(token) => match state.outbound.post(&d.uri) {
                 Err(refused) => Err(refused.to_string()),
@@ -103,7 +89,7 @@ pub async fn deliver_due(state: &AppState) -> Result<usize, StoreError> {
         (d, result)
     });
     let results = futures_util::future::join_all(sends).await;
-    let now = state.now();
+    let now = state.clock.now();
     let delivered = results.iter().filter(|(_, r)| r.is_ok()).count();
     state
         .db
