@@ -84,6 +84,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .route("/account/apps/revoke", web::post().to(account::revoke_app))
         .route(
+            "/account/upstream/link",
+            web::post().to(account::linked::link),
+        )
+        .route(
+            "/account/upstream/unlink",
+            web::post().to(account::linked::unlink),
+        )
+        .route(
             "/account/passkeys/register/start",
             web::post().to(account::passkeys::register_start),
         )

@@ -110,9 +110,9 @@ pub async fn serve(listener: TcpListener, state: web::Data<AppState>) -> std::io
             .app_data(server_state.clone())
             .app_data(web::FormConfig::default().limit(64 * 1024))
             .app_data(web::PayloadConfig::default().limit(256 * 1024))
-            .wrap(from_fn(crate::web::middleware))
+            .wrap(from_fn(crate::web::middleware::middleware))
             .configure(crate::app::routes)
-            .default_service(web::to(crate::web::not_found))
+            .default_service(web::to(crate::web::middleware::not_found))
     })
     .listen(listener)?
     .shutdown_timeout(30)

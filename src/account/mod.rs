@@ -2,6 +2,7 @@
 //! at a first sign-in through another provider, set) the password, end a session, withdraw an
 //! app's access.
 
+pub mod linked;
 pub mod passkeys;
 
 use actix_web::http::StatusCode;
@@ -67,7 +68,7 @@ struct AccountPage {
     notice: Option<String>,
     error: Option<String>,
     /// "Linked sign-ins": upstream identities to unlink and providers to link.
-    upstream: crate::upstream::LinkedSignIns,
+    upstream: linked::LinkedSignIns,
 }
 
 /// "Firefox on Linux" from a User-Agent header (a hint for people, not a security check).
@@ -190,7 +191,7 @@ async fn render(
         min_length: state.config.password_min_length,
         notice,
         error,
-        upstream: crate::upstream::account_section(state, &me.user.id).await?,
+        upstream: linked::account_section(state, &me.user.id).await?,
     };
     Ok(ui::render(status, &page))
 }

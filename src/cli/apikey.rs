@@ -1,6 +1,6 @@
 //! `portcullis apikey create | list | revoke`: keys for the admin HTTP API.
 
-use super::{CLI, op, print_json};
+use super::shared::{CLI, op, print_json};
 use crate::config::Config;
 use crate::ops::api_keys;
 use crate::store::{self, Db};

@@ -1,6 +1,6 @@
 //! `portcullis audit tail [--follow]`: the audit log, as lines or JSON.
 
-use super::find_user;
+use super::shared::find_user;
 use crate::config::Config;
 use crate::store;
 

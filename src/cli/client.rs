@@ -2,7 +2,7 @@
 
 use anyhow::bail;
 
-use super::{CLI, op};
+use super::shared::{CLI, op};
 use crate::config::Config;
 use crate::ops::OpError;
 use crate::ops::clients::{self, ClientInput};

@@ -2,7 +2,7 @@
 
 use anyhow::{Context, bail};
 
-use super::{CLI, op, print_json};
+use super::shared::{CLI, op, print_json};
 use crate::config::Config;
 use crate::ops::groups::{self, GroupInput};
 use crate::store::{self, Db};

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::CLI;
+use super::shared::CLI;
 use crate::config::Config;
 use crate::ops::signing_keys::KeyManager;
 use crate::ops::{self, Subject};

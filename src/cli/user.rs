@@ -2,7 +2,7 @@
 //! invite`: the same operations as the console's and the admin API's (`ops::users`), so a user
 //! added here meets the same rules (an unknown `--group` is refused there too).
 
-use super::{CLI, find_user, op, print_json, read_stdin_line};
+use super::shared::{CLI, find_user, op, print_json, read_stdin_line};
 use crate::config::Config;
 use crate::crypto::password::PasswordHasher;
 use crate::ops::OpError;

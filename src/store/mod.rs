@@ -17,6 +17,7 @@ pub mod auth_requests;
 pub mod clients;
 pub mod codes;
 pub mod consents;
+mod error;
 pub mod groups;
 pub mod links;
 pub mod migrate;
@@ -30,36 +31,7 @@ pub mod upstream;
 pub mod users;
 mod writer;
 
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("database: {0}")]
-    Sqlite(#[from] rusqlite::Error),
-    #[error("database pool: {0}")]
-    Pool(#[from] r2d2::Error),
-    #[error("database task failed: {0}")]
-    Join(String),
-    #[error("{0}")]
-    Migration(String),
-    #[error("the transaction could not be committed: {0}")]
-    Commit(String),
-    #[error("stored data is not valid: {0}")]
-    Corrupt(String),
-}
-
-impl StoreError {
-    /// SQLITE_BUSY/LOCKED after busy_timeout: the caller may say "temporarily unavailable".
-    pub fn is_busy(&self) -> bool {
-        matches!(self, StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _))
-            if matches!(e.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked))
-    }
-
-    /// A UNIQUE or PRIMARY KEY constraint failed.
-    pub fn is_unique_violation(&self) -> bool {
-        matches!(self, StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _))
-            if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
-                || e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY)
-    }
-}
+pub use error::StoreError;
 
 #[derive(Debug)]
 struct Pragmas;

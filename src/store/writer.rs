@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
-use super::StoreError;
+use super::error::StoreError;
 
 /// A queued write: run it inside the batch, or fail it without running.
 pub trait Job: Send {

@@ -9,7 +9,6 @@
 //! - `accounts`: linking by (provider, subject) and the per-provider account policy
 //! - `login`, `account`: the HTTP handlers; `cli`: `portcullis upstream …`
 
-pub mod account;
 pub mod accounts;
 pub mod github;
 pub mod handshake;
@@ -19,7 +18,6 @@ pub mod oidc;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, web};
 
-use crate::clock::UnixTime;
 use crate::ops::upstream_providers;
 use crate::state::AppState;
 use crate::store::{self, StoreError};
@@ -31,9 +29,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         upstream_providers::CALLBACK_PATH,
         web::get().to(login::callback),
     )
-    .route("/login/upstream/{slug}", web::get().to(login::start))
-    .route("/account/upstream/link", web::post().to(account::link))
-    .route("/account/upstream/unlink", web::post().to(account::unlink));
+    .route("/login/upstream/{slug}", web::get().to(login::start));
 }
 
 /// What an upstream said about the person, whichever the kind.
@@ -298,84 +294,4 @@ pub async fn hinted_start(
     Ok(provider
         .filter(|p| p.enabled)
         .map(|p| start_path(&p.slug, pending, "")))
-}
-
-// ---- the account page ----------------------------------------------------------------------
-
-/// A linked identity on the account page.
-#[derive(Debug, Clone)]
-pub struct LinkedRow {
-    pub provider_id: String,
-    pub subject: String,
-    pub name: String,
-    pub icon: Option<String>,
-    pub email: String,
-    pub linked: String,
-    pub last_used: String,
-}
-
-/// A provider the person can link.
-#[derive(Debug, Clone)]
-pub struct LinkOption {
-    pub slug: String,
-    pub name: String,
-    pub icon: Option<String>,
-}
-
-/// The "Linked sign-ins" section of the account page.
-#[derive(Debug, Clone, Default)]
-pub struct LinkedSignIns {
-    pub linked: Vec<LinkedRow>,
-    pub available: Vec<LinkOption>,
-}
-
-impl LinkedSignIns {
-    /// Whether the section has anything to show (no providers at all: hidden).
-    pub fn shown(&self) -> bool {
-        !self.linked.is_empty() || !self.available.is_empty()
-    }
-}
-
-pub async fn account_section(state: &AppState, user_id: &str) -> Result<LinkedSignIns, StoreError> {
-    let uid = user_id.to_string();
-    let (links, providers) = state
-        .db
-        .read(move |c| {
-            Ok((
-                store::upstream::links_for_user(c, &uid)?,
-                store::upstream::list(c, true)?,
-            ))
-        })
-        .await?;
-    let now = state.now();
-    let available = providers
-        .into_iter()
-        .filter(|p| !links.iter().any(|l| l.link.provider_id == p.id))
-        .map(|p| LinkOption {
-            slug: p.slug,
-            name: p.display_name,
-            icon: p.icon,
-        })
-        .collect();
-    let linked = links
-        .into_iter()
-        .map(|l| LinkedRow {
-            email: l.link.email.clone().unwrap_or_default(),
-            linked: when(now, l.link.linked_at),
-            last_used: l
-                .link
-                .last_used_at
-                .map(|t| when(now, t))
-                .unwrap_or_else(|| "never".into()),
-            provider_id: l.link.provider_id,
-            subject: l.link.subject,
-            name: l.display_name,
-            icon: l.icon,
-        })
-        .collect();
-    Ok(LinkedSignIns { linked, available })
-}
-
-fn when(now: UnixTime, t: UnixTime) -> String {
-    crate::account::ago(now, t)
 }

@@ -1,160 +1,18 @@
-//! What every HTTP surface shares: page rendering and CSRF-checked forms (`ui`), the browser
-//! session as extractors (`session`), "return to" values, embedded static files, /health.
+//! What every HTTP surface shares: the request middleware, page rendering and CSRF-checked
+//! forms (`ui`), the browser session as extractors (`session`), "return to" values, embedded
+//! static files, /health.
 
-use std::sync::OnceLock;
-
-use actix_web::body::{BoxBody, MessageBody};
-use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::header::{self, HeaderValue};
-use actix_web::middleware::Next;
-use actix_web::{HttpMessage, HttpResponse, web};
-use tracing::Instrument;
+use actix_web::web;
 
 use crate::state::AppState;
-use ui::BrowserId;
 
 pub mod assets;
 pub mod health;
+pub mod middleware;
+pub mod request_id;
 pub mod return_to;
 pub mod session;
 pub mod ui;
 
 /// The state as handlers extract it.
 pub type State = web::Data<AppState>;
-
-tokio::task_local! {
-    static REQUEST_ID: String;
-}
-
-/// The current request's id (for error pages and logs), or "-" outside a request.
-pub fn request_id() -> String {
-    REQUEST_ID
-        .try_with(|id| id.clone())
-        .unwrap_or_else(|_| "-".into())
-}
-
-/// Request ids: a random per-process prefix and a counter (unique, and cheap on hot paths).
-fn next_request_id() -> String {
-    static PREFIX: OnceLock<String> = OnceLock::new();
-    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let prefix =
-        PREFIX.get_or_init(|| crate::crypto::secret::random_id().chars().take(8).collect());
-    format!(
-        "{prefix}-{:x}",
-        COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-    )
-}
-
-/// Request id, browser cookie, access log, security headers, JSON errors for API clients.
-pub async fn middleware(
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let rid = req
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| v.len() <= 64 && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
-        .map(str::to_string)
-        .unwrap_or_else(next_request_id);
-    let state = req.app_data::<State>().cloned();
-    // The browser id cookie binds pending requests and CSRF tokens to this browser.
-    if let Some(state) = &state {
-        let name = ui::cookie_name(state, "pc_browser");
-        let existing = req
-            .cookie(&name)
-            .map(|c| c.value().to_string())
-            .filter(|v| v.len() == 43);
-        req.extensions_mut()
-            .insert(std::rc::Rc::new(BrowserId::new(existing)));
-    }
-    let wants_json = req
-        .headers()
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|a| a.contains("application/json") && !a.contains("text/html"));
-    let method = req.method().to_string();
-    let path = req.path().to_string();
-    // A change through the console or the admin API may touch a client (or the groups it
-    // allows): the token endpoint's cache of clients starts over.
-    let admin_change = path.starts_with("/admin") && !matches!(method.as_str(), "GET" | "HEAD");
-    let span = tracing::info_span!("request", id = %rid, %method, %path);
-    let started = std::time::Instant::now();
-    let res = REQUEST_ID
-        .scope(rid.clone(), async move { next.call(req).await })
-        .instrument(span.clone())
-        .await?;
-    let mut res = res.map_into_boxed_body();
-    let status = res.status();
-    if admin_change && let Some(state) = &state {
-        state.client_cache.clear();
-    }
-    span.in_scope(|| {
-        tracing::info!(
-            status = status.as_u16(),
-            ms = started.elapsed().as_millis() as u64,
-            "served"
-        )
-    });
-
-    if wants_json && status.as_u16() >= 400 && is_html(&res) {
-        let body = serde_json::json!({
-            "error": status.canonical_reason().unwrap_or("error").to_lowercase().replace(' ', "_"),
-            "message": status.canonical_reason().unwrap_or("error"),
-            "request_id": rid,
-        });
-        let (req, _) = res.into_parts();
-        res = ServiceResponse::new(req, HttpResponse::build(status).json(body));
-    }
-    let headers = res.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&rid) {
-        headers.insert(header::HeaderName::from_static("x-request-id"), v);
-    }
-    set_default(headers, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
-    // same-origin, not no-referrer: under no-referrer Chromium sends `Origin: null` on our own
-    // form posts, which the CSRF origin check must refuse.
-    set_default(headers, header::REFERRER_POLICY, "same-origin");
-    set_default(headers, header::X_FRAME_OPTIONS, "DENY");
-    set_default(
-        headers,
-        header::CONTENT_SECURITY_POLICY,
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: https:; \
-         connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'",
-    );
-    set_default(
-        headers,
-        header::HeaderName::from_static("cross-origin-opener-policy"),
-        "same-origin",
-    );
-    let made = res
-        .request()
-        .extensions()
-        .get::<std::rc::Rc<BrowserId>>()
-        .and_then(|b| b.made().cloned());
-    if let (Some(state), Some(id)) = (state, made) {
-        let cookie = ui::make_cookie(&state, "pc_browser", id, Some(400 * 86_400));
-        let _ = res.response_mut().add_cookie(&cookie);
-    }
-    Ok(res)
-}
-
-fn is_html(res: &ServiceResponse<BoxBody>) -> bool {
-    res.headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("text/html"))
-}
-
-fn set_default(
-    headers: &mut actix_web::http::header::HeaderMap,
-    name: header::HeaderName,
-    value: &'static str,
-) {
-    if !headers.contains_key(&name) {
-        headers.insert(name, HeaderValue::from_static(value));
-    }
-}
-
-pub async fn not_found() -> Result<HttpResponse, ui::PageError> {
-    Err(ui::PageError::NotFound)
-}

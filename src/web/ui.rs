@@ -364,7 +364,7 @@ pub fn error_page(
     message: &str,
     back: Option<String>,
 ) -> HttpResponse {
-    let rid = request_id();
+    let rid = request_id::current();
     let page = Page {
         brand: crate::brand::name(),
         logo: "/static/logo.svg".into(),

@@ -212,7 +212,7 @@ impl From<StoreError> for ApiError {
                 "internal_error",
                 format!(
                     "Something went wrong (request {}).",
-                    crate::web::request_id()
+                    crate::web::request_id::current()
                 ),
             )
         }
@@ -236,7 +236,7 @@ impl From<OpError> for ApiError {
                     "internal_error",
                     format!(
                         "Something went wrong (request {}).",
-                        crate::web::request_id()
+                        crate::web::request_id::current()
                     ),
                 )
             }
