@@ -117,14 +117,12 @@ impl OAuthError {
 
 impl From<crate::store::StoreError> for OAuthError {
     fn from(e: crate::store::StoreError) -> Self {
-        tracing::error!(error = %e, "store error");
-        if e.is_busy() {
-            OAuthError::new(
+        match e.answer() {
+            crate::store::Answer::Busy => OAuthError::new(
                 ErrorCode::TemporarilyUnavailable,
                 "the server is busy, retry shortly",
-            )
-        } else {
-            OAuthError::server_error()
+            ),
+            crate::store::Answer::Internal => OAuthError::server_error(),
         }
     }
 }

@@ -30,3 +30,24 @@ impl StoreError {
                 || e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY)
     }
 }
+
+/// What a surface answers for a store failure: `Busy` (503, "try again in a moment") or
+/// `Internal` (500). Every surface's error type asks `StoreError::answer` and nothing else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answer {
+    Busy,
+    Internal,
+}
+
+impl StoreError {
+    /// The one classification of a store failure, which also logs it (once, here: the
+    /// request's span carries its id).
+    pub fn answer(&self) -> Answer {
+        tracing::error!(error = %self, "store error");
+        if self.is_busy() {
+            Answer::Busy
+        } else {
+            Answer::Internal
+        }
+    }
+}

@@ -31,7 +31,7 @@ pub mod upstream;
 pub mod users;
 mod writer;
 
-pub use error::StoreError;
+pub use error::{Answer, StoreError};
 
 #[derive(Debug)]
 struct Pragmas;

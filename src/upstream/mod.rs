@@ -88,11 +88,9 @@ pub enum Failure {
 
 impl From<StoreError> for Failure {
     fn from(e: StoreError) -> Self {
-        tracing::error!(error = %e, "store error in upstream sign-in");
-        if e.is_busy() {
-            Failure::Unavailable
-        } else {
-            Failure::Internal
+        match e.answer() {
+            store::Answer::Busy => Failure::Unavailable,
+            store::Answer::Internal => Failure::Internal,
         }
     }
 }

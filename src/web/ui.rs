@@ -323,11 +323,9 @@ pub const BUSY_RETRY_SECS: i64 = 2;
 
 impl From<crate::store::StoreError> for PageError {
     fn from(e: crate::store::StoreError) -> Self {
-        tracing::error!(error = %e, "store error");
-        if e.is_busy() {
-            PageError::Unavailable
-        } else {
-            PageError::Internal
+        match e.answer() {
+            crate::store::Answer::Busy => PageError::Unavailable,
+            crate::store::Answer::Internal => PageError::Internal,
         }
     }
 }
@@ -472,7 +470,12 @@ impl ResponseError for JsonError {
 
 impl From<crate::store::StoreError> for JsonError {
     fn from(e: crate::store::StoreError) -> Self {
-        tracing::error!(error = %e, "store error");
-        JsonError::internal()
+        match e.answer() {
+            crate::store::Answer::Busy => JsonError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The server is busy. Wait a moment and try again.",
+            ),
+            crate::store::Answer::Internal => JsonError::internal(),
+        }
     }
 }

@@ -161,6 +161,18 @@ impl ApiError {
         }
     }
 
+    /// A 500 naming the request id (the cause is in the log under it).
+    pub fn internal() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            format!(
+                "Something went wrong (request {}).",
+                crate::web::request_id::current()
+            ),
+        )
+    }
+
     fn bad_request(message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "invalid_request", message)
     }
@@ -199,22 +211,13 @@ impl ResponseError for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
-        tracing::error!(error = %e, "store error");
-        if e.is_busy() {
-            ApiError::new(
+        match e.answer() {
+            crate::store::Answer::Busy => ApiError::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "temporarily_unavailable",
                 "The server is busy; try again in a moment.",
-            )
-        } else {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal_error",
-                format!(
-                    "Something went wrong (request {}).",
-                    crate::web::request_id::current()
-                ),
-            )
+            ),
+            crate::store::Answer::Internal => ApiError::internal(),
         }
     }
 }
@@ -231,14 +234,7 @@ impl From<OpError> for ApiError {
             OpError::Store(s) => s.into(),
             OpError::Sealing => {
                 tracing::error!("a secret could not be sealed with the master key");
-                ApiError::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal_error",
-                    format!(
-                        "Something went wrong (request {}).",
-                        crate::web::request_id::current()
-                    ),
-                )
+                ApiError::internal()
             }
         }
     }
