@@ -9,6 +9,7 @@ pub mod error;
 pub mod grants;
 pub mod introspection;
 pub mod jwks;
+pub mod mint;
 pub mod pkce;
 pub mod redirect_uri;
 pub mod revocation;

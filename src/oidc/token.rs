@@ -11,8 +11,9 @@ use crate::oidc::client_auth::{self, FormParams};
 use crate::oidc::cors;
 use crate::oidc::error::OAuthError;
 use crate::oidc::grants::{
-    self, TokenRequest, TokenResponse, authorization_code, client_credentials, refresh_token,
+    self, TokenRequest, authorization_code, client_credentials, refresh_token,
 };
+use crate::oidc::mint::{Minting, TokenResponse};
 use crate::state::AppState;
 use crate::web::State;
 
@@ -49,21 +50,37 @@ async fn handle(
     let now = state.now();
     let request = TokenRequest::parse(&form)?;
     grants::permit(&client, &request)?;
+    let minting = Minting::for_client(&state.config, &client)?;
     match request {
         TokenRequest::AuthorizationCode {
             code,
             redirect_uri,
             code_verifier,
         } => {
-            authorization_code::redeem(state, &client, &code, redirect_uri, code_verifier, now)
-                .await
+            let decided = authorization_code::redeem(
+                state,
+                &client,
+                &minting,
+                &code,
+                redirect_uri,
+                code_verifier,
+                now,
+            )
+            .await?;
+            minting.user_tokens(state, &client, decided, now)
         }
         TokenRequest::RefreshToken {
             refresh_token,
             scope,
-        } => refresh_token::refresh(state, &client, &refresh_token, scope, now).await,
+        } => {
+            let decided =
+                refresh_token::refresh(state, &client, &minting, &refresh_token, scope, now)
+                    .await?;
+            minting.user_tokens(state, &client, decided, now)
+        }
         TokenRequest::ClientCredentials { scope } => {
-            client_credentials::issue(state, &client, scope, now).await
+            let scope = client_credentials::scope(state, &client, scope).await?;
+            minting.client_token(state, &client, scope, now)
         }
     }
 }

@@ -1,6 +1,6 @@
-//! Token minting and verification: ID tokens (OIDC Core §2), JWT access tokens (RFC 9068),
-//! opaque refresh tokens, and the check of our own access tokens at userinfo, revocation and
-//! introspection.
+//! Our tokens as others present them back: the JWT access token format (RFC 9068), and the
+//! checks of our own access tokens at userinfo, revocation and introspection, and of ID tokens
+//! given as `id_token_hint`. Minting is `mint`.
 //!
 //! Choices worth knowing:
 //! - Every token is signed with the client's `signing_alg` by the key active for it now.
@@ -17,74 +17,17 @@
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, RwLock};
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
-use sha2::{Digest, Sha256, Sha512};
+use serde_json::Value;
 
 use crate::clock::UnixTime;
-use crate::config::Config;
 use crate::crypto::jwt;
-use crate::crypto::key_pairs::Alg;
-use crate::oidc::error::OAuthError;
 use crate::state::AppState;
-use crate::store::clients::Client;
 
 /// `typ` of JWT access tokens (RFC 9068 §2.1).
 pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
-
-/// Token lifetimes in seconds: the client's override, else the server's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Lifetimes {
-    pub access: i64,
-    pub id_token: i64,
-    pub refresh: i64,
-    pub refresh_absolute: i64,
-}
-
-impl Lifetimes {
-    pub fn of(config: &Config, client: &Client) -> Self {
-        let secs = |d: std::time::Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
-        Self {
-            access: client
-                .access_token_ttl
-                .unwrap_or(secs(config.access_token_ttl)),
-            id_token: client.id_token_ttl.unwrap_or(secs(config.id_token_ttl)),
-            refresh: client
-                .refresh_token_ttl
-                .unwrap_or(secs(config.refresh_token_ttl)),
-            refresh_absolute: secs(config.refresh_token_absolute_ttl),
-        }
-    }
-}
-
-/// The algorithm the client's tokens are signed with.
-pub fn signing_alg(client: &Client) -> Result<Alg, OAuthError> {
-    Alg::parse(&client.signing_alg).ok_or_else(|| {
-        tracing::error!(client = %client.id, alg = %client.signing_alg, "unknown signing algorithm");
-        OAuthError::server_error()
-    })
-}
-
-/// OIDC Core §3.1.3.6: "Its value is the base64url encoding of the left-most half of the hash
-/// of the octets of the ASCII representation of the access_token value, where the hash
-/// algorithm used is the hash algorithm used in the alg Header Parameter of the ID Token's
-/// JOSE Header." EdDSA (Ed25519): SHA-512, per the errata and common practice.
-pub fn at_hash(access_token: &str, alg: Alg) -> String {
-    match alg {
-        Alg::RS256 | Alg::ES256 => {
-            let h = Sha256::digest(access_token.as_bytes());
-            URL_SAFE_NO_PAD.encode(h.get(..16).unwrap_or_default())
-        }
-        Alg::EdDSA => {
-            let h = Sha512::digest(access_token.as_bytes());
-            URL_SAFE_NO_PAD.encode(h.get(..32).unwrap_or_default())
-        }
-    }
-}
 
 /// The claims of a JWT access token (RFC 9068 §2.2).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -112,138 +55,6 @@ impl AccessClaims {
             _ => Vec::new(),
         }
     }
-}
-
-/// Who an access token is for.
-pub enum Subject<'a> {
-    /// A user, signed in at `auth_time`, maybe within browser session `sid`.
-    User {
-        user_id: &'a str,
-        auth_time: UnixTime,
-        sid: Option<&'a str>,
-    },
-    /// The client itself (client_credentials).
-    Client,
-}
-
-/// A new access token's claims, with a fresh `jti`.
-pub fn access_claims(
-    state: &AppState,
-    client_id: &str,
-    subject: Subject<'_>,
-    scope: &str,
-    now: UnixTime,
-    ttl: i64,
-) -> AccessClaims {
-    let (sub, aud, auth_time, sid) = match subject {
-        Subject::User {
-            user_id,
-            auth_time,
-            sid,
-        } => (
-            user_id.to_string(),
-            json!([client_id, state.url("/userinfo")]),
-            Some(auth_time),
-            sid.map(str::to_string),
-        ),
-        Subject::Client => (client_id.to_string(), json!(client_id), None, None),
-    };
-    AccessClaims {
-        iss: state.config.issuer().to_string(),
-        sub,
-        aud,
-        exp: now.saturating_add(ttl),
-        iat: now,
-        jti: crate::crypto::secret::ordered_id(),
-        client_id: client_id.to_string(),
-        scope: scope.to_string(),
-        auth_time,
-        sid,
-    }
-}
-
-/// What an ID token says about the authentication (OIDC Core §2).
-pub struct IdTokenFacts<'a> {
-    pub client_id: &'a str,
-    pub user_id: &'a str,
-    pub auth_time: UnixTime,
-    pub nonce: Option<&'a str>,
-    pub sid: Option<&'a str>,
-    pub amr: &'a [String],
-    pub acr: Option<&'a str>,
-    pub at_hash: Option<String>,
-}
-
-/// The ID token claim set: the released user claims, then the protocol claims (which always
-/// win). `iss` is byte for byte the issuer of discovery.
-pub fn id_token_claims(
-    issuer: &str,
-    f: &IdTokenFacts<'_>,
-    released: Map<String, Value>,
-    now: UnixTime,
-    ttl: i64,
-) -> Map<String, Value> {
-    let mut c = released;
-    c.insert("iss".into(), json!(issuer));
-    c.insert("sub".into(), json!(f.user_id));
-    c.insert("aud".into(), json!(f.client_id));
-    c.insert("exp".into(), json!(now.saturating_add(ttl)));
-    c.insert("iat".into(), json!(now));
-    c.insert("auth_time".into(), json!(f.auth_time));
-    c.insert("azp".into(), json!(f.client_id));
-    // Only when the authorization request carried one (OIDC Core §3.1.2.1).
-    if let Some(n) = f.nonce {
-        c.insert("nonce".into(), json!(n));
-    }
-    if let Some(sid) = f.sid {
-        c.insert("sid".into(), json!(sid));
-    }
-    if !f.amr.is_empty() {
-        c.insert("amr".into(), json!(f.amr));
-    }
-    if let Some(acr) = f.acr {
-        c.insert("acr".into(), json!(acr));
-    }
-    if let Some(h) = &f.at_hash {
-        c.insert("at_hash".into(), json!(h));
-    }
-    c
-}
-
-/// Signs with the key active for `alg` now.
-pub fn sign<T: Serialize>(
-    state: &AppState,
-    claims: &T,
-    alg: Alg,
-    typ: &str,
-    now: UnixTime,
-) -> Result<String, OAuthError> {
-    let kid = state.keys.active_kid(alg, now).map_err(|e| {
-        tracing::error!(error = %e, "no signing key");
-        OAuthError::server_error()
-    })?;
-    jwt::sign(claims, &kid, alg, typ).map_err(|e| {
-        tracing::error!(error = %e, "signing failed");
-        OAuthError::server_error()
-    })
-}
-
-pub fn sign_access(
-    state: &AppState,
-    claims: &AccessClaims,
-    alg: Alg,
-    now: UnixTime,
-) -> Result<String, OAuthError> {
-    sign(state, claims, alg, ACCESS_TOKEN_TYP, now)
-}
-
-pub fn sign_id_token(
-    state: &AppState,
-    claims: &Map<String, Value>,
-    alg: Alg,
-    now: UnixTime,
-) -> Result<String, OAuthError> {
-    sign(state, claims, alg, "JWT", now)
 }
 
 /// Verification keys parsed from the published JWKS, rebuilt when the document changes.
@@ -390,62 +201,6 @@ pub fn looks_like_jwt(token: &str) -> bool {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
-
-    #[test]
-    fn at_hash_is_the_left_half_of_sha256_for_rs256_and_es256() {
-        // OIDC Core example (§A.3 ID token with at_hash): access token and its at_hash.
-        let token = "jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y";
-        assert_eq!(at_hash(token, Alg::RS256), "77QmUPtjPfzWtF2AnpK9RQ");
-        assert_eq!(at_hash(token, Alg::ES256), "77QmUPtjPfzWtF2AnpK9RQ");
-    }
-
-    #[test]
-    fn at_hash_for_eddsa_is_the_left_half_of_sha512() {
-        let token = "jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y";
-        let full = Sha512::digest(token.as_bytes());
-        let h = at_hash(token, Alg::EdDSA);
-        assert_eq!(URL_SAFE_NO_PAD.decode(&h).unwrap(), full[..32].to_vec());
-        assert_eq!(h.len(), 43);
-    }
-
-    fn facts<'a>(nonce: Option<&'a str>, amr: &'a [String]) -> IdTokenFacts<'a> {
-        IdTokenFacts {
-            client_id: "app",
-            user_id: "u1",
-            auth_time: 100,
-            nonce,
-            sid: Some("s1"),
-            amr,
-            acr: None,
-            at_hash: Some("h".into()),
-        }
-    }
-
-    #[test]
-    fn id_token_has_nonce_only_when_the_request_had_one() {
-        let c = id_token_claims("https://id", &facts(None, &[]), Map::new(), 1000, 60);
-        assert!(c.get("nonce").is_none());
-        assert!(c.get("amr").is_none(), "empty amr is left out");
-        let amr = vec!["pwd".to_string()];
-        let c = id_token_claims("https://id", &facts(Some("n"), &amr), Map::new(), 1000, 60);
-        assert_eq!(c.get("nonce"), Some(&json!("n")));
-        assert_eq!(c.get("amr"), Some(&json!(["pwd"])));
-    }
-
-    #[test]
-    fn id_token_protocol_claims_win_over_released_claims() {
-        let mut released = Map::new();
-        released.insert("sub".into(), json!("evil"));
-        released.insert("email".into(), json!("a@b.c"));
-        let c = id_token_claims("https://id", &facts(None, &[]), released, 1000, 60);
-        assert_eq!(c.get("sub"), Some(&json!("u1")));
-        assert_eq!(c.get("aud"), Some(&json!("app")));
-        assert_eq!(c.get("azp"), Some(&json!("app")));
-        assert_eq!(c.get("exp"), Some(&json!(1060)));
-        assert_eq!(c.get("auth_time"), Some(&json!(100)));
-        assert_eq!(c.get("sid"), Some(&json!("s1")));
-        assert_eq!(c.get("email"), Some(&json!("a@b.c")));
-    }
 
     #[test]
     fn jwt_shape_is_three_parts() {

@@ -4,17 +4,15 @@
 //! the consumption back, as node-oidc-provider checks before consuming), load the user,
 //! start the refresh token family, record the access token and the session's client. A code
 //! seen twice revokes what its first use issued (done by `store::codes::consume`).
-//! Tokens are signed afterwards.
+//! The token endpoint mints the tokens afterwards (`mint`).
 
 use crate::clock::UnixTime;
 use crate::crypto::secret::{hash_token, new_refresh_token, ordered_id, refresh_token_key};
-use crate::domain::claims::{self, Target, UserData};
+use crate::domain::claims::{self, Target};
 use crate::oidc::error::OAuthError;
-use crate::oidc::grants::{
-    TokenResponse, UserTokens, issues_refresh_tokens, scope_list, sign_user_tokens, user_may_use,
-};
+use crate::oidc::grants::{issues_refresh_tokens, scope_list, user_may_use};
+use crate::oidc::mint::{Lifetimes, Minting, UserGrant};
 use crate::oidc::pkce;
-use crate::oidc::tokens::{self, Lifetimes, Subject};
 use crate::state::AppState;
 use crate::store;
 use crate::store::audit::NewEvent;
@@ -58,39 +56,54 @@ pub fn check_pkce(grant: &CodeGrant, verifier: Option<&str>) -> Result<(), OAuth
     }
 }
 
-struct Fresh {
-    grant: CodeGrant,
-    data: UserData,
-    refresh: bool,
+/// The ids a code exchange may write: the refresh token (and its key), the family, the
+/// access token's `jti`.
+struct NewIds {
+    refresh_token: String,
+    refresh_hash: String,
+    family_id: String,
+    jti: String,
+}
+
+impl NewIds {
+    fn new() -> Self {
+        let refresh_token = new_refresh_token();
+        Self {
+            refresh_hash: refresh_token_key(&refresh_token),
+            refresh_token,
+            family_id: ordered_id(),
+            jti: ordered_id(),
+        }
+    }
 }
 
 enum Redeemed {
-    Fresh(Box<Fresh>),
+    Fresh(Box<UserGrant>),
     Replayed,
 }
 
+/// Redeems `code` for `client`: in one transaction, consumes it and checks redirect URI and
+/// PKCE, loads the user, starts the refresh token family (when the client gets refresh
+/// tokens), records the access token and the session's client. Returns what the tokens say.
 pub async fn redeem(
     state: &AppState,
     client: &Client,
+    minting: &Minting,
     code: &str,
     redirect_uri: Option<String>,
     code_verifier: Option<String>,
     now: UnixTime,
-) -> Result<TokenResponse, OAuthError> {
-    let alg = tokens::signing_alg(client)?;
-    let life = Lifetimes::of(&state.config, client);
-    let code_hash = hash_token(code);
-    let refresh_plain = new_refresh_token();
-    let refresh_hash = refresh_token_key(&refresh_plain);
-    let family_id = ordered_id();
-    let jti = ordered_id();
-
+) -> Result<UserGrant, OAuthError> {
+    let life = minting.life;
     let c = client.clone();
-    let (ch, fid, j) = (code_hash.clone(), family_id.clone(), jti.clone());
+    let code_hash = hash_token(code);
+    // Random values and their hashes are made before the transaction (the writer thread
+    // does nothing it need not).
+    let ids = NewIds::new();
     let outcome = state
         .db
         .try_write(move |conn| -> Result<Redeemed, OAuthError> {
-            let grant = match store::codes::consume(conn, &ch, &c.id, now)? {
+            let grant = match store::codes::consume(conn, &code_hash, &c.id, now)? {
                 Consumed::Fresh(g) => *g,
                 Consumed::Replayed => {
                     store::audit::record(
@@ -112,114 +125,105 @@ pub async fn redeem(
             };
             check_redirect_uri(&grant, redirect_uri.as_deref())?;
             check_pkce(&grant, code_verifier.as_deref())?;
-            let scopes = scope_list(&grant.scope);
-            let requested = claims::requested(grant.claims.as_deref(), Target::IdToken);
-            let Some(data) = claims::load(conn, &grant.user_id, &scopes, &requested)? else {
-                return Err(OAuthError::invalid_grant("the user no longer exists"));
-            };
-            if !user_may_use(conn, &c, &data)? {
-                return Err(OAuthError::invalid_grant(
-                    "the user may not use this client",
-                ));
-            }
-            let refresh = issues_refresh_tokens(&c);
-            let offline = refresh && scopes.iter().any(|s| s == "offline_access");
-            if refresh {
-                let family_expires_at = grant.auth_time.saturating_add(life.refresh_absolute);
-                store::tokens::insert_refresh(
-                    conn,
-                    &refresh_hash,
-                    &RefreshGrant {
-                        family_id: fid.clone(),
-                        client_id: c.id.clone(),
-                        user_id: grant.user_id.clone(),
-                        sid: grant.sid.clone(),
-                        scope: grant.scope.clone(),
-                        claims: grant.claims.clone(),
-                        auth_time: grant.auth_time,
-                        amr: grant.amr.clone(),
-                        acr: grant.acr.clone(),
-                        offline,
-                        code_hash: Some(ch.clone()),
-                        family_expires_at,
-                    },
-                    now,
-                    now.saturating_add(life.refresh),
-                )?;
-            }
-            store::tokens::insert_access(
-                conn,
-                &AccessRecord {
-                    jti: j,
-                    client_id: c.id.clone(),
-                    user_id: Some(grant.user_id.clone()),
-                    family_id: refresh.then_some(fid),
-                    code_hash: Some(ch),
-                    sid: grant.sid.clone(),
-                    scope: grant.scope.clone(),
-                    claims: grant.claims.clone(),
-                    issued_at: now,
-                    expires_at: now.saturating_add(life.access),
-                    revoked_at: None,
-                },
-            )?;
-            if let Some(sid) = &grant.sid {
-                store::sessions::record_client(conn, sid, &c.id, now)?;
-            }
-            Ok(Redeemed::Fresh(Box::new(Fresh {
-                grant,
-                data,
-                refresh,
-            })))
+            let decided = record(conn, &c, grant, &code_hash, ids, life, now)?;
+            Ok(Redeemed::Fresh(Box::new(decided)))
         })
         .await?;
-
-    let Fresh {
-        grant,
-        data,
-        refresh,
-    } = match outcome {
-        Redeemed::Fresh(fresh) => *fresh,
+    match outcome {
+        Redeemed::Fresh(decided) => Ok(*decided),
         Redeemed::Replayed => {
             tracing::warn!(client = %client.id, "authorization code replayed; its tokens were revoked");
-            return Err(OAuthError::invalid_grant(
+            Err(OAuthError::invalid_grant(
                 "the code was already used; tokens issued from it are revoked",
-            ));
+            ))
         }
-    };
+    }
+}
+
+/// The writes of a fresh code's exchange (inside `redeem`'s transaction): the refresh token
+/// family, the access token's record, the session's client.
+fn record(
+    conn: &rusqlite::Connection,
+    c: &Client,
+    grant: CodeGrant,
+    code_hash: &str,
+    ids: NewIds,
+    life: Lifetimes,
+    now: UnixTime,
+) -> Result<UserGrant, OAuthError> {
     let scopes = scope_list(&grant.scope);
-    let mut access = tokens::access_claims(
-        state,
-        &client.id,
-        Subject::User {
-            user_id: &grant.user_id,
-            auth_time: grant.auth_time,
-            sid: grant.sid.as_deref(),
+    let id_token_claims = claims::requested(grant.claims.as_deref(), Target::IdToken);
+    let Some(data) = claims::load(conn, &grant.user_id, &scopes, &id_token_claims)? else {
+        return Err(OAuthError::invalid_grant("the user no longer exists"));
+    };
+    if !user_may_use(conn, c, &data)? {
+        return Err(OAuthError::invalid_grant(
+            "the user may not use this client",
+        ));
+    }
+    let refresh = issues_refresh_tokens(c);
+    let offline = refresh && scopes.iter().any(|s| s == "offline_access");
+    let NewIds {
+        refresh_token,
+        refresh_hash,
+        family_id,
+        jti,
+    } = ids;
+    let refresh_token = refresh.then_some(refresh_token);
+    if refresh_token.is_some() {
+        let family_expires_at = grant.auth_time.saturating_add(life.refresh_absolute);
+        store::tokens::insert_refresh(
+            conn,
+            &refresh_hash,
+            &RefreshGrant {
+                family_id: family_id.clone(),
+                client_id: c.id.clone(),
+                user_id: grant.user_id.clone(),
+                sid: grant.sid.clone(),
+                scope: grant.scope.clone(),
+                claims: grant.claims.clone(),
+                auth_time: grant.auth_time,
+                amr: grant.amr.clone(),
+                acr: grant.acr.clone(),
+                offline,
+                code_hash: Some(code_hash.to_string()),
+                family_expires_at,
+            },
+            now,
+            now.saturating_add(life.refresh),
+        )?;
+    }
+    store::tokens::insert_access(
+        conn,
+        &AccessRecord {
+            jti: jti.clone(),
+            client_id: c.id.clone(),
+            user_id: Some(grant.user_id.clone()),
+            family_id: refresh.then_some(family_id),
+            code_hash: Some(code_hash.to_string()),
+            sid: grant.sid.clone(),
+            scope: grant.scope.clone(),
+            claims: grant.claims.clone(),
+            issued_at: now,
+            expires_at: now.saturating_add(life.access),
+            revoked_at: None,
         },
-        &grant.scope,
-        now,
-        life.access,
-    );
-    access.jti = jti;
-    sign_user_tokens(
-        state,
-        UserTokens {
-            client,
-            alg,
-            access,
-            scopes: &scopes,
-            nonce: grant.nonce.as_deref(),
-            auth_time: grant.auth_time,
-            sid: grant.sid.as_deref(),
-            amr: &grant.amr,
-            acr: grant.acr.as_deref(),
-            claims_request: grant.claims.as_deref(),
-            refresh_token: refresh.then_some(refresh_plain),
-            id_token_ttl: life.id_token,
-        },
-        &data,
-        now,
-    )
+    )?;
+    if let Some(sid) = &grant.sid {
+        store::sessions::record_client(conn, sid, &c.id, now)?;
+    }
+    Ok(UserGrant {
+        jti,
+        data,
+        scopes,
+        nonce: grant.nonce,
+        auth_time: grant.auth_time,
+        sid: grant.sid,
+        amr: grant.amr,
+        acr: grant.acr,
+        id_token_claims,
+        refresh_token,
+    })
 }
 
 #[cfg(test)]

@@ -2,12 +2,10 @@
 //! An access token only (§4.4.3: "A refresh token SHOULD NOT be included"), no ID token
 //! (there is no user), `sub` = the client id.
 
-use crate::clock::UnixTime;
 use crate::domain::claims;
 use crate::domain::scope;
 use crate::oidc::error::{ErrorCode, OAuthError};
-use crate::oidc::grants::TokenResponse;
-use crate::oidc::tokens::{self, Lifetimes, Subject};
+use crate::oidc::tokens;
 use crate::state::AppState;
 use crate::store;
 use crate::store::clients::Client;
@@ -63,31 +61,18 @@ pub fn is_client_token(claims: &tokens::AccessClaims) -> bool {
     claims.sub == claims.client_id && claims.auth_time.is_none() && claims.sid.is_none()
 }
 
-pub async fn issue(
+/// The scope of the client's token for itself (the token endpoint mints it with
+/// `Minting::client_token`). No row is written at issuance: a client's token for itself is
+/// checked by signature and expiry, and revoking it writes a server-side record that
+/// introspection honours (see `is_client_token`). Issuance stays a read, off the single-writer
+/// path.
+pub async fn scope(
     state: &AppState,
     client: &Client,
     requested: Option<Vec<String>>,
-    now: UnixTime,
-) -> Result<TokenResponse, OAuthError> {
-    let alg = tokens::signing_alg(client)?;
-    let life = Lifetimes::of(&state.config, client);
-    let mut access =
-        tokens::access_claims(state, &client.id, Subject::Client, "", now, life.access);
-    // No row is written at issuance: a client's token for itself is checked by signature
-    // and expiry, and revoking it writes a server-side record that introspection honours
-    // (see `is_client_token`). Issuance stays a read, off the single-writer path.
+) -> Result<String, OAuthError> {
     let custom = claims::custom_scopes(&state.db.read(store::users::claim_scopes).await?);
-    let scope = granted_scope(client, requested.as_deref(), &custom).join(" ");
-    access.scope = scope;
-    let access_token = tokens::sign_access(state, &access, alg, now)?;
-    Ok(TokenResponse {
-        access_token,
-        token_type: "Bearer",
-        expires_in: life.access,
-        id_token: None,
-        refresh_token: None,
-        scope: Some(access.scope).filter(|s| !s.is_empty()),
-    })
+    Ok(granted_scope(client, requested.as_deref(), &custom).join(" "))
 }
 
 #[cfg(test)]

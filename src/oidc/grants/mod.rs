@@ -1,23 +1,18 @@
-//! The grant types of the token endpoint and what they share: the typed request, the
-//! response, and signing the user's tokens once the database work is done.
+//! The grant types of the token endpoint and what they share: the typed request, "may this
+//! client use this grant", and whether the user may still use the client.
 //!
 //! Each grant runs one `db.try_write` closure (check, consume, record — an `Err` rolls it all
-//! back) and signs tokens afterwards, outside the transaction.
+//! back) and returns what it decided (`mint::UserGrant`); the token endpoint mints and signs
+//! the tokens afterwards, outside the transaction (`mint`).
 
 pub mod authorization_code;
 pub mod client_credentials;
 pub mod refresh_token;
 
-use serde::Serialize;
-
-use crate::clock::UnixTime;
-use crate::crypto::key_pairs::Alg;
-use crate::domain::claims::{self, Target, UserData};
+use crate::domain::claims::UserData;
 use crate::domain::scope;
 use crate::oidc::client_auth::FormParams;
 use crate::oidc::error::{ErrorCode, OAuthError};
-use crate::oidc::tokens::{self, AccessClaims, IdTokenFacts};
-use crate::state::AppState;
 use crate::store::clients::Client;
 
 /// A token request, parsed once from the form.
@@ -99,75 +94,6 @@ pub fn permit(client: &Client, request: &TokenRequest) -> Result<(), OAuthError>
 /// the browser session, and is not granted to a client without refresh tokens).
 pub fn issues_refresh_tokens(client: &Client) -> bool {
     client.allow_refresh
-}
-
-/// RFC 6749 §5.1 (and OIDC Core §3.1.3.3 for `id_token`).
-#[derive(Debug, Clone, Serialize)]
-pub struct TokenResponse {
-    pub access_token: String,
-    pub token_type: &'static str,
-    pub expires_in: i64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub id_token: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub refresh_token: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub scope: Option<String>,
-}
-
-/// The facts a user's tokens carry, from a code or a refresh token family.
-pub struct UserTokens<'a> {
-    pub client: &'a Client,
-    pub alg: Alg,
-    pub access: AccessClaims,
-    pub scopes: &'a [String],
-    pub nonce: Option<&'a str>,
-    pub auth_time: UnixTime,
-    pub sid: Option<&'a str>,
-    pub amr: &'a [String],
-    pub acr: Option<&'a str>,
-    /// The `claims` request parameter (JSON text).
-    pub claims_request: Option<&'a str>,
-    pub refresh_token: Option<String>,
-    pub id_token_ttl: i64,
-}
-
-/// Signs the access token and, when `openid` was granted, the ID token (with `at_hash`).
-/// CPU work: call it outside any database closure.
-pub fn sign_user_tokens(
-    state: &AppState,
-    t: UserTokens<'_>,
-    data: &UserData,
-    now: UnixTime,
-) -> Result<TokenResponse, OAuthError> {
-    let access_token = tokens::sign_access(state, &t.access, t.alg, now)?;
-    let id_token = if t.scopes.iter().any(|s| s == "openid") {
-        let requested = claims::requested(t.claims_request, Target::IdToken);
-        let released = claims::release(data, t.scopes, &requested);
-        let facts = IdTokenFacts {
-            client_id: &t.client.id,
-            user_id: &data.user.id,
-            auth_time: t.auth_time,
-            nonce: t.nonce,
-            sid: t.sid,
-            amr: t.amr,
-            acr: t.acr,
-            at_hash: Some(tokens::at_hash(&access_token, t.alg)),
-        };
-        let c =
-            tokens::id_token_claims(state.config.issuer(), &facts, released, now, t.id_token_ttl);
-        Some(tokens::sign_id_token(state, &c, t.alg, now)?)
-    } else {
-        None
-    };
-    Ok(TokenResponse {
-        expires_in: t.access.exp - now,
-        scope: Some(t.access.scope.clone()),
-        access_token,
-        token_type: "Bearer",
-        id_token,
-        refresh_token: t.refresh_token,
-    })
 }
 
 /// Whether the user may still use the client: enabled and, if the client lists allowed

@@ -11,11 +11,11 @@
 
 use crate::clock::UnixTime;
 use crate::crypto::secret::{new_refresh_token, ordered_id, refresh_token_key};
-use crate::domain::claims::{self, Target, UserData};
+use crate::domain::claims::{self, Target};
 use crate::domain::scope;
 use crate::oidc::error::{ErrorCode, OAuthError};
-use crate::oidc::grants::{TokenResponse, UserTokens, scope_list, sign_user_tokens, user_may_use};
-use crate::oidc::tokens::{self, Lifetimes, Subject};
+use crate::oidc::grants::{scope_list, user_may_use};
+use crate::oidc::mint::{Lifetimes, Minting, UserGrant};
 use crate::state::AppState;
 use crate::store;
 use crate::store::audit::NewEvent;
@@ -81,195 +81,208 @@ pub fn usable(rec: &RefreshRecord, client_id: &str, now: UnixTime) -> Result<(),
     Ok(())
 }
 
-struct Issued {
-    token: String,
-    grant: RefreshGrant,
-    scopes: Vec<String>,
-    data: UserData,
-}
-
 enum Refreshed {
-    Issued(Box<Issued>),
+    Issued(Box<UserGrant>),
     Reused,
 }
 
+/// What the rotation writes, made before the transaction: the successor, its key and sealed
+/// copy (for a parallel request within the grace), and the new access token's `jti`.
+struct Successor {
+    token: String,
+    hash: String,
+    sealed: String,
+    jti: String,
+}
+
+/// Rotates `refresh_token` for `client` and records the new access token, in one
+/// transaction; returns what the tokens say (the successor, or the same successor again to a
+/// parallel request within the grace).
 pub async fn refresh(
     state: &AppState,
     client: &Client,
+    minting: &Minting,
     refresh_token: &str,
     scope: Option<Vec<String>>,
     now: UnixTime,
-) -> Result<TokenResponse, OAuthError> {
-    let alg = tokens::signing_alg(client)?;
-    let life = Lifetimes::of(&state.config, client);
-    let grace = i64::try_from(state.config.refresh_token_reuse_grace.as_secs()).unwrap_or(0);
+) -> Result<UserGrant, OAuthError> {
     let old_hash = refresh_token_key(refresh_token);
-    let successor = new_refresh_token();
-    let successor_hash = refresh_token_key(&successor);
-    let sealed = state
-        .master_key
-        .seal(&seal_context(&old_hash), successor.as_bytes())
-        .map_err(|e| {
-            tracing::error!(error = %e, "sealing refresh successor");
-            OAuthError::server_error()
-        })?;
-    let jti = ordered_id();
-    let master = state.master_key.clone();
+    let token = new_refresh_token();
+    let next = Successor {
+        hash: refresh_token_key(&token),
+        sealed: state
+            .master_key
+            .seal(&seal_context(&old_hash), token.as_bytes())
+            .map_err(|e| {
+                tracing::error!(error = %e, "sealing refresh successor");
+                OAuthError::server_error()
+            })?,
+        token,
+        jti: ordered_id(),
+    };
+    let rules = Rules {
+        grace: i64::try_from(state.config.refresh_token_reuse_grace.as_secs()).unwrap_or(0),
+        life: minting.life,
+        master: state.master_key.clone(),
+    };
     let c = client.clone();
-    let j = jti.clone();
-
     let outcome = state
         .db
-        .try_write(move |conn| -> Result<Refreshed, OAuthError> {
-            let Some(rec) = store::tokens::refresh_by_hash(conn, &old_hash)? else {
-                return Err(OAuthError::invalid_grant("the refresh token is invalid"));
-            };
-            usable(&rec, &c.id, now)?;
-            let custom = custom_scopes_for(conn, scope.as_deref())?;
-            let (token, grant) = match rec.rotated_at {
-                None => {
-                    // Narrow first: a refused scope must not rotate (the Err rolls back anyway).
-                    narrow_scope(&rec.grant.scope, scope.as_deref(), &custom)?;
-                    store::tokens::insert_successor(
-                        conn,
-                        &successor_hash,
-                        &rec.grant,
-                        now,
-                        now.saturating_add(life.refresh),
-                    )?;
-                    if !store::tokens::mark_rotated(conn, &old_hash, &successor_hash, &sealed, now)?
-                    {
-                        return Err(OAuthError::invalid_grant(
-                            "the refresh token was already used",
-                        ));
-                    }
-                    (successor, rec.grant)
-                }
-                Some(rotated_at) => {
-                    let within_grace = now.saturating_sub(rotated_at) <= grace;
-                    let previous = rec
-                        .successor_sealed
-                        .as_deref()
-                        .filter(|_| within_grace)
-                        .and_then(|s| master.open(&seal_context(&old_hash), s).ok())
-                        .and_then(|b| String::from_utf8(b).ok());
-                    let next = match &previous {
-                        Some(p) => store::tokens::refresh_by_hash(conn, &refresh_token_key(p))?,
-                        None => None,
-                    };
-                    match (previous, next) {
-                        // The grace serves a parallel request with the token just rotated:
-                        // only while its successor is itself unused. Once the successor
-                        // was rotated (or revoked), the old token can only be a stolen copy.
-                        (Some(p), Some(next))
-                            if next.revoked_at.is_none() && next.rotated_at.is_none() =>
-                        {
-                            (p, next.grant)
-                        }
-                        _ => {
-                            // OAuth 2.0 Security BCP §4.14.2: a rotated token used again
-                            // means it leaked; revoke the whole family.
-                            store::tokens::revoke_family(conn, &rec.grant.family_id, now)?;
-                            store::audit::record(
-                                conn,
-                                &NewEvent {
-                                    kind: "token.refresh_reused",
-                                    user_id: Some(&rec.grant.user_id),
-                                    client_id: Some(&c.id),
-                                    detail: Some(
-                                        serde_json::json!({"family_id": rec.grant.family_id}),
-                                    ),
-                                    ..Default::default()
-                                },
-                                now,
-                            )?;
-                            return Ok(Refreshed::Reused);
-                        }
-                    }
-                }
-            };
-            let scopes = narrow_scope(&grant.scope, scope.as_deref(), &custom)?;
-            let requested = claims::requested(grant.claims.as_deref(), Target::IdToken);
-            let data = match claims::load(conn, &grant.user_id, &scopes, &requested)? {
-                Some(d) if user_may_use(conn, &c, &d)? => d,
-                _ => {
-                    return Err(OAuthError::invalid_grant(
-                        "the user no longer exists or may not use this client",
-                    ));
-                }
-            };
-            store::tokens::insert_access(
-                conn,
-                &AccessRecord {
-                    jti: j,
-                    client_id: c.id.clone(),
-                    user_id: Some(grant.user_id.clone()),
-                    family_id: Some(grant.family_id.clone()),
-                    code_hash: None,
-                    sid: grant.sid.clone(),
-                    scope: scopes.join(" "),
-                    claims: grant.claims.clone(),
-                    issued_at: now,
-                    expires_at: now.saturating_add(life.access),
-                    revoked_at: None,
-                },
-            )?;
-            Ok(Refreshed::Issued(Box::new(Issued {
-                token,
-                grant,
-                scopes,
-                data,
-            })))
-        })
+        .try_write(move |conn| rotate(conn, &c, &rules, &old_hash, next, scope, now))
         .await?;
-
-    let Issued {
-        token,
-        grant,
-        scopes,
-        data,
-    } = match outcome {
-        Refreshed::Issued(issued) => *issued,
+    match outcome {
+        Refreshed::Issued(decided) => Ok(*decided),
         Refreshed::Reused => {
             tracing::warn!(client = %client.id, "rotated refresh token reused; family revoked");
-            return Err(OAuthError::invalid_grant(
+            Err(OAuthError::invalid_grant(
                 "the refresh token was already used; its family is revoked",
+            ))
+        }
+    }
+}
+
+/// What a rotation is decided by besides the token.
+struct Rules {
+    grace: i64,
+    life: Lifetimes,
+    master: std::sync::Arc<crate::crypto::master_key::MasterKey>,
+}
+
+/// The rotation's transaction: find the presented token, rotate it (or hand out its unused
+/// successor within the grace, or treat the reuse as theft), then load the user and record
+/// the access token.
+fn rotate(
+    conn: &rusqlite::Connection,
+    c: &Client,
+    rules: &Rules,
+    old_hash: &str,
+    next: Successor,
+    scope: Option<Vec<String>>,
+    now: UnixTime,
+) -> Result<Refreshed, OAuthError> {
+    let Some(rec) = store::tokens::refresh_by_hash(conn, old_hash)? else {
+        return Err(OAuthError::invalid_grant("the refresh token is invalid"));
+    };
+    usable(&rec, &c.id, now)?;
+    let custom = custom_scopes_for(conn, scope.as_deref())?;
+    let (token, grant) = match rec.rotated_at {
+        None => {
+            // Narrow first: a refused scope must not rotate (the Err rolls back anyway).
+            narrow_scope(&rec.grant.scope, scope.as_deref(), &custom)?;
+            let expires_at = now.saturating_add(rules.life.refresh);
+            store::tokens::insert_successor(conn, &next.hash, &rec.grant, now, expires_at)?;
+            if !store::tokens::mark_rotated(conn, old_hash, &next.hash, &next.sealed, now)? {
+                return Err(OAuthError::invalid_grant(
+                    "the refresh token was already used",
+                ));
+            }
+            (next.token, rec.grant)
+        }
+        Some(rotated_at) => match unused_successor(conn, rules, &rec, old_hash, rotated_at, now)? {
+            Some(successor) => successor,
+            None => {
+                // OAuth 2.0 Security BCP §4.14.2: a rotated token used again means it
+                // leaked; revoke the whole family.
+                store::tokens::revoke_family(conn, &rec.grant.family_id, now)?;
+                store::audit::record(
+                    conn,
+                    &NewEvent {
+                        kind: "token.refresh_reused",
+                        user_id: Some(&rec.grant.user_id),
+                        client_id: Some(&c.id),
+                        detail: Some(serde_json::json!({"family_id": rec.grant.family_id})),
+                        ..Default::default()
+                    },
+                    now,
+                )?;
+                return Ok(Refreshed::Reused);
+            }
+        },
+    };
+    let scopes = narrow_scope(&grant.scope, scope.as_deref(), &custom)?;
+    let decided = record(conn, c, grant, scopes, token, next.jti, rules.life, now)?;
+    Ok(Refreshed::Issued(Box::new(decided)))
+}
+
+/// The successor of a token rotated `rotated_at`, when this is a parallel request within the
+/// grace: the successor is still sealed, and has itself been neither rotated nor revoked.
+/// Once it was used, the old token can only be a stolen copy (`None`).
+fn unused_successor(
+    conn: &rusqlite::Connection,
+    rules: &Rules,
+    rec: &RefreshRecord,
+    old_hash: &str,
+    rotated_at: UnixTime,
+    now: UnixTime,
+) -> Result<Option<(String, RefreshGrant)>, OAuthError> {
+    let within_grace = now.saturating_sub(rotated_at) <= rules.grace;
+    let previous = rec
+        .successor_sealed
+        .as_deref()
+        .filter(|_| within_grace)
+        .and_then(|s| rules.master.open(&seal_context(old_hash), s).ok())
+        .and_then(|b| String::from_utf8(b).ok());
+    let Some(previous) = previous else {
+        return Ok(None);
+    };
+    Ok(
+        store::tokens::refresh_by_hash(conn, &refresh_token_key(&previous))?
+            .filter(|next| next.revoked_at.is_none() && next.rotated_at.is_none())
+            .map(|next| (previous, next.grant)),
+    )
+}
+
+/// Loads the user (who must still be allowed to use the client) and records the new access
+/// token; what the tokens say. OIDC Core §12.2: a refreshed ID token keeps auth_time (and sid)
+/// and has no nonce.
+#[allow(clippy::too_many_arguments)] // one transaction's facts, passed on once
+fn record(
+    conn: &rusqlite::Connection,
+    c: &Client,
+    grant: RefreshGrant,
+    scopes: Vec<String>,
+    token: String,
+    jti: String,
+    life: Lifetimes,
+    now: UnixTime,
+) -> Result<UserGrant, OAuthError> {
+    let id_token_claims = claims::requested(grant.claims.as_deref(), Target::IdToken);
+    let data = match claims::load(conn, &grant.user_id, &scopes, &id_token_claims)? {
+        Some(d) if user_may_use(conn, c, &d)? => d,
+        _ => {
+            return Err(OAuthError::invalid_grant(
+                "the user no longer exists or may not use this client",
             ));
         }
     };
-    let mut access = tokens::access_claims(
-        state,
-        &client.id,
-        Subject::User {
-            user_id: &grant.user_id,
-            auth_time: grant.auth_time,
-            sid: grant.sid.as_deref(),
+    store::tokens::insert_access(
+        conn,
+        &AccessRecord {
+            jti: jti.clone(),
+            client_id: c.id.clone(),
+            user_id: Some(grant.user_id.clone()),
+            family_id: Some(grant.family_id.clone()),
+            code_hash: None,
+            sid: grant.sid.clone(),
+            scope: scopes.join(" "),
+            claims: grant.claims.clone(),
+            issued_at: now,
+            expires_at: now.saturating_add(life.access),
+            revoked_at: None,
         },
-        &scopes.join(" "),
-        now,
-        life.access,
-    );
-    access.jti = jti;
-    // OIDC Core §12.2: a refreshed ID token keeps auth_time (and sid) and has no nonce.
-    sign_user_tokens(
-        state,
-        UserTokens {
-            client,
-            alg,
-            access,
-            scopes: &scopes,
-            nonce: None,
-            auth_time: grant.auth_time,
-            sid: grant.sid.as_deref(),
-            amr: &grant.amr,
-            acr: grant.acr.as_deref(),
-            claims_request: grant.claims.as_deref(),
-            refresh_token: Some(token),
-            id_token_ttl: life.id_token,
-        },
-        &data,
-        now,
-    )
+    )?;
+    Ok(UserGrant {
+        jti,
+        data,
+        scopes,
+        nonce: None,
+        auth_time: grant.auth_time,
+        sid: grant.sid,
+        amr: grant.amr,
+        acr: grant.acr,
+        id_token_claims,
+        refresh_token: Some(token),
+    })
 }
 
 #[cfg(test)]
