@@ -15,22 +15,11 @@ pub mod handshake;
 pub mod login;
 pub mod oidc;
 
+use actix_web::HttpRequest;
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, web};
 
-use crate::ops::upstream_providers;
 use crate::state::AppState;
 use crate::store::{self, StoreError};
-
-/// Routes of the upstream sign-in (called from the route table in `app.rs`). The callback is
-/// registered before `{slug}` (and `callback` is not a valid slug).
-pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route(
-        upstream_providers::CALLBACK_PATH,
-        web::get().to(login::callback),
-    )
-    .route("/login/upstream/{slug}", web::get().to(login::start));
-}
 
 /// What an upstream said about the person, whichever the kind.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -3,13 +3,13 @@
 //! `{"error": stable_code, "message": "…", "field"?: "…"}` with a fitting status; the
 //! OpenAPI 3.1 document at /admin/api/openapi.json describes every route below.
 
-mod audit;
-mod clients;
-mod groups;
-mod sessions;
-mod signing_keys;
-mod upstream;
-mod users;
+pub mod audit;
+pub mod clients;
+pub mod groups;
+pub mod sessions;
+pub mod signing_keys;
+pub mod upstream;
+pub mod users;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -32,79 +32,6 @@ pub const OPENAPI: &str = include_str!("openapi.json");
 pub const DEFAULT_LIMIT: u32 = 50;
 pub const MAX_LIMIT: u32 = 500;
 
-/// Every /admin/api route. Paths and methods here and in openapi.json are the same set (a
-/// test checks).
-pub fn scope() -> actix_web::Scope<
-    impl actix_web::dev::ServiceFactory<
-        actix_web::dev::ServiceRequest,
-        Config = (),
-        Response = actix_web::dev::ServiceResponse<actix_web::body::BoxBody>,
-        Error = actix_web::Error,
-        InitError = (),
-    >,
-> {
-    web::scope("/admin/api")
-        .wrap(actix_web::middleware::from_fn(authenticate))
-        .route("/openapi.json", web::get().to(openapi))
-        .route("/users", web::get().to(users::list))
-        .route("/users", web::post().to(users::create))
-        .route("/users/{id}", web::get().to(users::get))
-        .route("/users/{id}", web::patch().to(users::update))
-        .route("/users/{id}", web::delete().to(users::delete))
-        .route("/users/{id}/disable", web::post().to(users::disable))
-        .route("/users/{id}/enable", web::post().to(users::enable))
-        .route("/users/{id}/reset-link", web::post().to(users::reset_link))
-        .route(
-            "/users/{id}/invite-link",
-            web::post().to(users::invite_link),
-        )
-        .route("/users/{id}/sessions", web::get().to(users::sessions))
-        .route(
-            "/users/{id}/identities",
-            web::get().to(upstream::identities),
-        )
-        .route(
-            "/users/{id}/identities/{provider}",
-            web::delete().to(upstream::unlink),
-        )
-        .route("/groups", web::get().to(groups::list))
-        .route("/groups", web::post().to(groups::create))
-        .route("/groups/{id}", web::get().to(groups::get))
-        .route("/groups/{id}", web::patch().to(groups::update))
-        .route("/groups/{id}", web::delete().to(groups::delete))
-        .route("/groups/{id}/members", web::get().to(groups::members))
-        .route(
-            "/groups/{id}/members/{user}",
-            web::put().to(groups::add_member),
-        )
-        .route(
-            "/groups/{id}/members/{user}",
-            web::delete().to(groups::remove_member),
-        )
-        .route("/claim-scopes", web::get().to(groups::claim_scopes))
-        .route("/claim-scopes", web::put().to(groups::set_claim_scopes))
-        .route("/clients", web::get().to(clients::list))
-        .route("/clients", web::post().to(clients::create))
-        .route("/clients/{id}", web::get().to(clients::get))
-        .route("/clients/{id}", web::patch().to(clients::update))
-        .route("/clients/{id}", web::delete().to(clients::delete))
-        .route(
-            "/clients/{id}/secret",
-            web::post().to(clients::regenerate_secret),
-        )
-        .route("/upstream", web::get().to(upstream::list))
-        .route("/upstream", web::post().to(upstream::create))
-        .route("/upstream/{slug}", web::get().to(upstream::get))
-        .route("/upstream/{slug}", web::patch().to(upstream::update))
-        .route("/upstream/{slug}", web::delete().to(upstream::delete))
-        .route("/keys", web::get().to(signing_keys::list))
-        .route("/keys/rotate", web::post().to(signing_keys::rotate))
-        .route("/sessions", web::get().to(sessions::list))
-        .route("/sessions/{sid}", web::delete().to(sessions::delete))
-        .route("/audit", web::get().to(audit::list))
-        .default_service(web::to(unknown_endpoint))
-}
-
 /// GET /admin/api/openapi.json — public, like any API description.
 pub async fn openapi() -> HttpResponse {
     HttpResponse::Ok()
@@ -113,7 +40,7 @@ pub async fn openapi() -> HttpResponse {
         .body(OPENAPI)
 }
 
-async fn unknown_endpoint(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+pub async fn unknown_endpoint(req: HttpRequest) -> Result<HttpResponse, ApiError> {
     Err(ApiError::new(
         StatusCode::NOT_FOUND,
         "unknown_endpoint",
@@ -279,7 +206,7 @@ impl FromRequest for ApiKey {
 /// route is chosen or its body read: a wrong or revoked key is a 401 whatever the body, the
 /// method or the path (handler extractors run concurrently, so a check among them could
 /// lose the race to a body parser's 422).
-async fn authenticate(
+pub async fn authenticate(
     req: actix_web::dev::ServiceRequest,
     next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
 ) -> Result<actix_web::dev::ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
