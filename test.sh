@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The one test command: Rust unit/integration tests, then browser end-to-end tests.
+# The one test command: formatting and lints (the crate's deny-lists), Rust unit and
+# integration tests, then browser end-to-end tests.
 #   ./test.sh            run everything available (e2e skipped locally without node/chromium)
 #   CI=true ./test.sh    e2e prerequisites are mandatory
 # Env: PORTCULLIS_BIN (binary for e2e; default target/debug/portcullis, built here),
@@ -10,6 +11,12 @@ cd "$(dirname "$0")"
 CHROMIUM=${PORTCULLIS_CHROMIUM:-/usr/bin/chromium}
 is_ci() { [[ "${CI:-}" == "true" || "${CI:-}" == "1" ]]; }
 section() { printf '\n==== %s ====\n' "$*"; }
+
+section "cargo fmt --check"
+cargo fmt --all -- --check
+
+section "cargo clippy --all-targets -- -D warnings"
+cargo clippy --all-targets -- -D warnings
 
 section "cargo test --all-targets"
 cargo test --all-targets
