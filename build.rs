@@ -5,7 +5,11 @@
 //! resident. `packaging/startup-symbols.txt` lists the functions that run at start and for
 //! light requests, in the order they first run; the linker places them together at the front.
 //! The list is made by `benches/startup_symbols.sh`. Names it no longer matches (another
-//! rustc, changed dependencies) are ignored: a stale list costs memory, never correctness.
+//! rustc, changed dependencies, moved code) are ignored by the linker: a stale list costs
+//! memory, never correctness. So staleness fails elsewhere, loudly: the test
+//! `the_release_link_order_is_not_stale` (every `./test.sh`) checks the rustc, the
+//! dependency versions and this crate's functions the list names; `benches/run.sh` fails when
+//! idle memory is over its target.
 //!
 //! Applied only where the linker is known to be LLD (rust-lld is the default linker of
 //! x86_64-unknown-linux-gnu since Rust 1.90). `PORTCULLIS_NO_LINK_ORDER=1` turns it off.
