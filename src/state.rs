@@ -64,12 +64,9 @@ impl AppState {
             config.argon2_queue,
         )?;
         let master_key = Arc::new(master_key);
-        // A MAC key derived from the master key (never the master key itself).
-        let derived = master_key.seal("derive:mac", b"")?;
-        let mac_key = hmac::Key::new(
-            hmac::HMAC_SHA256,
-            crate::crypto::secret::sha256(derived.as_bytes()).as_slice(),
-        );
+        // A MAC key derived from the master key (never the master key itself), the same in
+        // every process and after a restart: an open form survives both.
+        let mac_key = hmac::Key::new(hmac::HMAC_SHA256, &master_key.derive("mac")?);
         let keys = Arc::new(KeyManager::new(db.clone(), master_key.clone(), &config));
         let issuer_url = url::Url::parse(&config.public_url)?;
         let issuer_origin = issuer_url.origin().ascii_serialization();

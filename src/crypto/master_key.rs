@@ -13,6 +13,9 @@ use super::CryptoError;
 
 pub struct MasterKey {
     key: LessSafeKey,
+    /// HKDF-SHA256 pseudorandom key of the same bytes, for values that must be equal in every
+    /// process and after every restart (`derive`).
+    prk: aws_lc_rs::hkdf::Prk,
 }
 
 impl std::fmt::Debug for MasterKey {
@@ -25,9 +28,32 @@ impl MasterKey {
     pub fn from_bytes(bytes: &[u8; 32]) -> Result<Self, CryptoError> {
         let unbound = UnboundKey::new(&AES_256_GCM, bytes)
             .map_err(|_| CryptoError::MasterKey("bad key".into()))?;
+        let prk =
+            aws_lc_rs::hkdf::Salt::new(aws_lc_rs::hkdf::HKDF_SHA256, b"portcullis master key")
+                .extract(bytes);
         Ok(Self {
             key: LessSafeKey::new(unbound),
+            prk,
         })
+    }
+
+    /// A 256-bit key for `purpose` (HKDF-SHA256, RFC 5869), the same in every process that
+    /// holds this master key: the CSRF tokens of one process are good in another and after a
+    /// restart. Never the master key itself.
+    pub fn derive(&self, purpose: &str) -> Result<[u8; 32], CryptoError> {
+        struct Len32;
+        impl aws_lc_rs::hkdf::KeyType for Len32 {
+            fn len(&self) -> usize {
+                32
+            }
+        }
+        let mut out = [0u8; 32];
+        let info = [purpose.as_bytes()];
+        self.prk
+            .expand(&info, Len32)
+            .and_then(|okm| okm.fill(&mut out))
+            .map_err(|_| CryptoError::MasterKey("key derivation failed".into()))?;
+        Ok(out)
     }
 
     /// Where the key is read from: the configured file, else systemd's credential, else the
@@ -131,6 +157,16 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn derived_keys_are_the_same_for_the_same_master_key_and_purpose() {
+        let a = MasterKey::from_bytes(&[7u8; 32]).unwrap();
+        let b = MasterKey::from_bytes(&[7u8; 32]).unwrap();
+        let other = MasterKey::from_bytes(&[8u8; 32]).unwrap();
+        assert_eq!(a.derive("mac").unwrap(), b.derive("mac").unwrap());
+        assert_ne!(a.derive("mac").unwrap(), a.derive("other").unwrap());
+        assert_ne!(a.derive("mac").unwrap(), other.derive("mac").unwrap());
+    }
 
     #[test]
     fn seal_open_round_trip_and_context_binding() {

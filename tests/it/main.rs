@@ -20,6 +20,7 @@ mod cli;
 mod flow;
 mod hardening;
 mod logout;
+mod operations;
 mod passkeys;
 mod revocation;
 mod signin;
