@@ -154,17 +154,17 @@ impl AppState {
     }
 }
 
-/// Registered origins, kept per server and refreshed at most every 10 s (the lookup runs only
+/// Registered origins, kept per server and read again after a second (the lookup runs only
 /// for requests that carry an Origin header; a client added by the CLI in another process is
-/// seen within that time).
+/// seen within that second).
 #[derive(Default)]
 pub struct OriginCache(RwLock<(Option<Instant>, Arc<Vec<String>>)>);
 
 impl OriginCache {
-    /// The origins, unless they were read more than 10 s ago (or never).
+    /// The origins, unless they were read more than a second ago (or never).
     pub fn get(&self) -> Option<Arc<Vec<String>>> {
         let g = self.0.read().ok()?;
-        g.0.filter(|t| t.elapsed() < Duration::from_secs(10))
+        g.0.filter(|t| t.elapsed() < Duration::from_secs(1))
             .map(|_| g.1.clone())
     }
 

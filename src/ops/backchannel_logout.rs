@@ -22,6 +22,9 @@ use crate::store::{self, Db, StoreError};
 /// Attempts before giving up (backoff 5 s, 10 s, 20 s … capped at an hour: about a day).
 pub const MAX_ATTEMPTS: i64 = 12;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long claimed deliveries belong to the pass that claimed them (a few request timeouts):
+/// longer than any pass takes, short enough that a crashed sender's rows go out soon after.
+const LEASE: i64 = 60;
 const EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
 
 /// What a delivery pass needs (the server's state provides it; see `jobs`).
@@ -65,7 +68,17 @@ fn backoff(attempts: i64) -> i64 {
 /// One pass: sends every due delivery concurrently; returns how many were delivered.
 pub async fn deliver_due(d: &Delivery<'_>) -> Result<usize, StoreError> {
     let (state, now) = (d, d.clock.now());
-    let batch = state.db.read(move |c| store::outbox::due(c, now)).await?;
+    if !state
+        .db
+        .read(move |c| store::outbox::any_due(c, now))
+        .await?
+    {
+        return Ok(0);
+    }
+    let batch = state
+        .db
+        .write(move |c| store::outbox::claim_due(c, now, LEASE))
+        .await?;
     let sends = batch.into_iter().map(|d| async move {
         let result = match logout_token(state.keys, state.issuer, &d, state.clock.now()) {
             None => Err("no signing key".to_string()),
