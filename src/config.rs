@@ -55,6 +55,21 @@ const FIELDS: &[FieldDoc] = &[
         secret: false,
     },
     FieldDoc {
+        key: "backup_dir",
+        doc: "Directory for scheduled backups (database, master key and manifest, one directory each); empty: no scheduled backups. Keep it as private as the data dir.",
+        secret: false,
+    },
+    FieldDoc {
+        key: "backup_interval",
+        doc: "How often the server makes a scheduled backup (when backup_dir is set).",
+        secret: false,
+    },
+    FieldDoc {
+        key: "backup_keep",
+        doc: "How many scheduled backups to keep; older ones are deleted after each new one.",
+        secret: false,
+    },
+    FieldDoc {
         key: "outbound_allow_link_local",
         doc: "Allow upstream issuers and back-channel logout URIs on link-local addresses (169.254.0.0/16, fe80::/10) and cloud metadata services. Off: a URL there could read the host's cloud credentials. Loopback and LAN addresses are always allowed.",
         secret: false,
@@ -183,6 +198,10 @@ pub struct Config {
     pub log_format: String,
     pub trusted_proxies: Vec<String>,
     pub outbound_allow_link_local: bool,
+    pub backup_dir: String,
+    #[serde(with = "duration_str")]
+    pub backup_interval: Duration,
+    pub backup_keep: u32,
     pub brand_name: String,
     pub logo_url: String,
     #[serde(with = "duration_str")]
@@ -233,6 +252,9 @@ impl Default for Config {
             log_format: "text".into(),
             trusted_proxies: Vec::new(),
             outbound_allow_link_local: false,
+            backup_dir: String::new(),
+            backup_interval: Duration::from_secs(DAY),
+            backup_keep: 7,
             brand_name: "Portcullis".into(),
             logo_url: String::new(),
             session_idle_timeout: Duration::from_secs(14 * DAY),

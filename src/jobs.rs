@@ -1,5 +1,5 @@
 //! Periodic work as plain functions: expiry of sessions, codes and tokens, audit retention,
-//! and signing-key rotation. `spawn` runs them every minute while the server runs.
+//! signing-key rotation, scheduled backups. `spawn` runs them every minute while the server runs.
 
 use std::sync::Arc;
 
@@ -40,6 +40,24 @@ pub fn run_once(state: &AppState) {
     if let Err(e) = state.keys.maintain(now) {
         tracing::error!(error = %e, "key rotation job failed");
     }
+    if let Some(schedule) = backup_schedule(&state.config) {
+        let (key_file, _) = crate::crypto::master_key::MasterKey::locate(
+            &state.config.master_key_file,
+            &state.config.data_dir,
+        );
+        if let Err(e) = crate::ops::backup::run_scheduled(&state.db, &key_file, &schedule, now) {
+            tracing::error!(error = %e, "scheduled backup could not run");
+        }
+    }
+}
+
+/// The configured backup schedule, if any.
+pub fn backup_schedule(config: &crate::config::Config) -> Option<crate::ops::backup::Schedule> {
+    (!config.backup_dir.is_empty()).then(|| crate::ops::backup::Schedule {
+        dir: config.backup_dir.clone().into(),
+        interval: i64::try_from(config.backup_interval.as_secs()).unwrap_or(i64::MAX),
+        keep: usize::try_from(config.backup_keep).unwrap_or(usize::MAX),
+    })
 }
 
 /// One pass of back-channel logout deliveries (what the worker runs after each kick).

@@ -42,9 +42,31 @@ pub fn open(config: &Config) -> anyhow::Result<(Db, MasterKey)> {
     prepare_data_dir(&config.data_dir)?;
     let db = Db::open(&config.database_path())
         .map_err(|e| anyhow::anyhow!("{}: {e}", config.database_path().display()))?;
-    let (path, create) = MasterKey::locate(&config.master_key_file, &config.data_dir);
-    let master = MasterKey::load_or_create(&path, create)?;
+    let (path, may_create) = MasterKey::locate(&config.master_key_file, &config.data_dir);
+    // A new key for a database that holds values sealed with another would make them
+    // unreadable (and the old key could no longer open a backup made after it): never.
+    if may_create && !path.exists() && holds_sealed_values(&db)? {
+        bail!(
+            "the master key {} is missing, but the database {} holds values sealed with it \
+             (signing keys, provider secrets); put the key back (from your backup: \
+             `portcullis restore BACKUP`, or its master.key) or set master_key_file; \
+             no new key was written",
+            path.display(),
+            config.database_path().display()
+        );
+    }
+    let master = MasterKey::load_or_create(&path, may_create)?;
     Ok((db, master))
+}
+
+/// Whether the database holds anything sealed with a master key.
+fn holds_sealed_values(db: &Db) -> anyhow::Result<bool> {
+    Ok(db.read_blocking(|c| {
+        Ok(!store::signing_keys::all(c)?.is_empty()
+            || store::upstream::list(c, false)?
+                .iter()
+                .any(|p| p.client_secret_sealed.is_some()))
+    })?)
 }
 
 /// Builds the state: opens storage, brings signing keys up to date.
@@ -89,6 +111,10 @@ pub fn setup_link_if_needed(state: &AppState) -> anyhow::Result<Option<String>> 
 
 /// Binds, logs the setup link if needed, and serves until SIGTERM.
 pub async fn run(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<()> {
+    prepare_data_dir(&config.data_dir)?;
+    // Held (shared) while the server runs; the kernel drops it when the process ends:
+    // `restore` refuses a data dir a server runs on.
+    let _lock = store::DataDirLock::shared(&config.data_dir).map_err(|e| anyhow::anyhow!(e))?;
     let listener = TcpListener::bind(&config.bind)
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.bind))?;
     let state = build_state(config, clock)?;

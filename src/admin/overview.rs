@@ -20,6 +20,9 @@ struct OverviewPage {
     sessions: i64,
     issuer: String,
     discovery: String,
+    /// The last scheduled backup, in words (`None`: backups are not scheduled).
+    backup: Option<String>,
+    backup_failed: bool,
 }
 
 /// GET /admin
@@ -30,7 +33,7 @@ pub async fn get(
 ) -> Result<HttpResponse, PageError> {
     let now = state.now();
     let idle = state.config.session_idle_timeout.as_secs() as i64;
-    let (users, groups, apps, sessions) = state
+    let (users, groups, apps, sessions, last_backup) = state
         .db
         .read(move |c| -> Result<_, StoreError> {
             Ok((
@@ -38,9 +41,25 @@ pub async fn get(
                 store::groups::count(c)?,
                 store::clients::count_matching(c, "")?,
                 store::sessions::count_active(c, now, idle, None)?,
+                crate::ops::backup::last_status(c)?,
             ))
         })
         .await?;
+    let scheduled = !state.config.backup_dir.is_empty();
+    let backup_failed = last_backup.as_ref().is_some_and(|b| !b.ok);
+    let backup = scheduled.then(|| match &last_backup {
+        None => "none yet (the first runs within a minute of the server's start)".to_string(),
+        Some(b) if b.ok => format!(
+            "{}, into {}",
+            crate::account::ago(now, b.at),
+            b.path.as_deref().unwrap_or("?")
+        ),
+        Some(b) => format!(
+            "failed ({}): {}",
+            crate::account::ago(now, b.at),
+            b.error.as_deref().unwrap_or("unknown error")
+        ),
+    });
     let issuer = state.config.issuer().to_string();
     Ok(ui::ok(&OverviewPage {
         page: me.page(&state, &req, "Administration"),
@@ -51,5 +70,7 @@ pub async fn get(
         sessions,
         discovery: format!("{issuer}/.well-known/openid-configuration"),
         issuer,
+        backup,
+        backup_failed,
     }))
 }

@@ -65,8 +65,16 @@ enum Command {
     /// Read the audit log.
     #[command(subcommand)]
     Audit(audit::AuditCmd),
-    /// Write a consistent copy of the database to FILE (safe while the server runs).
-    Backup { file: PathBuf },
+    /// Write a backup to the new directory DEST (the database, the master key and a manifest;
+    /// safe while the server runs, and it always finishes).
+    Backup { dest: PathBuf },
+    /// Check the backup BACKUP and restore it into the data dir (no server may run on it).
+    Restore {
+        backup: PathBuf,
+        /// Only check the backup; change nothing.
+        #[arg(long)]
+        check: bool,
+    },
     /// Print the version.
     Version,
 }
@@ -97,7 +105,8 @@ fn dispatch(command: Command, config: crate::config::Config) -> anyhow::Result<(
     match command {
         Command::Serve => server::serve(config),
         Command::Migrate => server::migrate(&config),
-        Command::Backup { file } => server::backup(&config, &file),
+        Command::Backup { dest } => server::backup(&config, &dest, now),
+        Command::Restore { backup, check } => server::restore(&config, &backup, check, now),
         Command::Version => {
             println!("portcullis {}", env!("CARGO_PKG_VERSION"));
             Ok(())

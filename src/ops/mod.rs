@@ -6,6 +6,7 @@
 
 pub mod api_keys;
 pub mod backchannel_logout;
+pub mod backup;
 pub mod clients;
 pub mod groups;
 pub mod passkeys;

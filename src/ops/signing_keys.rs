@@ -253,6 +253,24 @@ impl KeyManager {
     }
 }
 
+/// How many signing keys `conn` holds, and how many of them `master` opens (a restore
+/// checks that a backup's key opens them all).
+pub fn sealed_keys_open(
+    conn: &rusqlite::Connection,
+    master: &MasterKey,
+) -> Result<(usize, usize), StoreError> {
+    let all = store::signing_keys::all(conn)?;
+    let opened = all
+        .iter()
+        .filter(|k| {
+            master
+                .open(&seal_context(&k.kid), &k.private_sealed)
+                .is_ok()
+        })
+        .count();
+    Ok((all.len(), opened))
+}
+
 fn info(k: StoredKey, now: UnixTime) -> KeyInfo {
     let state = if k.retired_at.is_some() {
         "retired"

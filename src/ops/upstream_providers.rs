@@ -297,6 +297,22 @@ fn seal_secret(
     .map_err(|_| OpError::Sealing)
 }
 
+/// How many provider secrets `conn` holds, and how many of them `key` opens.
+pub fn sealed_secrets_open(
+    conn: &rusqlite::Connection,
+    key: &MasterKey,
+) -> Result<(usize, usize), StoreError> {
+    let sealed: Vec<Provider> = store::upstream::list(conn, false)?
+        .into_iter()
+        .filter(|p| p.client_secret_sealed.is_some())
+        .collect();
+    let opened = sealed
+        .iter()
+        .filter(|p| client_secret(key, p).is_ok())
+        .count();
+    Ok((sealed.len(), opened))
+}
+
 /// The provider's client secret, unsealed.
 pub fn client_secret(key: &MasterKey, p: &Provider) -> Result<Option<Secret<String>>, OpError> {
     let Some(sealed) = &p.client_secret_sealed else {

@@ -20,10 +20,12 @@ pub mod consents;
 mod error;
 pub mod groups;
 pub mod links;
+mod lock;
 pub mod migrate;
 pub mod outbox;
 pub mod passkeys;
 pub mod sessions;
+pub mod settings;
 pub mod signing_keys;
 pub mod throttle;
 pub mod tokens;
@@ -32,6 +34,7 @@ pub mod users;
 mod writer;
 
 pub use error::{Answer, StoreError};
+pub use lock::{DataDirLock, LOCK_FILE};
 
 #[derive(Debug)]
 struct Pragmas;

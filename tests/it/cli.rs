@@ -8,7 +8,7 @@ use crate::support::PASSWORD;
 
 const BIN: &str = env!("CARGO_BIN_EXE_portcullis");
 
-fn portcullis(
+pub fn portcullis(
     data_dir: &std::path::Path,
     args: &[&str],
     stdin: Option<&str>,
@@ -226,10 +226,10 @@ fn a_corrupt_database_or_unusable_data_dir_gives_one_clear_line() {
 fn backup_writes_a_consistent_copy() {
     let dir = tempfile::tempdir().unwrap();
     portcullis(dir.path(), &["user", "add", "--username", "alice"], None);
-    let dest = dir.path().join("backup.db");
+    let dest = dir.path().join("backup");
     let (code, _, err) = portcullis(dir.path(), &["backup", dest.to_str().unwrap()], None);
     assert_eq!(code, 0, "{err}");
-    let conn = rusqlite::Connection::open(&dest).unwrap();
+    let conn = rusqlite::Connection::open(dest.join("portcullis.db")).unwrap();
     let n: i64 = conn
         .query_row(
             "SELECT count(*) FROM users WHERE username = 'alice'",
@@ -244,7 +244,7 @@ fn backup_writes_a_consistent_copy() {
 }
 
 /// Starts the real binary on a free port; returns the child and the port.
-fn serve(dir: &std::path::Path, port: u16) -> std::process::Child {
+pub fn serve(dir: &std::path::Path, port: u16) -> std::process::Child {
     Command::new(BIN)
         .arg("serve")
         .env("PORTCULLIS_DATA_DIR", dir)
@@ -259,7 +259,7 @@ fn serve(dir: &std::path::Path, port: u16) -> std::process::Child {
         .unwrap()
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -267,7 +267,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-async fn wait_healthy(port: u16) {
+pub async fn wait_healthy(port: u16) {
     for _ in 0..200 {
         if let Ok(r) = reqwest::get(format!("http://127.0.0.1:{port}/health")).await
             && r.status() == 200

@@ -89,3 +89,390 @@ async fn two_processes_never_send_the_same_back_channel_logout_twice() {
     sids.dedup();
     assert_eq!(sids.len(), 20);
 }
+
+use crate::cli::{free_port, portcullis, serve, wait_healthy};
+
+/// Fills the data dir's database to about `mib` MiB (audit events) through the CLI's schema.
+fn grow_database(dir: &std::path::Path, mib: usize) {
+    let (code, _, err) = portcullis(dir, &["migrate"], None);
+    assert_eq!(code, 0, "{err}");
+    let conn = rusqlite::Connection::open(dir.join("portcullis.db")).unwrap();
+    let filler = "x".repeat(900);
+    conn.execute_batch("BEGIN").unwrap();
+    for i in 0..(mib * 1024) {
+        conn.execute(
+            "INSERT INTO audit_events (at, kind, detail) VALUES (?1, 'test.filler', json_object('pad', ?2))",
+            rusqlite::params![i as i64, filler],
+        )
+        .unwrap();
+    }
+    conn.execute_batch("COMMIT").unwrap();
+}
+
+/// Writes one row a few milliseconds apart until `stop`, as a busy server would.
+fn keep_writing(
+    dir: &std::path::Path,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<u64> {
+    let path = dir.join("portcullis.db");
+    std::thread::spawn(move || {
+        let conn = rusqlite::Connection::open(path).unwrap();
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .unwrap();
+        let mut n = 0;
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            conn.execute(
+                "INSERT INTO audit_events (at, kind) VALUES (?1, 'test.write')",
+                [n as i64],
+            )
+            .unwrap();
+            n += 1;
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        n
+    })
+}
+
+#[test]
+fn a_backup_finishes_under_write_load_and_holds_everything_a_restore_needs() {
+    let dir = tempfile::tempdir().unwrap();
+    grow_database(dir.path(), 14);
+    let (code, _, err) = portcullis(dir.path(), &["keys", "list"], None);
+    assert_eq!(code, 0, "{err}");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = keep_writing(dir.path(), stop.clone());
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let dest = dir.path().join("nightly");
+    let started = std::time::Instant::now();
+    let (code, out, err) = portcullis(dir.path(), &["backup", dest.to_str().unwrap()], None);
+    let took = started.elapsed();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let writes = writer.join().unwrap();
+    assert_eq!(code, 0, "{err}");
+    assert!(took < std::time::Duration::from_secs(30), "took {took:?}");
+    assert!(
+        writes > 10,
+        "the database was written during the backup ({writes})"
+    );
+    assert!(out.contains("master key"), "{out}");
+    for f in ["portcullis.db", "master.key", "manifest.json"] {
+        assert!(dest.join(f).exists(), "{f}");
+    }
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dest.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["format"], "portcullis-backup 1");
+    assert_eq!(manifest["version"], env!("CARGO_PKG_VERSION"));
+    assert!(manifest["schema"].as_u64().unwrap() >= 6);
+    assert_eq!(
+        manifest["files"]["portcullis.db"]["sha256"]
+            .as_str()
+            .unwrap()
+            .len(),
+        64
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&dest).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+        let mode = std::fs::metadata(dest.join("master.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let (code, out, err) = portcullis(
+        dir.path(),
+        &["restore", "--check", dest.to_str().unwrap()],
+        None,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("opens all 3 sealed values"), "{out}");
+}
+
+#[test]
+fn a_killed_backup_leaves_nothing_in_the_way_of_the_next() {
+    let dir = tempfile::tempdir().unwrap();
+    portcullis(dir.path(), &["keys", "list"], None);
+    let dest = dir.path().join("backup-1");
+    // What a backup killed half-way leaves: a hidden partial directory, never the real name.
+    std::fs::create_dir_all(dir.path().join(".backup-1.partial")).unwrap();
+    std::fs::write(dir.path().join(".backup-1.partial/portcullis.db"), b"half").unwrap();
+    let (code, _, err) = portcullis(dir.path(), &["backup", dest.to_str().unwrap()], None);
+    assert_eq!(code, 0, "{err}");
+    assert!(!dir.path().join(".backup-1.partial").exists());
+    assert!(dest.join("manifest.json").exists());
+    let (code, _, err) = portcullis(dir.path(), &["backup", dest.to_str().unwrap()], None);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("already exists") && err.trim().lines().count() == 1,
+        "{err}"
+    );
+}
+
+/// The published JWKS of a server started on `dir`.
+async fn jwks_of(dir: &std::path::Path) -> (String, std::process::Child) {
+    let port = free_port();
+    let child = serve(dir, port);
+    wait_healthy(port).await;
+    let jwks = reqwest::get(format!("http://127.0.0.1:{port}/jwks"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    (jwks, child)
+}
+
+fn stop(mut child: std::process::Child) {
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+}
+
+#[tokio::test]
+async fn a_backup_restores_into_a_fresh_data_dir_with_its_key() {
+    let source = tempfile::tempdir().unwrap();
+    let (code, _, err) = portcullis(
+        source.path(),
+        &["user", "add", "--username", "alice", "--password-stdin"],
+        Some(&format!("{PASSWORD}\n")),
+    );
+    assert_eq!(code, 0, "{err}");
+    let (code, _, err) = portcullis(
+        source.path(),
+        &[
+            "upstream",
+            "add",
+            "--slug",
+            "corp",
+            "--name",
+            "Corp",
+            "--issuer",
+            "https://id.example.com",
+            "--client-id",
+            "c1",
+            "--client-secret-stdin",
+        ],
+        Some("s3cret\n"),
+    );
+    assert_eq!(code, 0, "{err}");
+    let (jwks_before, child) = jwks_of(source.path()).await;
+    let backups = tempfile::tempdir().unwrap();
+    let dest = backups.path().join("b");
+    let (code, _, err) = portcullis(source.path(), &["backup", dest.to_str().unwrap()], None);
+    assert_eq!(code, 0, "{err}");
+    stop(child);
+
+    let target = tempfile::tempdir().unwrap();
+    let (code, out, err) = portcullis(target.path(), &["restore", dest.to_str().unwrap()], None);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("opens all 4 sealed values"), "{out}");
+    assert!(out.contains("Wrote the backup's master key"), "{out}");
+    let (jwks_after, child) = jwks_of(target.path()).await;
+    assert_eq!(
+        jwks_before, jwks_after,
+        "the same signing keys, opened by the restored key"
+    );
+    stop(child);
+    let (code, out, _) = portcullis(target.path(), &["user", "list"], None);
+    assert_eq!(code, 0);
+    assert!(out.contains("alice"));
+}
+
+/// A copy of the backup `from` with `change` applied and the manifest's checksums kept true
+/// (so the check under test is the one that refuses).
+fn altered_backup(
+    from: &std::path::Path,
+    to: &std::path::Path,
+    change: impl FnOnce(&std::path::Path),
+) {
+    std::fs::create_dir_all(to).unwrap();
+    for f in ["portcullis.db", "master.key", "manifest.json"] {
+        std::fs::copy(from.join(f), to.join(f)).unwrap();
+    }
+    change(to);
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(to.join("manifest.json")).unwrap()).unwrap();
+    for f in ["portcullis.db", "master.key"] {
+        use sha2::Digest;
+        let bytes = std::fs::read(to.join(f)).unwrap();
+        manifest["files"][f]["sha256"] = hex::encode(sha2::Sha256::digest(&bytes)).into();
+        manifest["files"][f]["bytes"] = bytes.len().into();
+    }
+    std::fs::write(to.join("manifest.json"), manifest.to_string()).unwrap();
+}
+
+#[tokio::test]
+async fn restore_checks_the_backup_and_the_target_before_it_replaces_anything() {
+    let source = tempfile::tempdir().unwrap();
+    portcullis(source.path(), &["keys", "list"], None);
+    let good = source.path().join("good");
+    let (code, _, err) = portcullis(source.path(), &["backup", good.to_str().unwrap()], None);
+    assert_eq!(code, 0, "{err}");
+    let target = tempfile::tempdir().unwrap();
+    let restore = |backup: &std::path::Path| {
+        portcullis(target.path(), &["restore", backup.to_str().unwrap()], None)
+    };
+    let refused = |(code, _, err): (i32, String, String), needle: &str| {
+        assert_ne!(code, 0, "{needle}");
+        assert!(
+            err.contains(needle) && err.trim().lines().count() == 1,
+            "{needle}: {err}"
+        );
+        assert!(
+            !target.path().join("portcullis.db").exists(),
+            "nothing replaced"
+        );
+    };
+    // A damaged file (checksum), another key, a newer schema.
+    let damaged = source.path().join("damaged");
+    std::fs::create_dir_all(&damaged).unwrap();
+    for f in ["portcullis.db", "master.key", "manifest.json"] {
+        std::fs::copy(good.join(f), damaged.join(f)).unwrap();
+    }
+    let mut db = std::fs::read(damaged.join("portcullis.db")).unwrap();
+    let mid = db.len() / 2;
+    db[mid] ^= 0xff;
+    std::fs::write(damaged.join("portcullis.db"), db).unwrap();
+    refused(restore(&damaged), "does not match its checksum");
+    let other_key = source.path().join("other-key");
+    altered_backup(&good, &other_key, |d| {
+        std::fs::write(
+            d.join("master.key"),
+            "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE",
+        )
+        .unwrap();
+    });
+    refused(
+        restore(&other_key),
+        "does not open 3 of the 3 sealed values",
+    );
+    let newer = source.path().join("newer");
+    altered_backup(&good, &newer, |d| {
+        let c = rusqlite::Connection::open(d.join("portcullis.db")).unwrap();
+        c.execute_batch("PRAGMA user_version = 999").unwrap();
+    });
+    refused(restore(&newer), "newer than this binary understands");
+    let not_a_backup = source.path().join("empty");
+    std::fs::create_dir_all(&not_a_backup).unwrap();
+    refused(restore(&not_a_backup), "is not a Portcullis backup");
+
+    // A server runs on the target: refused, and its database is left alone.
+    let port = free_port();
+    let child = serve(target.path(), port);
+    wait_healthy(port).await;
+    let (code, _, err) = restore(&good);
+    assert_ne!(code, 0);
+    assert!(err.contains("a Portcullis server is running on"), "{err}");
+    stop(child);
+    let (code, out, err) = restore(&good);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("is kept as"),
+        "the server's database is kept beside: {out}"
+    );
+}
+
+#[test]
+fn a_missing_master_key_is_never_replaced_by_a_new_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, err) = portcullis(dir.path(), &["keys", "list"], None);
+    assert_eq!(code, 0, "{err}");
+    std::fs::remove_file(dir.path().join("master.key")).unwrap();
+    for args in [&["serve"][..], &["keys", "list"][..]] {
+        let (code, _, err) = portcullis(dir.path(), args, None);
+        assert_ne!(code, 0, "{args:?}");
+        assert!(
+            err.contains("master key") && err.contains("is missing") && err.contains("restore"),
+            "{err}"
+        );
+        assert!(
+            !dir.path().join("master.key").exists(),
+            "no new key written"
+        );
+    }
+}
+
+#[tokio::test]
+async fn scheduled_backups_run_keep_the_newest_and_report_on_health_and_console() {
+    let backups = tempfile::tempdir().unwrap();
+    let dir = backups.path().to_path_buf();
+    let app = TestApp::spawn_with(|c| {
+        c.backup_dir = dir.display().to_string();
+        c.backup_interval = std::time::Duration::from_secs(3600);
+        c.backup_keep = 2;
+    })
+    .await;
+    let health = |app: &TestApp| {
+        let url = app.abs("/health");
+        async move {
+            reqwest::get(url)
+                .await
+                .unwrap()
+                .json::<serde_json::Value>()
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(
+        health(&app).await["backup"]["last_at"],
+        serde_json::Value::Null
+    );
+    for _ in 0..3 {
+        let s = app.state.clone();
+        tokio::task::spawn_blocking(move || portcullis::jobs::run_once(&s))
+            .await
+            .unwrap();
+        // Not due again within the interval.
+        let s = app.state.clone();
+        tokio::task::spawn_blocking(move || portcullis::jobs::run_once(&s))
+            .await
+            .unwrap();
+        app.clock.advance(3600);
+    }
+    let kept = portcullis::ops::backup::scheduled_in(backups.path());
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    let h = health(&app).await;
+    assert_eq!(h["backup"]["ok"], true, "{h}");
+    assert_eq!(h["backup"]["last_at"], app.clock_now() - 3600);
+    let events = app
+        .db
+        .read_blocking(|c| portcullis::store::audit::list(c, &Default::default(), 50, 0))
+        .unwrap();
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e.kind == "backup.completed")
+            .count(),
+        3
+    );
+    let admin = app.admin_browser().await;
+    let page = app.text_at(&admin, "/admin").await;
+    assert!(
+        page.contains("Last backup") && page.contains(kept[1].to_str().unwrap()),
+        "{page}"
+    );
+
+    // The directory becomes unusable: the failure is on /health, the console and the log.
+    std::fs::remove_dir_all(backups.path()).unwrap();
+    std::fs::write(backups.path(), b"a file, not a directory").unwrap();
+    let s = app.state.clone();
+    tokio::task::spawn_blocking(move || portcullis::jobs::run_once(&s))
+        .await
+        .unwrap();
+    let h = health(&app).await;
+    assert_eq!(h["backup"]["ok"], false, "{h}");
+    assert!(
+        app.text_at(&admin, "/admin")
+            .await
+            .contains("The last scheduled backup failed")
+    );
+    let events = app
+        .db
+        .read_blocking(|c| portcullis::store::audit::list(c, &Default::default(), 50, 0))
+        .unwrap();
+    assert!(events.iter().any(|e| e.kind == "backup.failed"));
+    let _ = std::fs::remove_file(backups.path());
+}
