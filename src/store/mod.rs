@@ -201,11 +201,24 @@ impl Db {
         Ok(())
     }
 
-    /// Checkpoints the WAL into the main file (clean shutdown).
+    /// Checkpoints the WAL into the main file and empties it (clean shutdown). A long-lived
+    /// reader may be in the way: then it gives up after a moment (the WAL is kept, and the
+    /// next start carries on from it) and says so.
     pub fn checkpoint(&self) {
-        if let Ok(conn) = self.pool.get() {
-            let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
+        let Ok(conn) = self.pool.get() else {
+            return;
+        };
+        let _ = conn.busy_timeout(writer::RESTART_WAIT);
+        match writer::checkpoint(&conn, "TRUNCATE") {
+            Ok(c) if c.busy => tracing::warn!(
+                wal_frames = c.log,
+                copied = c.checkpointed,
+                "final WAL checkpoint could not complete (a reader holds the log); the next start carries on from it"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "final WAL checkpoint failed"),
         }
+        let _ = conn.busy_timeout(Duration::from_secs(5));
     }
 }
 

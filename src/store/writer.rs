@@ -161,20 +161,65 @@ fn run(conn: &Mutex<Connection>, queue: mpsc::Receiver<Box<dyn Job>>, kick: &mps
 /// Copies committed pages from the WAL into the database file after commits, at most every
 /// `CHECKPOINT_PAUSE`; sleeps while nothing is written. A passive checkpoint never blocks the
 /// writer or readers; SQLite starts the WAL over once a checkpoint has caught up.
+///
+/// Over `WAL_LIMIT_FRAMES` a restarting checkpoint tries to start the WAL over; it waits for
+/// readers, and writers wait for it, so it gives up after `RESTART_WAIT` — a long-lived reader
+/// (a backup, a replication tool such as Litestream) then keeps the WAL growing, which is
+/// logged (once a minute), instead of stalling every write for seconds.
 fn checkpoint_loop(conn: &Connection, wake: &mpsc::Receiver<()>) {
+    let _ = conn.busy_timeout(RESTART_WAIT);
+    let mut last_warned: Option<std::time::Instant> = None;
+    // After a restart found a reader in the way, the next waits `RESTART_BACKOFF`.
+    let mut held_since: Option<std::time::Instant> = None;
     while wake.recv().is_ok() {
-        let frames = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(1));
-        match frames {
-            Ok(n) if n > WAL_LIMIT_FRAMES => {
-                if let Err(e) = conn.execute_batch("PRAGMA wal_checkpoint(RESTART);") {
-                    tracing::warn!(error = %e, "WAL checkpoint (restart) failed");
+        let may_restart = held_since.is_none_or(|t| t.elapsed() > RESTART_BACKOFF);
+        match checkpoint(conn, "PASSIVE") {
+            Ok(c) if c.log > WAL_LIMIT_FRAMES && may_restart => match checkpoint(conn, "RESTART") {
+                Ok(r) if r.busy => {
+                    held_since = Some(std::time::Instant::now());
+                    if last_warned.is_none_or(|t| t.elapsed() > Duration::from_secs(60)) {
+                        tracing::warn!(
+                            wal_frames = r.log,
+                            copied = r.checkpointed,
+                            "WAL checkpoint could not complete: a long-lived reader (a backup, a replication tool) holds the log; it keeps growing until the reader lets go"
+                        );
+                        last_warned = Some(std::time::Instant::now());
+                    }
                 }
-            }
+                Ok(_) => held_since = None,
+                Err(e) => tracing::warn!(error = %e, "WAL checkpoint (restart) failed"),
+            },
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed"),
         }
         std::thread::sleep(CHECKPOINT_PAUSE);
     }
+}
+
+/// How long a restarting or truncating checkpoint waits for readers before it gives up.
+pub const RESTART_WAIT: Duration = Duration::from_millis(100);
+
+/// How long after a restart that found a reader in the way the next is tried.
+const RESTART_BACKOFF: Duration = Duration::from_secs(10);
+
+/// What `PRAGMA wal_checkpoint(MODE)` answers.
+#[derive(Debug, Clone, Copy)]
+pub struct Checkpointed {
+    /// The checkpoint could not complete (a reader or writer was in the way).
+    pub busy: bool,
+    /// Frames in the WAL, and how many of them are now in the database file.
+    pub log: i64,
+    pub checkpointed: i64,
+}
+
+pub fn checkpoint(conn: &Connection, mode: &str) -> rusqlite::Result<Checkpointed> {
+    conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| {
+        Ok(Checkpointed {
+            busy: r.get::<_, i64>(0)? != 0,
+            log: r.get(1)?,
+            checkpointed: r.get(2)?,
+        })
+    })
 }
 
 /// A statement from the connection's cache (these run for every queued write).
