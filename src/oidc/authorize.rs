@@ -81,6 +81,11 @@ impl AuthorizationRequest {
     fn prompts(&self, p: &str) -> bool {
         self.prompt.iter().any(|x| x == p)
     }
+
+    /// Whether `id_token_hint` named someone other than `user`.
+    fn hints_other(&self, user: &User) -> bool {
+        self.hint_sub.as_deref().is_some_and(|sub| sub != user.id)
+    }
 }
 
 /// The outcome of a failed authorization: a page, or a redirect back to the client.
@@ -231,6 +236,21 @@ async fn phase_a(
     Ok((client, redirect))
 }
 
+/// Where a phase-B error goes: back to the client's redirect URI, in the request's response
+/// mode, with its `state`.
+struct Bounce<'a> {
+    redirect: &'a ValidatedRedirect,
+    mode: ResponseMode,
+    state: &'a Option<String>,
+}
+
+impl Bounce<'_> {
+    /// The redirect carrying `code` and the description `d` to the client.
+    fn fail(&self, code: ErrorCode, d: &str) -> AuthorizeError {
+        AuthorizeError::redirect(self.redirect, self.mode, self.state.clone(), code, d)
+    }
+}
+
 /// Phase B: every other parameter; errors redirect to the client.
 async fn phase_b(
     state: &AppState,
@@ -239,161 +259,20 @@ async fn phase_b(
     redirect: ValidatedRedirect,
 ) -> Result<AuthorizationRequest, AuthorizeError> {
     let st = p.get("state").map(str::to_string); // returned byte-exact, even if empty
-    let mode = match p.value("response_mode").as_deref() {
-        None | Some("query") => ResponseMode::Query,
-        Some("form_post") => ResponseMode::FormPost,
-        Some(_) => {
-            return Err(AuthorizeError::redirect(
-                &redirect,
-                ResponseMode::Query,
-                st,
-                ErrorCode::InvalidRequest,
-                "unsupported response_mode",
-            ));
-        }
+    let mode = response_mode(p, &redirect, &st)?;
+    let to = Bounce {
+        redirect: &redirect,
+        mode,
+        state: &st,
     };
-    let fail =
-        |code: ErrorCode, d: &str| AuthorizeError::redirect(&redirect, mode, st.clone(), code, d);
-    // OIDC Core §6: request objects are not supported; say so with the spec's codes.
-    if p.value("request").is_some() {
-        return Err(fail(
-            ErrorCode::RequestNotSupported,
-            "request objects are not supported",
-        ));
-    }
-    if p.value("request_uri").is_some() {
-        return Err(fail(
-            ErrorCode::RequestUriNotSupported,
-            "request_uri is not supported",
-        ));
-    }
-    match p.value("response_type").as_deref() {
-        None => return Err(fail(ErrorCode::InvalidRequest, "response_type is required")),
-        Some("code") => {}
-        Some(_) => {
-            return Err(fail(
-                ErrorCode::UnsupportedResponseType,
-                "only response_type=code is supported",
-            ));
-        }
-    }
-    let Some(requested) = scope::parse(p.get("scope").unwrap_or("")) else {
-        return Err(fail(
-            ErrorCode::InvalidScope,
-            "scope contains invalid characters",
-        ));
-    };
-    let custom =
-        crate::domain::claims::custom_scopes(&state.db.read(store::users::claim_scopes).await?);
-    let mut scopes = scope::grantable(&requested, client.allowed_scopes.as_deref(), &custom);
-    // OIDC Core §11: offline_access is ignored for a client that gets no refresh tokens (the
-    // consent screen must not promise "stay signed in").
-    if !crate::oidc::grants::issues_refresh_tokens(client) {
-        scopes.retain(|s| s != "offline_access");
-    }
-    // RFC 7636 §4.4.1 and the Security BCP: S256 only; PKCE required for public clients and
-    // by default for every client.
-    let method = p.value("code_challenge_method");
-    let challenge = p.value("code_challenge");
-    match (&challenge, method.as_deref()) {
-        (Some(_), None | Some("S256")) | (None, None) => {}
-        (_, Some("plain")) => {
-            return Err(fail(
-                ErrorCode::InvalidRequest,
-                "code_challenge_method plain is not allowed, use S256",
-            ));
-        }
-        (_, Some(_)) => {
-            return Err(fail(
-                ErrorCode::InvalidRequest,
-                "unsupported code_challenge_method, use S256",
-            ));
-        }
-    }
-    if challenge.is_none() && method.is_some() {
-        return Err(fail(
-            ErrorCode::InvalidRequest,
-            "code_challenge is required with code_challenge_method",
-        ));
-    }
-    if challenge.is_some() && method.is_none() {
-        // RFC 7636 defaults to plain when the method is omitted, which we refuse.
-        return Err(fail(
-            ErrorCode::InvalidRequest,
-            "code_challenge_method=S256 is required",
-        ));
-    }
-    if let Some(c) = &challenge
-        && !pkce::is_valid_challenge(c)
-    {
-        return Err(fail(
-            ErrorCode::InvalidRequest,
-            "code_challenge is not a valid S256 challenge",
-        ));
-    }
-    if challenge.is_none() && (client.public || client.require_pkce) {
-        return Err(fail(
-            ErrorCode::InvalidRequest,
-            "PKCE is required: send code_challenge with code_challenge_method=S256",
-        ));
-    }
-    let prompt: Vec<String> = p
-        .get("prompt")
-        .unwrap_or("")
-        .split(' ')
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .collect();
-    for v in &prompt {
-        if !matches!(v.as_str(), "none" | "login" | "consent" | "select_account") {
-            return Err(fail(ErrorCode::InvalidRequest, "unknown prompt value"));
-        }
-    }
-    // OIDC Core §3.1.2.1: "If this parameter contains none with any other value, an error is returned."
-    if prompt.iter().any(|v| v == "none") && prompt.len() > 1 {
-        return Err(fail(
-            ErrorCode::InvalidRequest,
-            "prompt=none cannot be combined with other values",
-        ));
-    }
-    let max_age = match p.value("max_age") {
-        None => None,
-        Some(v) => match v.parse::<i64>() {
-            Ok(n) if n >= 0 => Some(n),
-            _ => {
-                return Err(fail(
-                    ErrorCode::InvalidRequest,
-                    "max_age must be a non-negative number of seconds",
-                ));
-            }
-        },
-    };
-    // OIDC Core §3.1.2.1 id_token_hint: an ID token we issued (expired is fine) naming the
-    // user the client expects; one whose signature does not verify is refused.
-    let hint_sub = match p.value("id_token_hint") {
-        None => None,
-        Some(h) => match crate::oidc::tokens::verify_id_token_hint(state, &h) {
-            Some(hint) => Some(hint.sub),
-            None => {
-                return Err(fail(
-                    ErrorCode::InvalidRequest,
-                    "id_token_hint is not a valid ID token issued by this server",
-                ));
-            }
-        },
-    };
-    let claims = match p.value("claims") {
-        None => None,
-        Some(text) => match serde_json::from_str::<serde_json::Value>(&text) {
-            Ok(v) if v.is_object() => Some(v.to_string()),
-            _ => {
-                return Err(fail(
-                    ErrorCode::InvalidRequest,
-                    "claims must be a JSON object",
-                ));
-            }
-        },
-    };
+    refuse_request_objects(p, &to)?;
+    check_response_type(p, &to)?;
+    let scopes = granted_scopes(state, p, client, &to).await?;
+    let challenge = pkce_challenge(p, client, &to)?;
+    let prompt = prompt_values(p, &to)?;
+    let max_age = max_age(p, &to)?;
+    let hint_sub = id_token_hint_subject(state, p, &to)?;
+    let claims = claims_request(p, &to)?;
     Ok(AuthorizationRequest {
         client_id: client.id.clone(),
         redirect,
@@ -413,6 +292,201 @@ async fn phase_b(
         idp_hint: p.value("kc_idp_hint"),
         hint_sub,
     })
+}
+
+/// `response_mode`: query (the default) or form_post; an unknown one is refused by a query
+/// redirect, since the requested mode cannot be used.
+fn response_mode(
+    p: &Params,
+    redirect: &ValidatedRedirect,
+    st: &Option<String>,
+) -> Result<ResponseMode, AuthorizeError> {
+    match p.value("response_mode").as_deref() {
+        None | Some("query") => Ok(ResponseMode::Query),
+        Some("form_post") => Ok(ResponseMode::FormPost),
+        Some(_) => Err(AuthorizeError::redirect(
+            redirect,
+            ResponseMode::Query,
+            st.clone(),
+            ErrorCode::InvalidRequest,
+            "unsupported response_mode",
+        )),
+    }
+}
+
+/// Refuses `request` and `request_uri`, which this server does not support.
+fn refuse_request_objects(p: &Params, to: &Bounce<'_>) -> Result<(), AuthorizeError> {
+    // OIDC Core §6: request objects are not supported; say so with the spec's codes.
+    if p.value("request").is_some() {
+        return Err(to.fail(
+            ErrorCode::RequestNotSupported,
+            "request objects are not supported",
+        ));
+    }
+    if p.value("request_uri").is_some() {
+        return Err(to.fail(
+            ErrorCode::RequestUriNotSupported,
+            "request_uri is not supported",
+        ));
+    }
+    Ok(())
+}
+
+/// `response_type` must be present and be `code`.
+fn check_response_type(p: &Params, to: &Bounce<'_>) -> Result<(), AuthorizeError> {
+    match p.value("response_type").as_deref() {
+        None => Err(to.fail(ErrorCode::InvalidRequest, "response_type is required")),
+        Some("code") => Ok(()),
+        Some(_) => Err(to.fail(
+            ErrorCode::UnsupportedResponseType,
+            "only response_type=code is supported",
+        )),
+    }
+}
+
+/// The scopes to grant: requested ∩ known (incl. custom claim scopes) ∩ allowed for the client.
+async fn granted_scopes(
+    state: &AppState,
+    p: &Params,
+    client: &Client,
+    to: &Bounce<'_>,
+) -> Result<Vec<String>, AuthorizeError> {
+    let Some(requested) = scope::parse(p.get("scope").unwrap_or("")) else {
+        return Err(to.fail(ErrorCode::InvalidScope, "scope contains invalid characters"));
+    };
+    let custom =
+        crate::domain::claims::custom_scopes(&state.db.read(store::users::claim_scopes).await?);
+    let mut scopes = scope::grantable(&requested, client.allowed_scopes.as_deref(), &custom);
+    // OIDC Core §11: offline_access is ignored for a client that gets no refresh tokens (the
+    // consent screen must not promise "stay signed in").
+    if !crate::oidc::grants::issues_refresh_tokens(client) {
+        scopes.retain(|s| s != "offline_access");
+    }
+    Ok(scopes)
+}
+
+/// The PKCE `code_challenge`, checked with its method and against the client's requirement.
+fn pkce_challenge(
+    p: &Params,
+    client: &Client,
+    to: &Bounce<'_>,
+) -> Result<Option<String>, AuthorizeError> {
+    // RFC 7636 §4.4.1 and the Security BCP: S256 only; PKCE required for public clients and
+    // by default for every client.
+    let method = p.value("code_challenge_method");
+    let challenge = p.value("code_challenge");
+    match (&challenge, method.as_deref()) {
+        (Some(_), None | Some("S256")) | (None, None) => {}
+        (_, Some("plain")) => {
+            return Err(to.fail(
+                ErrorCode::InvalidRequest,
+                "code_challenge_method plain is not allowed, use S256",
+            ));
+        }
+        (_, Some(_)) => {
+            return Err(to.fail(
+                ErrorCode::InvalidRequest,
+                "unsupported code_challenge_method, use S256",
+            ));
+        }
+    }
+    if challenge.is_none() && method.is_some() {
+        return Err(to.fail(
+            ErrorCode::InvalidRequest,
+            "code_challenge is required with code_challenge_method",
+        ));
+    }
+    if challenge.is_some() && method.is_none() {
+        // RFC 7636 defaults to plain when the method is omitted, which we refuse.
+        return Err(to.fail(
+            ErrorCode::InvalidRequest,
+            "code_challenge_method=S256 is required",
+        ));
+    }
+    if let Some(c) = &challenge
+        && !pkce::is_valid_challenge(c)
+    {
+        return Err(to.fail(
+            ErrorCode::InvalidRequest,
+            "code_challenge is not a valid S256 challenge",
+        ));
+    }
+    if challenge.is_none() && (client.public || client.require_pkce) {
+        return Err(to.fail(
+            ErrorCode::InvalidRequest,
+            "PKCE is required: send code_challenge with code_challenge_method=S256",
+        ));
+    }
+    Ok(challenge)
+}
+
+/// The space-separated `prompt` values, each known, and `none` only on its own.
+fn prompt_values(p: &Params, to: &Bounce<'_>) -> Result<Vec<String>, AuthorizeError> {
+    let prompt: Vec<String> = p
+        .get("prompt")
+        .unwrap_or("")
+        .split(' ')
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
+    for v in &prompt {
+        if !matches!(v.as_str(), "none" | "login" | "consent" | "select_account") {
+            return Err(to.fail(ErrorCode::InvalidRequest, "unknown prompt value"));
+        }
+    }
+    // OIDC Core §3.1.2.1: "If this parameter contains none with any other value, an error is returned."
+    if prompt.iter().any(|v| v == "none") && prompt.len() > 1 {
+        return Err(to.fail(
+            ErrorCode::InvalidRequest,
+            "prompt=none cannot be combined with other values",
+        ));
+    }
+    Ok(prompt)
+}
+
+/// `max_age`: a non-negative number of seconds, if given.
+fn max_age(p: &Params, to: &Bounce<'_>) -> Result<Option<i64>, AuthorizeError> {
+    match p.value("max_age") {
+        None => Ok(None),
+        Some(v) => match v.parse::<i64>() {
+            Ok(n) if n >= 0 => Ok(Some(n)),
+            _ => Err(to.fail(
+                ErrorCode::InvalidRequest,
+                "max_age must be a non-negative number of seconds",
+            )),
+        },
+    }
+}
+
+/// The subject named by `id_token_hint`, if one was sent.
+fn id_token_hint_subject(
+    state: &AppState,
+    p: &Params,
+    to: &Bounce<'_>,
+) -> Result<Option<String>, AuthorizeError> {
+    // OIDC Core §3.1.2.1 id_token_hint: an ID token we issued (expired is fine) naming the
+    // user the client expects; one whose signature does not verify is refused.
+    match p.value("id_token_hint") {
+        None => Ok(None),
+        Some(h) => match crate::oidc::tokens::verify_id_token_hint(state, &h) {
+            Some(hint) => Ok(Some(hint.sub)),
+            None => Err(to.fail(
+                ErrorCode::InvalidRequest,
+                "id_token_hint is not a valid ID token issued by this server",
+            )),
+        },
+    }
+}
+
+/// The `claims` parameter (OIDC Core §5.5) as JSON text, if given; it must be an object.
+fn claims_request(p: &Params, to: &Bounce<'_>) -> Result<Option<String>, AuthorizeError> {
+    match p.value("claims") {
+        None => Ok(None),
+        Some(text) => match serde_json::from_str::<serde_json::Value>(&text) {
+            Ok(v) if v.is_object() => Ok(Some(v.to_string())),
+            _ => Err(to.fail(ErrorCode::InvalidRequest, "claims must be a JSON object")),
+        },
+    }
 }
 
 // ---- handlers ------------------------------------------------------------------------------
@@ -507,19 +581,7 @@ async fn proceed(
 ) -> Result<HttpResponse, AuthorizeError> {
     let now = state.now();
     let current = session::current(state, req).await?;
-    let hinted_other = |user: &User| ar.hint_sub.as_deref().is_some_and(|sub| sub != user.id);
-    let needs_login = match &current {
-        None => true,
-        Some((s, user)) => {
-            // prompt=login/select_account: the user must sign in for this very request.
-            ((ar.prompts("login") || ar.prompts("select_account")) && !ar.signed_in)
-                // max_age: OIDC Core §3.1.2.1, re-authenticate when the last sign-in is older.
-                || ar.max_age.is_some_and(|m| now - s.auth_time > m)
-                // id_token_hint names someone else: they may sign in as the hinted user.
-                || (hinted_other(user) && !ar.signed_in)
-        }
-    };
-    if needs_login {
+    if needs_login(&ar, current.as_ref(), now) {
         if ar.prompts("none") {
             return Err(AuthorizeError::of(
                 &ar,
@@ -540,7 +602,7 @@ async fn proceed(
     // OIDC Core §3.1.2.1: "If the End-User identified by the ID Token is logged in or is
     // logged in by the request, then the Authorization Server returns a positive response;
     // otherwise, it SHOULD return an error, such as login_required."
-    if hinted_other(&user) {
+    if ar.hints_other(&user) {
         return Err(AuthorizeError::of(
             &ar,
             ErrorCode::LoginRequired,
@@ -548,41 +610,10 @@ async fn proceed(
         ));
     }
     if !allowed(state, &client, &user).await? {
-        audit(state, "authorize.denied_group", &user, &client, now).await?;
-        if let Some(id) = &pending {
-            let h = hash_token(id);
-            state
-                .db
-                .write(move |c| store::auth_requests::delete(c, &h))
-                .await?;
-        }
-        return Err(AuthorizeError::Page(
-            StatusCode::FORBIDDEN,
-            "No access to this app",
-            format!(
-                "Your account ({}) is not allowed to use {}. If you think it should be, ask your administrator to add you to the right group.",
-                user.username, client.name
-            ),
-        ));
+        record_group_denial(state, &user, &client, pending.as_deref(), now).await?;
+        return Err(no_access_page(&user, &client));
     }
-    let consent_needed = if client.skip_consent || ar.consented {
-        false
-    } else if ar.prompts("consent") {
-        true
-    } else {
-        let (uid, cid) = (user.id.clone(), client.id.clone());
-        let granted = state
-            .db
-            .read(move |c| store::consents::scopes(c, &uid, &cid))
-            .await?
-            .unwrap_or_default();
-        ar.scopes
-            .iter()
-            .filter(|s| scope::describe(s).is_some())
-            .any(|s| !granted.contains(s))
-            || granted.is_empty()
-    };
-    if consent_needed {
+    if consent_needed(state, &ar, &client, &user).await? {
         if ar.prompts("none") {
             return Err(AuthorizeError::of(
                 &ar,
@@ -594,6 +625,83 @@ async fn proceed(
         return Ok(ui::see_other(&format!("/consent?req={id}")));
     }
     issue_code(state, ar, &session, &user, pending).await
+}
+
+/// Whether the user must (again) sign in for this request.
+fn needs_login(
+    ar: &AuthorizationRequest,
+    current: Option<&(Session, User)>,
+    now: UnixTime,
+) -> bool {
+    match current {
+        None => true,
+        Some((s, user)) => {
+            // prompt=login/select_account: the user must sign in for this very request.
+            ((ar.prompts("login") || ar.prompts("select_account")) && !ar.signed_in)
+                // max_age: OIDC Core §3.1.2.1, re-authenticate when the last sign-in is older.
+                || ar.max_age.is_some_and(|m| now - s.auth_time > m)
+                // id_token_hint names someone else: they may sign in as the hinted user.
+                || (ar.hints_other(user) && !ar.signed_in)
+        }
+    }
+}
+
+/// Audits a user outside the client's groups and drops the pending request, if any.
+async fn record_group_denial(
+    state: &AppState,
+    user: &User,
+    client: &Client,
+    pending: Option<&str>,
+    now: UnixTime,
+) -> Result<(), StoreError> {
+    audit(state, "authorize.denied_group", user, client, now).await?;
+    if let Some(id) = pending {
+        let h = hash_token(id);
+        state
+            .db
+            .write(move |c| store::auth_requests::delete(c, &h))
+            .await?;
+    }
+    Ok(())
+}
+
+/// The 403 page for a user who is not in any of the client's allowed groups.
+fn no_access_page(user: &User, client: &Client) -> AuthorizeError {
+    AuthorizeError::Page(
+        StatusCode::FORBIDDEN,
+        "No access to this app",
+        format!(
+            "Your account ({}) is not allowed to use {}. If you think it should be, ask your administrator to add you to the right group.",
+            user.username, client.name
+        ),
+    )
+}
+
+/// Whether the consent page must be shown: asked for, or a described scope not yet granted.
+async fn consent_needed(
+    state: &AppState,
+    ar: &AuthorizationRequest,
+    client: &Client,
+    user: &User,
+) -> Result<bool, StoreError> {
+    if client.skip_consent || ar.consented {
+        return Ok(false);
+    }
+    if ar.prompts("consent") {
+        return Ok(true);
+    }
+    let (uid, cid) = (user.id.clone(), client.id.clone());
+    let granted = state
+        .db
+        .read(move |c| store::consents::scopes(c, &uid, &cid))
+        .await?
+        .unwrap_or_default();
+    Ok(ar
+        .scopes
+        .iter()
+        .filter(|s| scope::describe(s).is_some())
+        .any(|s| !granted.contains(s))
+        || granted.is_empty())
 }
 
 async fn allowed(state: &AppState, client: &Client, user: &User) -> Result<bool, StoreError> {
