@@ -9,14 +9,16 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
+use crate::clock::UnixTime;
 use crate::crypto::password::Verified;
 use crate::crypto::secret::Secret;
 use crate::domain::throttle;
 use crate::login::sign_in;
 use crate::oidc::authorize;
 use crate::state::AppState;
-use crate::store;
 use crate::store::audit::NewEvent;
+use crate::store::users::User;
+use crate::store::{self, StoreError};
 use crate::web::State;
 use crate::web::session;
 use crate::web::ui::{self, CsrfForm, Page, PageError};
@@ -147,62 +149,19 @@ pub async fn post(
     let f = form.0;
     let login = f.username.trim().to_string();
     let ip = session::ip_string(&state, &req);
-    let keys = vec![
-        throttle::user_key(&login),
-        throttle::ip_key(ip.as_deref().unwrap_or("unknown")),
-    ];
     let now = state.now();
 
-    // One write before the hash: the throttle admits and counts the attempt, and the account
-    // and its passkey policy are read, all in one transaction.
-    let (l, ip2, st) = (login.clone(), ip.clone(), state.clone());
-    let (admission, user, passkey_policy) = state
-        .db
-        .write(move |c| {
-            let admission = throttle::admit(c, &st.config, &keys, now)?;
-            if let throttle::Admission::Wait(_) = admission {
-                store::audit::record(
-                    c,
-                    &NewEvent {
-                        kind: "login.throttled",
-                        ip: ip2.as_deref(),
-                        detail: Some(serde_json::json!({"login": l})),
-                        ..Default::default()
-                    },
-                    now,
-                )?;
-                return Ok((admission, None, None));
-            }
-            let user = if l.is_empty() {
-                None
-            } else {
-                store::users::by_login(c, &l)?
-            };
-            let policy = match &user {
-                Some(u) => Some((
-                    store::passkeys::required_for(c, &u.id)?,
-                    store::passkeys::count_for_user(c, &u.id)?,
-                )),
-                None => None,
-            };
-            Ok((admission, user, policy))
-        })
-        .await?;
+    let Attempt {
+        admission,
+        user,
+        passkey_policy,
+    } = admit_attempt(&state, &login, &ip, now).await?;
     let reservation = match admission {
         throttle::Admission::Go(r) => r,
         throttle::Admission::Wait(wait) => {
             let msg = format!("Too many failed attempts. Wait {wait} seconds, then try again.");
-            let mut resp = render(
-                &state,
-                &req,
-                StatusCode::TOO_MANY_REQUESTS,
-                &f.req,
-                &f.next,
-                login,
-                Some(msg),
-                None,
-            )
-            .await?;
+            let status = StatusCode::TOO_MANY_REQUESTS;
+            let mut resp = render_error(&state, &req, &f, status, login, msg).await?;
             ui::retry_after(&mut resp, wait);
             return Ok(resp);
         }
@@ -223,75 +182,17 @@ pub async fn post(
     let Some(user) = usable.filter(|_| verified != Verified::No) else {
         // The failure was counted when the attempt was admitted.
         let uid = user.as_ref().map(|u| u.id.clone());
-        let (l, ip2) = (login.clone(), ip.clone());
         let failures = reservation.failures();
-        state
-            .db
-            .write(move |c| {
-                store::audit::record(
-                    c,
-                    &NewEvent {
-                        kind: "login.failed",
-                        user_id: uid.as_deref(),
-                        ip: ip2.as_deref(),
-                        detail: Some(serde_json::json!({"login": l, "failures": failures})),
-                        ..Default::default()
-                    },
-                    now,
-                )
-            })
-            .await?;
+        record_failure(&state, uid, &login, &ip, failures, now).await?;
         tracing::info!(failures, "sign-in failed");
-        return render(
-            &state,
-            &req,
-            StatusCode::UNAUTHORIZED,
-            &f.req,
-            &f.next,
-            login,
-            Some(WRONG.into()),
-            None,
-        )
-        .await;
+        let status = StatusCode::UNAUTHORIZED;
+        return render_error(&state, &req, &f, status, login, WRONG.into()).await;
     };
 
-    // Upgrade a hash made with weaker parameters while we hold the password.
-    if verified == Verified::YesRehash
-        && let Ok(h) = state.hasher.hash(Secret::new(f.password.clone())).await
-    {
-        let uid = user.id.clone();
-        state
-            .db
-            .write(move |c| store::users::set_password_hash(c, &uid, &h, now))
-            .await?;
-    }
+    rehash_if_weaker(&state, verified, &user.id, &f.password, now).await?;
     let (needs_passkey, passkeys) = passkey_policy.unwrap_or((false, 0));
     if needs_passkey {
-        if passkeys == 0 {
-            state
-                .db
-                .write(move |c| throttle::succeeded(c, &reservation))
-                .await?;
-            let msg = "Your account must confirm sign-in with a passkey, but none is registered. \
-                       Ask your administrator for an invite link to add one.";
-            return render(
-                &state,
-                &req,
-                StatusCode::FORBIDDEN,
-                &f.req,
-                &f.next,
-                login,
-                Some(msg.into()),
-                None,
-            )
-            .await;
-        }
-        // Password verified; the session starts only after the passkey (see second_factor).
-        state
-            .db
-            .write(move |c| throttle::succeeded(c, &reservation))
-            .await?;
-        return Ok(super::second_factor::begin(&state, &user.id, &f.req, &f.next).await?);
+        return passkey_step(&state, &req, &f, login, &user.id, passkeys, reservation).await;
     }
     let cookie = sign_in::complete_sign_in_clearing(
         &state,
@@ -306,4 +207,167 @@ pub async fn post(
         &sign_in::after_sign_in(&state, &f.req, &f.next),
         cookie,
     ))
+}
+
+/// What the admitting transaction found.
+struct Attempt {
+    /// The throttle's answer; `Go` holds the attempt already counted as a failure.
+    admission: throttle::Admission,
+    /// The account named by the login, if any (not read when throttled).
+    user: Option<User>,
+    /// For a known account: whether it must use a passkey, and how many it has.
+    passkey_policy: Option<(bool, i64)>,
+}
+
+/// Admits (and counts) the attempt and reads the account and its passkey policy.
+async fn admit_attempt(
+    state: &State,
+    login: &str,
+    ip: &Option<String>,
+    now: UnixTime,
+) -> Result<Attempt, StoreError> {
+    let keys = vec![
+        throttle::user_key(login),
+        throttle::ip_key(ip.as_deref().unwrap_or("unknown")),
+    ];
+    // One write before the hash: the throttle admits and counts the attempt, and the account
+    // and its passkey policy are read, all in one transaction.
+    let (l, ip2, st) = (login.to_string(), ip.clone(), state.clone());
+    state
+        .db
+        .write(move |c| {
+            let admission = throttle::admit(c, &st.config, &keys, now)?;
+            if let throttle::Admission::Wait(_) = admission {
+                store::audit::record(
+                    c,
+                    &NewEvent {
+                        kind: "login.throttled",
+                        ip: ip2.as_deref(),
+                        detail: Some(serde_json::json!({"login": l})),
+                        ..Default::default()
+                    },
+                    now,
+                )?;
+                return Ok(Attempt {
+                    admission,
+                    user: None,
+                    passkey_policy: None,
+                });
+            }
+            let user = if l.is_empty() {
+                None
+            } else {
+                store::users::by_login(c, &l)?
+            };
+            let passkey_policy = match &user {
+                Some(u) => Some((
+                    store::passkeys::required_for(c, &u.id)?,
+                    store::passkeys::count_for_user(c, &u.id)?,
+                )),
+                None => None,
+            };
+            Ok(Attempt {
+                admission,
+                user,
+                passkey_policy,
+            })
+        })
+        .await
+}
+
+/// The sign-in form again, with what was typed and an error message.
+async fn render_error(
+    state: &AppState,
+    req: &HttpRequest,
+    f: &LoginForm,
+    status: StatusCode,
+    login: String,
+    error: String,
+) -> Result<HttpResponse, PageError> {
+    render(
+        state,
+        req,
+        status,
+        &f.req,
+        &f.next,
+        login,
+        Some(error),
+        None,
+    )
+    .await
+}
+
+/// Audits a failed sign-in (wrong password, unknown or disabled account).
+async fn record_failure(
+    state: &AppState,
+    uid: Option<String>,
+    login: &str,
+    ip: &Option<String>,
+    failures: u32,
+    now: UnixTime,
+) -> Result<(), StoreError> {
+    let (l, ip2) = (login.to_string(), ip.clone());
+    state
+        .db
+        .write(move |c| {
+            store::audit::record(
+                c,
+                &NewEvent {
+                    kind: "login.failed",
+                    user_id: uid.as_deref(),
+                    ip: ip2.as_deref(),
+                    detail: Some(serde_json::json!({"login": l, "failures": failures})),
+                    ..Default::default()
+                },
+                now,
+            )
+        })
+        .await
+}
+
+/// Upgrades a hash made with weaker parameters while we hold the password.
+async fn rehash_if_weaker(
+    state: &AppState,
+    verified: Verified,
+    user_id: &str,
+    password: &str,
+    now: UnixTime,
+) -> Result<(), StoreError> {
+    if verified == Verified::YesRehash
+        && let Ok(h) = state.hasher.hash(Secret::new(password.to_string())).await
+    {
+        let uid = user_id.to_string();
+        state
+            .db
+            .write(move |c| store::users::set_password_hash(c, &uid, &h, now))
+            .await?;
+    }
+    Ok(())
+}
+
+/// For an account that must use a passkey: the second step, or a refusal when it has none.
+async fn passkey_step(
+    state: &AppState,
+    req: &HttpRequest,
+    f: &LoginForm,
+    login: String,
+    user_id: &str,
+    passkeys: i64,
+    reservation: throttle::Reservation,
+) -> Result<HttpResponse, PageError> {
+    if passkeys == 0 {
+        state
+            .db
+            .write(move |c| throttle::succeeded(c, &reservation))
+            .await?;
+        let msg = "Your account must confirm sign-in with a passkey, but none is registered. \
+                   Ask your administrator for an invite link to add one.";
+        return render_error(state, req, f, StatusCode::FORBIDDEN, login, msg.into()).await;
+    }
+    // Password verified; the session starts only after the passkey (see second_factor).
+    state
+        .db
+        .write(move |c| throttle::succeeded(c, &reservation))
+        .await?;
+    Ok(super::second_factor::begin(state, user_id, &f.req, &f.next).await?)
 }
