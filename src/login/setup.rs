@@ -8,6 +8,7 @@ use serde::Deserialize;
 use crate::crypto::secret::{Secret, hash_token};
 use crate::ops::users::{self, NewUser};
 use crate::ops::{FieldError, OpError};
+use crate::state::AppState;
 use crate::store::audit::NewEvent;
 use crate::store::links::Purpose;
 use crate::store::{self, StoreError};
@@ -86,33 +87,11 @@ pub async fn post(
     form: CsrfForm<SetupForm>,
 ) -> Result<HttpResponse, PageError> {
     let f = form.0;
-    let redisplay = |state: &State, f: &SetupForm, field: &str, error: String| {
-        ui::render(
-            actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
-            &SetupPage {
-                page: Page::new(state, &req, "Set up"),
-                token: f.token.clone(),
-                username: f.username.clone(),
-                email: f.email.clone(),
-                display_name: f.display_name.clone(),
-                min_length: state.config.password_min_length,
-                error: Some(error),
-                field: field.to_string(),
-            },
-        )
-    };
-    let new = NewUser {
-        username: f.username.trim().to_string(),
-        email: Some(f.email.trim().to_string()),
-        display_name: Some(f.display_name.trim().to_string()),
-        email_verified: true,
-        admin: true,
-        ..Default::default()
-    };
+    let new = new_admin(&f);
     if let Err(e) = users::validate_new(&new)
         .and_then(|_| users::validate_password(&f.password, state.config.password_min_length))
     {
-        return Ok(redisplay(&state, &f, e.field, e.message));
+        return Ok(redisplay(&state, &req, &f, e.field, e.message));
     }
     let hash = state
         .hasher
@@ -123,22 +102,82 @@ pub async fn post(
         password_hash: Some(hash),
         ..new
     };
-    let token_hash = hash_token(&f.token);
+    let outcome = create_admin(&state, &req, &f.token, new).await;
+    if outcome.is_ok() {
+        ui::renew_browser_id(&req); // as at every sign-in
+    }
+    match outcome {
+        Ok(token) => Ok(session::redirect_with_cookie(
+            "/account",
+            session::cookie(&state, token),
+        )),
+        Err(Refused::Link) => Ok(link_gone()),
+        Err(Refused::Field(e)) => Ok(redisplay(&state, &req, &f, e.field, e.message)),
+        Err(Refused::Store(e)) => Err(e.into()),
+    }
+}
+
+/// The setup form again (422), keeping what was typed, with `error` at `field`.
+fn redisplay(
+    state: &AppState,
+    req: &HttpRequest,
+    f: &SetupForm,
+    field: &str,
+    error: String,
+) -> HttpResponse {
+    ui::render(
+        actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
+        &SetupPage {
+            page: Page::new(state, req, "Set up"),
+            token: f.token.clone(),
+            username: f.username.clone(),
+            email: f.email.clone(),
+            display_name: f.display_name.clone(),
+            min_length: state.config.password_min_length,
+            error: Some(error),
+            field: field.to_string(),
+        },
+    )
+}
+
+/// The first administrator as typed (trimmed), still without a password hash.
+fn new_admin(f: &SetupForm) -> NewUser {
+    NewUser {
+        username: f.username.trim().to_string(),
+        email: Some(f.email.trim().to_string()),
+        display_name: Some(f.display_name.trim().to_string()),
+        email_verified: true,
+        admin: true,
+        ..Default::default()
+    }
+}
+
+/// Why the transaction rolled back.
+enum Refused {
+    Link,
+    Field(FieldError),
+    Store(StoreError),
+}
+
+impl From<StoreError> for Refused {
+    fn from(e: StoreError) -> Self {
+        Refused::Store(e)
+    }
+}
+
+/// One transaction: consumes the setup link, creates the administrator, audits it and starts
+/// their session; returns the session token.
+async fn create_admin(
+    state: &AppState,
+    req: &HttpRequest,
+    token: &str,
+    new: NewUser,
+) -> Result<String, Refused> {
+    let token_hash = hash_token(token);
     let now = state.now();
-    let (ua, ip) = (session::user_agent(&req), session::ip_string(&state, &req));
+    let (ua, ip) = (session::user_agent(req), session::ip_string(state, req));
     let lifetime = state.config.session_lifetime.as_secs() as i64;
-    /// Why the transaction rolled back.
-    enum Refused {
-        Link,
-        Field(FieldError),
-        Store(StoreError),
-    }
-    impl From<StoreError> for Refused {
-        fn from(e: StoreError) -> Self {
-            Refused::Store(e)
-        }
-    }
-    let outcome = state
+    state
         .db
         .try_write(move |c| {
             // The link is consumed in the same transaction that creates the user.
@@ -174,17 +213,5 @@ pub async fn post(
             )?;
             Ok(token)
         })
-        .await;
-    if outcome.is_ok() {
-        ui::renew_browser_id(&req); // as at every sign-in
-    }
-    match outcome {
-        Ok(token) => Ok(session::redirect_with_cookie(
-            "/account",
-            session::cookie(&state, token),
-        )),
-        Err(Refused::Link) => Ok(link_gone()),
-        Err(Refused::Field(e)) => Ok(redisplay(&state, &f, e.field, e.message)),
-        Err(Refused::Store(e)) => Err(e.into()),
-    }
+        .await
 }
