@@ -195,6 +195,16 @@ fn to_system_time(t: UnixTime) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(u64::try_from(t).unwrap_or(0))
 }
 
+/// An upstream ID token, with our additional claims (`groups`).
+type IdToken = openidconnect::IdToken<
+    UpstreamClaims,
+    CoreGenderClaim,
+    CoreJweContentEncryptionAlgorithm,
+    CoreJwsSigningAlgorithm,
+>;
+/// The claims of an upstream ID token.
+type IdClaims = openidconnect::IdTokenClaims<UpstreamClaims, CoreGenderClaim>;
+
 /// Exchanges the code and validates the ID token; fills missing claims from userinfo.
 pub async fn finish(
     state: &AppState,
@@ -207,66 +217,21 @@ pub async fn finish(
 ) -> Result<Identity, Failure> {
     let m = metadata(state, p, false).await?;
     let c = client(m, p, secret, redirect_uri)?;
-    let tokens: Tokens = c
-        .exchange_code(AuthorizationCode::new(code.to_string()))
-        .map_err(|_| Failure::InvalidResponse)?
-        .set_pkce_verifier(PkceCodeVerifier::new(verifier.to_string()))
-        .request_async(&|r| state.outbound.send(r))
-        .await
-        .map_err(|e| {
-            tracing::warn!(provider = %p.slug, error = %e, "upstream token request failed");
-            match e {
-                RequestTokenError::Request(_) => Failure::Unreachable,
-                RequestTokenError::ServerResponse(r) => {
-                    Failure::ProviderError(r.error().as_ref().to_string())
-                }
-                _ => Failure::InvalidResponse,
-            }
-        })?;
+    let tokens = exchange_code(state, &c, p, code, verifier).await?;
     let Some(id_token) = tokens.id_token() else {
         tracing::warn!(provider = %p.slug, "upstream sent no ID token");
         return Err(Failure::InvalidResponse);
     };
     let nonce = Nonce::new(nonce.to_string());
     let now = state.now();
-    let verify = |c: &OidcClient| {
-        let verifier = c
-            .id_token_verifier()
-            // exp: accepted up to CLOCK_SKEW seconds after it passed on our clock.
-            .set_time_fn(move || to_system_time(now - CLOCK_SKEW).into())
-            // iat: not more than CLOCK_SKEW in our future.
-            .set_issue_time_verifier_fn(move |iat| {
-                if iat.timestamp() > now + CLOCK_SKEW {
-                    Err(format!("issued in the future ({})", iat.timestamp()))
-                } else {
-                    Ok(())
-                }
-            });
-        let claims = id_token.claims(&verifier, &nonce).cloned();
-        let at_hash_ok = match &claims {
-            Ok(claims) => match claims.access_token_hash() {
-                None => true,
-                Some(expected) => id_token
-                    .signing_alg()
-                    .ok()
-                    .zip(id_token.signing_key(&verifier).ok())
-                    .and_then(|(alg, key)| {
-                        AccessTokenHash::from_token(tokens.access_token(), alg, key).ok()
-                    })
-                    .is_some_and(|actual| actual == *expected),
-            },
-            Err(_) => true,
-        };
-        (claims, at_hash_ok)
-    };
-    let (mut claims, mut at_hash_ok) = verify(&c);
+    let (mut claims, mut at_hash_ok) = verify_id_token(&c, id_token, &tokens, &nonce, now);
     if matches!(
         claims,
         Err(openidconnect::ClaimsVerificationError::SignatureVerification(_))
     ) {
         // Perhaps the upstream rotated its keys: fetch them again, once.
         let fresh = client(metadata(state, p, true).await?, p, secret, redirect_uri)?;
-        (claims, at_hash_ok) = verify(&fresh);
+        (claims, at_hash_ok) = verify_id_token(&fresh, id_token, &tokens, &nonce, now);
     }
     let claims = claims.map_err(|e| {
         tracing::warn!(provider = %p.slug, error = %e, "upstream ID token refused");
@@ -281,7 +246,83 @@ pub async fn finish(
         return Err(Failure::InvalidToken);
     }
 
-    let mut id = Identity {
+    let mut id = identity_from(&claims);
+    if id.email.is_none() || id.username.is_none() || id.name.is_none() {
+        fill_from_userinfo(state, &c, p, &tokens, &mut id).await?;
+    }
+    Ok(id)
+}
+
+/// The token request: the code with our PKCE verifier, at the upstream's token endpoint.
+async fn exchange_code(
+    state: &AppState,
+    c: &OidcClient,
+    p: &Provider,
+    code: &str,
+    verifier: &str,
+) -> Result<Tokens, Failure> {
+    c.exchange_code(AuthorizationCode::new(code.to_string()))
+        .map_err(|_| Failure::InvalidResponse)?
+        .set_pkce_verifier(PkceCodeVerifier::new(verifier.to_string()))
+        .request_async(&|r| state.outbound.send(r))
+        .await
+        .map_err(|e| {
+            tracing::warn!(provider = %p.slug, error = %e, "upstream token request failed");
+            match e {
+                RequestTokenError::Request(_) => Failure::Unreachable,
+                RequestTokenError::ServerResponse(r) => {
+                    Failure::ProviderError(r.error().as_ref().to_string())
+                }
+                _ => Failure::InvalidResponse,
+            }
+        })
+}
+
+/// Checks the ID token with the client's keys: its claims (or why not), and whether its
+/// `at_hash`, if any, matches the access token (true when the claims failed).
+fn verify_id_token(
+    c: &OidcClient,
+    id_token: &IdToken,
+    tokens: &Tokens,
+    nonce: &Nonce,
+    now: UnixTime,
+) -> (
+    Result<IdClaims, openidconnect::ClaimsVerificationError>,
+    bool,
+) {
+    let verifier = c
+        .id_token_verifier()
+        // exp: accepted up to CLOCK_SKEW seconds after it passed on our clock.
+        .set_time_fn(move || to_system_time(now - CLOCK_SKEW).into())
+        // iat: not more than CLOCK_SKEW in our future.
+        .set_issue_time_verifier_fn(move |iat| {
+            if iat.timestamp() > now + CLOCK_SKEW {
+                Err(format!("issued in the future ({})", iat.timestamp()))
+            } else {
+                Ok(())
+            }
+        });
+    let claims = id_token.claims(&verifier, nonce).cloned();
+    let at_hash_ok = match &claims {
+        Ok(claims) => match claims.access_token_hash() {
+            None => true,
+            Some(expected) => id_token
+                .signing_alg()
+                .ok()
+                .zip(id_token.signing_key(&verifier).ok())
+                .and_then(|(alg, key)| {
+                    AccessTokenHash::from_token(tokens.access_token(), alg, key).ok()
+                })
+                .is_some_and(|actual| actual == *expected),
+        },
+        Err(_) => true,
+    };
+    (claims, at_hash_ok)
+}
+
+/// The identity as the verified ID token states it.
+fn identity_from(claims: &IdClaims) -> Identity {
+    Identity {
         subject: claims.subject().to_string(),
         email: claims.email().map(|e| e.to_string()),
         email_verified: claims.email_verified().unwrap_or(false),
@@ -296,11 +337,7 @@ pub async fn finish(
             .map(|v| v.iter().map(|a| a.to_string()).collect())
             .unwrap_or_default(),
         acr: claims.auth_context_ref().map(|a| a.to_string()),
-    };
-    if id.email.is_none() || id.username.is_none() || id.name.is_none() {
-        fill_from_userinfo(state, &c, p, &tokens, &mut id).await?;
     }
-    Ok(id)
 }
 
 /// OIDC Core §5.3: claims the ID token did not carry, from the userinfo endpoint (whose `sub`
