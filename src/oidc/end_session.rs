@@ -12,7 +12,10 @@ use serde::Deserialize;
 
 use crate::oidc::redirect_uri::ValidatedRedirect;
 use crate::state::AppState;
-use crate::store;
+use crate::store::clients::Client;
+use crate::store::sessions::Session;
+use crate::store::users::User;
+use crate::store::{self, StoreError};
 use crate::web::State;
 use crate::web::session;
 use crate::web::ui::{self, Page, PageError};
@@ -82,80 +85,30 @@ async fn handle(
         some(&p.id_token_hint).and_then(|h| crate::oidc::tokens::verify_id_token_hint(state, h));
     let hint_invalid = some(&p.id_token_hint).is_some() && hint.is_none();
     let hint_client = hint.as_ref().and_then(|c| c.aud.clone());
-    // OIDC RP-Initiated Logout §2: client_id, when both are sent, must match the hint's audience.
-    if let (Some(cid), Some(aud)) = (some(&p.client_id), hint_client.as_deref())
-        && cid != aud
-    {
-        return Err(PageError::BadRequest(
-            "The sign-out request names two different apps.".into(),
-        ));
-    }
-    let client_id = some(&p.client_id).map(str::to_string).or(hint_client);
-    let client = match &client_id {
-        Some(id) => {
-            let id = id.clone();
-            state
-                .db
-                .read(move |c| store::clients::by_id(c, &id))
-                .await?
-        }
-        None => None,
-    };
-    let redirect = match some(&p.post_logout_redirect_uri) {
-        None => None,
-        Some(uri) => {
-            let Some(client) = &client else {
-                return Err(PageError::BadRequest(
-                    "The app asked to return to an address, but did not say which app it is. You were not signed out.".into(),
-                ));
-            };
-            let Some(r) = ValidatedRedirect::for_post_logout(client, uri) else {
-                return Err(PageError::BadRequest(format!(
-                    "{} asked to return to an address that is not registered for it. For your safety you were not sent there.",
-                    client.name
-                )));
-            };
-            Some(r)
-        }
-    };
+    let client_id = named_client_id(&p, hint_client)?;
+    let client = load_client(state, &client_id).await?;
+    let redirect = post_logout_redirect(&p, client.as_ref())?;
     let current = session::current(state, req).await?;
     // Trusted: a valid hint for the signed-in user (or nobody is signed in any more), or our
     // own confirmation form.
-    let confirmed = p.confirm.as_deref() == Some("yes")
-        && p.csrf.as_deref().is_some_and(|t| {
-            crate::crypto::secret::ct_eq(
-                t.as_bytes(),
-                ui::csrf_token(state, &ui::browser_id(req)).as_bytes(),
-            )
-        });
+    let confirmed = confirmed_by_form(state, req, &p);
     let hint_matches = match (&hint, &current) {
         (Some(h), Some((_, user))) => h.sub == user.id,
         (Some(_), None) => true,
         _ => false,
     };
     if current.is_some() && !confirmed && (!hint_matches || hint_invalid) {
-        return Ok(ui::ok(&ConfirmPage {
-            page: Page::new(state, req, "Sign out?"),
-            client_name: client.as_ref().map(|c| c.name.clone()),
-            client_id: client.as_ref().map(|c| c.id.clone()).unwrap_or_default(),
-            post_logout_redirect_uri: redirect
-                .as_ref()
-                .map(|r| r.as_str().to_string())
-                .unwrap_or_default(),
-            state: p.state.clone(),
-        }));
+        return Ok(confirm_page(
+            state,
+            req,
+            &p,
+            client.as_ref(),
+            redirect.as_ref(),
+        ));
     }
     let mut ended = Vec::new();
     if let Some((s, user)) = current {
-        let now = state.now();
-        let (sid, uid) = (s.sid.clone(), user.id.clone());
-        ended = state
-            .db
-            .write(move |c| {
-                crate::domain::session::end_sessions(c, &[sid], Some(&uid), "rp_logout", now)
-            })
-            .await?;
-        state.kick_logout_delivery();
+        ended = end_session(state, &s, &user).await?;
     }
     let mut resp = match redirect {
         Some(r) => {
@@ -169,4 +122,102 @@ async fn handle(
     };
     let _ = resp.add_removal_cookie(&ui::removal_cookie(state, session::COOKIE));
     Ok(resp)
+}
+
+/// The client the request names: `client_id`, else the hint's audience (`hint_client`).
+fn named_client_id(
+    p: &LogoutParams,
+    hint_client: Option<String>,
+) -> Result<Option<String>, PageError> {
+    // OIDC RP-Initiated Logout §2: client_id, when both are sent, must match the hint's audience.
+    if let (Some(cid), Some(aud)) = (some(&p.client_id), hint_client.as_deref())
+        && cid != aud
+    {
+        return Err(PageError::BadRequest(
+            "The sign-out request names two different apps.".into(),
+        ));
+    }
+    Ok(some(&p.client_id).map(str::to_string).or(hint_client))
+}
+
+/// The named client, if one is named and registered.
+async fn load_client(
+    state: &AppState,
+    client_id: &Option<String>,
+) -> Result<Option<Client>, StoreError> {
+    match client_id {
+        Some(id) => {
+            let id = id.clone();
+            state.db.read(move |c| store::clients::by_id(c, &id)).await
+        }
+        None => Ok(None),
+    }
+}
+
+/// `post_logout_redirect_uri`, if sent: it must be registered for the named client.
+fn post_logout_redirect(
+    p: &LogoutParams,
+    client: Option<&Client>,
+) -> Result<Option<ValidatedRedirect>, PageError> {
+    let Some(uri) = some(&p.post_logout_redirect_uri) else {
+        return Ok(None);
+    };
+    let Some(client) = client else {
+        return Err(PageError::BadRequest(
+            "The app asked to return to an address, but did not say which app it is. You were not signed out.".into(),
+        ));
+    };
+    let Some(r) = ValidatedRedirect::for_post_logout(client, uri) else {
+        return Err(PageError::BadRequest(format!(
+            "{} asked to return to an address that is not registered for it. For your safety you were not sent there.",
+            client.name
+        )));
+    };
+    Ok(Some(r))
+}
+
+/// Whether this is our own confirmation form, with this browser's CSRF token.
+fn confirmed_by_form(state: &AppState, req: &HttpRequest, p: &LogoutParams) -> bool {
+    p.confirm.as_deref() == Some("yes")
+        && p.csrf.as_deref().is_some_and(|t| {
+            crate::crypto::secret::ct_eq(
+                t.as_bytes(),
+                ui::csrf_token(state, &ui::browser_id(req)).as_bytes(),
+            )
+        })
+}
+
+/// "Sign out of all apps?", carrying the request through the form.
+fn confirm_page(
+    state: &AppState,
+    req: &HttpRequest,
+    p: &LogoutParams,
+    client: Option<&Client>,
+    redirect: Option<&ValidatedRedirect>,
+) -> HttpResponse {
+    ui::ok(&ConfirmPage {
+        page: Page::new(state, req, "Sign out?"),
+        client_name: client.map(|c| c.name.clone()),
+        client_id: client.map(|c| c.id.clone()).unwrap_or_default(),
+        post_logout_redirect_uri: redirect.map(|r| r.as_str().to_string()).unwrap_or_default(),
+        state: p.state.clone(),
+    })
+}
+
+/// Ends the current session (and queues back-channel logouts); returns what ended.
+async fn end_session(
+    state: &AppState,
+    s: &Session,
+    user: &User,
+) -> Result<Vec<(Session, Vec<String>)>, StoreError> {
+    let now = state.now();
+    let (sid, uid) = (s.sid.clone(), user.id.clone());
+    let ended = state
+        .db
+        .write(move |c| {
+            crate::domain::session::end_sessions(c, &[sid], Some(&uid), "rp_logout", now)
+        })
+        .await?;
+    state.kick_logout_delivery();
+    Ok(ended)
 }
