@@ -170,44 +170,25 @@ fn record(
         jti,
     } = ids;
     let refresh_token = refresh.then_some(refresh_token);
+    let exchange = Exchange {
+        client: c,
+        grant: &grant,
+        code_hash,
+        life,
+        now,
+    };
     if refresh_token.is_some() {
-        let family_expires_at = grant.auth_time.saturating_add(life.refresh_absolute);
         store::tokens::insert_refresh(
             conn,
             &refresh_hash,
-            &RefreshGrant {
-                family_id: family_id.clone(),
-                client_id: c.id.clone(),
-                user_id: grant.user_id.clone(),
-                sid: grant.sid.clone(),
-                scope: grant.scope.clone(),
-                claims: grant.claims.clone(),
-                auth_time: grant.auth_time,
-                amr: grant.amr.clone(),
-                acr: grant.acr.clone(),
-                offline,
-                code_hash: Some(code_hash.to_string()),
-                family_expires_at,
-            },
+            &exchange.refresh_grant(family_id.clone(), offline),
             now,
             now.saturating_add(life.refresh),
         )?;
     }
     store::tokens::insert_access(
         conn,
-        &AccessRecord {
-            jti: jti.clone(),
-            client_id: c.id.clone(),
-            user_id: Some(grant.user_id.clone()),
-            family_id: refresh.then_some(family_id),
-            code_hash: Some(code_hash.to_string()),
-            sid: grant.sid.clone(),
-            scope: grant.scope.clone(),
-            claims: grant.claims.clone(),
-            issued_at: now,
-            expires_at: now.saturating_add(life.access),
-            revoked_at: None,
-        },
+        &exchange.access_record(jti.clone(), refresh.then_some(family_id)),
     )?;
     if let Some(sid) = &grant.sid {
         store::sessions::record_client(conn, sid, &c.id, now)?;
@@ -224,6 +205,55 @@ fn record(
         id_token_claims,
         refresh_token,
     })
+}
+
+/// One code exchange, for building the rows it writes.
+struct Exchange<'a> {
+    client: &'a Client,
+    grant: &'a CodeGrant,
+    code_hash: &'a str,
+    life: Lifetimes,
+    now: UnixTime,
+}
+
+impl Exchange<'_> {
+    /// The new refresh token family's grant, ending `refresh_absolute` after the sign-in.
+    fn refresh_grant(&self, family_id: String, offline: bool) -> RefreshGrant {
+        let grant = self.grant;
+        let family_expires_at = grant.auth_time.saturating_add(self.life.refresh_absolute);
+        RefreshGrant {
+            family_id,
+            client_id: self.client.id.clone(),
+            user_id: grant.user_id.clone(),
+            sid: grant.sid.clone(),
+            scope: grant.scope.clone(),
+            claims: grant.claims.clone(),
+            auth_time: grant.auth_time,
+            amr: grant.amr.clone(),
+            acr: grant.acr.clone(),
+            offline,
+            code_hash: Some(self.code_hash.to_string()),
+            family_expires_at,
+        }
+    }
+
+    /// The access token's record, in its refresh token family when there is one.
+    fn access_record(&self, jti: String, family_id: Option<String>) -> AccessRecord {
+        let grant = self.grant;
+        AccessRecord {
+            jti,
+            client_id: self.client.id.clone(),
+            user_id: Some(grant.user_id.clone()),
+            family_id,
+            code_hash: Some(self.code_hash.to_string()),
+            sid: grant.sid.clone(),
+            scope: grant.scope.clone(),
+            claims: grant.claims.clone(),
+            issued_at: self.now,
+            expires_at: self.now.saturating_add(self.life.access),
+            revoked_at: None,
+        }
+    }
 }
 
 #[cfg(test)]
