@@ -18,6 +18,9 @@ use crate::domain::throttle;
 use crate::ops::users;
 use crate::state::AppState;
 use crate::store::audit::NewEvent;
+use crate::store::consents::Consent;
+use crate::store::passkeys::StoredPasskey;
+use crate::store::sessions::Session;
 use crate::store::{self, StoreError};
 use crate::web::State;
 use crate::web::session::{self, SignedIn};
@@ -143,49 +146,9 @@ async fn render(
         username: me.user.username.clone(),
         email: me.user.email.clone(),
         groups,
-        sessions: sessions
-            .into_iter()
-            .map(|s| SessionRow {
-                current: s.sid == me.session.sid,
-                device: describe_device(s.user_agent.as_deref()),
-                ip: s.ip.clone().unwrap_or_default(),
-                last_seen: ago(now, s.last_seen_at),
-                sid: s.sid,
-            })
-            .collect(),
-        apps: consents
-            .into_iter()
-            .map(|c| AppRow {
-                name: c.client_name,
-                scopes: {
-                    let words: Vec<String> =
-                        c.scopes.iter().filter_map(|s| scope::describe(s)).collect();
-                    if words.is_empty() {
-                        "who you are".into()
-                    } else {
-                        words.join(", ")
-                    }
-                },
-                client_id: c.client_id,
-            })
-            .collect(),
-        passkeys: keys
-            .into_iter()
-            .map(|p| PasskeyRow {
-                kind: if p.backup_eligible {
-                    "synced"
-                } else {
-                    "this device only"
-                },
-                created: ago(now, p.created_at),
-                last_used: p
-                    .last_used_at
-                    .map(|t| ago(now, t))
-                    .unwrap_or_else(|| "never".into()),
-                id: p.id,
-                name: p.name,
-            })
-            .collect(),
+        sessions: session_rows(sessions, me, now),
+        apps: app_rows(consents),
+        passkeys: passkey_rows(keys, now),
         require_passkey: required,
         has_password: me.user.password_hash.is_some(),
         min_length: state.config.password_min_length,
@@ -194,6 +157,60 @@ async fn render(
         upstream: linked::account_section(state, &me.user.id).await?,
     };
     Ok(ui::render(status, &page))
+}
+
+/// The user's sessions as listed, marking the one of this request.
+fn session_rows(sessions: Vec<Session>, me: &SignedIn, now: UnixTime) -> Vec<SessionRow> {
+    sessions
+        .into_iter()
+        .map(|s| SessionRow {
+            current: s.sid == me.session.sid,
+            device: describe_device(s.user_agent.as_deref()),
+            ip: s.ip.clone().unwrap_or_default(),
+            last_seen: ago(now, s.last_seen_at),
+            sid: s.sid,
+        })
+        .collect()
+}
+
+/// The apps the user consented to, each with what it may see in words.
+fn app_rows(consents: Vec<Consent>) -> Vec<AppRow> {
+    consents
+        .into_iter()
+        .map(|c| AppRow {
+            name: c.client_name,
+            scopes: {
+                let words: Vec<String> =
+                    c.scopes.iter().filter_map(|s| scope::describe(s)).collect();
+                if words.is_empty() {
+                    "who you are".into()
+                } else {
+                    words.join(", ")
+                }
+            },
+            client_id: c.client_id,
+        })
+        .collect()
+}
+
+/// The user's passkeys: synced or not, when added and last used.
+fn passkey_rows(keys: Vec<StoredPasskey>, now: UnixTime) -> Vec<PasskeyRow> {
+    keys.into_iter()
+        .map(|p| PasskeyRow {
+            kind: if p.backup_eligible {
+                "synced"
+            } else {
+                "this device only"
+            },
+            created: ago(now, p.created_at),
+            last_used: p
+                .last_used_at
+                .map(|t| ago(now, t))
+                .unwrap_or_else(|| "never".into()),
+            id: p.id,
+            name: p.name,
+        })
+        .collect()
 }
 
 /// The account page with an error message (for refused actions).
@@ -261,22 +278,7 @@ pub async fn change_password(
     if me.user.password_hash.is_none() {
         return set_first_password(state, req, me, f.new_password).await;
     }
-    // The current password is checked under the same throttle as sign-in: a stolen session
-    // cookie must not become a password oracle.
-    let keys = vec![
-        throttle::user_key(&me.user.username),
-        throttle::ip_key(
-            session::ip_string(&state, &req)
-                .as_deref()
-                .unwrap_or("unknown"),
-        ),
-    ];
-    let (st, now) = (state.clone(), state.now());
-    let admission = state
-        .db
-        .write(move |c| throttle::admit(c, &st.config, &keys, now))
-        .await?;
-    let attempt = match admission {
+    let attempt = match admit_password_check(&state, &req, &me).await? {
         throttle::Admission::Go(r) => r,
         throttle::Admission::Wait(wait) => {
             let msg = format!("Too many failed attempts. Wait {wait} seconds, then try again.");
@@ -317,6 +319,41 @@ pub async fn change_password(
             return render(&state, &req, &me, status, None, Some(refusal)).await;
         }
     };
+    save_changed_password(&state, &me, attempt, hash).await?;
+    Ok(ui::see_other("/account?done=password"))
+}
+
+/// Admits (and counts) a check of the current password.
+async fn admit_password_check(
+    state: &State,
+    req: &HttpRequest,
+    me: &SignedIn,
+) -> Result<throttle::Admission, StoreError> {
+    // The current password is checked under the same throttle as sign-in: a stolen session
+    // cookie must not become a password oracle.
+    let keys = vec![
+        throttle::user_key(&me.user.username),
+        throttle::ip_key(
+            session::ip_string(state, req)
+                .as_deref()
+                .unwrap_or("unknown"),
+        ),
+    ];
+    let (st, now) = (state.clone(), state.now());
+    state
+        .db
+        .write(move |c| throttle::admit(c, &st.config, &keys, now))
+        .await
+}
+
+/// One transaction: clears the throttle, stores the new hash, signs out the other sessions
+/// and audits the change.
+async fn save_changed_password(
+    state: &AppState,
+    me: &SignedIn,
+    attempt: throttle::Reservation,
+    hash: String,
+) -> Result<(), StoreError> {
     let (uid, sid, now) = (me.user.id.clone(), me.session.sid.clone(), state.now());
     state
         .db
@@ -336,8 +373,7 @@ pub async fn change_password(
                 now,
             )
         })
-        .await?;
-    Ok(ui::see_other("/account?done=password"))
+        .await
 }
 
 /// The password policy, then the hash; `Err` is the sentence shown when the policy refuses.
