@@ -55,6 +55,11 @@ const FIELDS: &[FieldDoc] = &[
         secret: false,
     },
     FieldDoc {
+        key: "role",
+        doc: "primary (the default), or standby: a read-only copy that follows a replica of the primary's database (LiteFS, or a Litestream restore), serves discovery, JWKS and static files, answers everything else 503 with Retry-After, and writes nothing. Promote it by setting primary and restarting.",
+        secret: false,
+    },
+    FieldDoc {
         key: "backup_dir",
         doc: "Directory for scheduled backups (database, master key and manifest, one directory each); empty: no scheduled backups. Keep it as private as the data dir.",
         secret: false,
@@ -198,6 +203,7 @@ pub struct Config {
     pub log_format: String,
     pub trusted_proxies: Vec<String>,
     pub outbound_allow_link_local: bool,
+    pub role: String,
     pub backup_dir: String,
     #[serde(with = "duration_str")]
     pub backup_interval: Duration,
@@ -252,6 +258,7 @@ impl Default for Config {
             log_format: "text".into(),
             trusted_proxies: Vec::new(),
             outbound_allow_link_local: false,
+            role: "primary".into(),
             backup_dir: String::new(),
             backup_interval: Duration::from_secs(DAY),
             backup_keep: 7,
@@ -414,6 +421,9 @@ impl Config {
         if self.argon2_parallelism == 0 {
             problems.push("argon2_parallelism: must be at least 1".into());
         }
+        if !matches!(self.role.as_str(), "primary" | "standby") {
+            problems.push("role: must be primary or standby".into());
+        }
         if self.argon2_concurrency == 0 {
             problems.push("argon2_concurrency: must be at least 1".into());
         }
@@ -449,6 +459,11 @@ impl Config {
     /// The issuer exactly as it appears in discovery and every token.
     pub fn issuer(&self) -> &str {
         &self.public_url
+    }
+
+    /// A standby only reads its database (see `role`).
+    pub fn is_standby(&self) -> bool {
+        self.role == "standby"
     }
 
     pub fn secure_cookies(&self) -> bool {

@@ -76,6 +76,10 @@ pub async fn deliver_logouts(state: &AppState) -> Result<usize, StoreError> {
 /// soon as a sign-out asks (and every few seconds for retries), and a look every second for
 /// signing keys changed by another process. Aborting the handle stops them all.
 pub fn spawn(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
+    if state.config.is_standby() {
+        // A standby writes nothing: it only follows the replica's signing keys.
+        return tokio::spawn(async move { follow_signing_keys(&state).await });
+    }
     tokio::spawn(async move {
         let maintenance = async {
             // Start-up has just done this work (`server::build_state`): the first run is a
@@ -98,19 +102,20 @@ pub fn spawn(state: Arc<AppState>) -> tokio::task::JoinHandle<()> {
                     .await;
             }
         };
-        // A key change made by another process (the CLI) is served within a second.
-        let keys = async {
-            let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
-            loop {
-                tick.tick().await;
-                let s = state.clone();
-                let checked =
-                    tokio::task::spawn_blocking(move || s.keys.refresh_if_changed(s.now())).await;
-                if let Ok(Err(e)) = checked {
-                    tracing::warn!(error = %e, "signing key check failed");
-                }
-            }
-        };
-        tokio::join!(maintenance, deliveries, keys);
+        tokio::join!(maintenance, deliveries, follow_signing_keys(&state));
     })
+}
+
+/// A key change made by another process (the CLI, or the primary of a standby) is served
+/// within a second.
+async fn follow_signing_keys(state: &Arc<AppState>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        let s = state.clone();
+        let checked = tokio::task::spawn_blocking(move || s.keys.refresh_if_changed(s.now())).await;
+        if let Ok(Err(e)) = checked {
+            tracing::warn!(error = %e, "signing key check failed");
+        }
+    }
 }

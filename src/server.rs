@@ -39,6 +39,9 @@ pub fn prepare_data_dir(dir: &Path) -> anyhow::Result<()> {
 
 /// Opens the database and master key of `config` (CLI and server alike).
 pub fn open(config: &Config) -> anyhow::Result<(Db, MasterKey)> {
+    if config.is_standby() {
+        return open_standby(config);
+    }
     prepare_data_dir(&config.data_dir)?;
     let db = Db::open(&config.database_path())
         .map_err(|e| anyhow::anyhow!("{}: {e}", config.database_path().display()))?;
@@ -59,6 +62,22 @@ pub fn open(config: &Config) -> anyhow::Result<(Db, MasterKey)> {
     Ok((db, master))
 }
 
+/// A standby's database (existing, opened read-only) and key (existing: it never makes one).
+fn open_standby(config: &Config) -> anyhow::Result<(Db, MasterKey)> {
+    let path = config.database_path();
+    if !path.exists() {
+        bail!(
+            "role = standby, but there is no database at {} (restore or mount the replica there first)",
+            path.display()
+        );
+    }
+    let db = Db::open_read_only(&path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let (key_path, _) = MasterKey::locate(&config.master_key_file, &config.data_dir);
+    let master = MasterKey::load_or_create(&key_path, false)
+        .with_context(|| "a standby needs the primary's master key")?;
+    Ok((db, master))
+}
+
 /// Whether the database holds anything sealed with a master key.
 fn holds_sealed_values(db: &Db) -> anyhow::Result<bool> {
     Ok(db.read_blocking(|c| {
@@ -74,6 +93,11 @@ pub fn build_state(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<AppS
     crate::crypto::jwt::install();
     let (db, master) = open(&config)?;
     let state = AppState::new(config, db, clock, master)?;
+    if state.config.is_standby() {
+        // A standby serves the primary's keys as they are; it never makes or retires one.
+        state.keys.reload(state.now()).context("signing keys")?;
+        return Ok(state);
+    }
     state.keys.maintain(state.now()).context("signing keys")?;
     // Say which key set this server serves (what `keys rotate` waits to see).
     state
@@ -118,7 +142,11 @@ pub async fn run(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<()> {
     let listener = TcpListener::bind(&config.bind)
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.bind))?;
     let state = build_state(config, clock)?;
-    if let Some(url) = setup_link_if_needed(&state)? {
+    if state.config.is_standby() {
+        tracing::warn!(
+            "standby: serving discovery, JWKS and static files read-only; everything else answers 503"
+        );
+    } else if let Some(url) = setup_link_if_needed(&state)? {
         tracing::warn!("no administrator yet: open {url} within 1 hour to create one");
         // Also on stdout, so it is easy to find in `journalctl` output and terminals.
         println!("First run: create the administrator at {url}");
@@ -136,6 +164,7 @@ pub async fn serve(listener: TcpListener, state: web::Data<AppState>) -> std::io
             .app_data(server_state.clone())
             .app_data(web::FormConfig::default().limit(64 * 1024))
             .app_data(web::PayloadConfig::default().limit(256 * 1024))
+            .wrap(from_fn(crate::web::standby::gate))
             .wrap(from_fn(crate::web::middleware::middleware))
             .configure(crate::app::routes)
             .default_service(web::to(crate::web::middleware::not_found))

@@ -169,8 +169,10 @@ impl KeyManager {
         }
         self.reload(now)?;
         let loaded = self.loaded.lock().map(|l| l.clone()).unwrap_or_default();
-        self.db
-            .write_blocking(|c| store::signing_keys::mark_served(c, &loaded))?;
+        if !self.db.is_read_only() {
+            self.db
+                .write_blocking(|c| store::signing_keys::mark_served(c, &loaded))?;
+        }
         tracing::info!("signing keys changed in the database; reloaded");
         Ok(true)
     }

@@ -14,12 +14,16 @@ pub enum StoreError {
     Commit(String),
     #[error("stored data is not valid: {0}")]
     Corrupt(String),
+    /// A write on a standby, which only reads.
+    #[error("this server is a standby: it does not write")]
+    ReadOnly,
 }
 
 impl StoreError {
     /// SQLITE_BUSY/LOCKED after busy_timeout: the caller may say "temporarily unavailable".
     pub fn is_busy(&self) -> bool {
-        matches!(self, StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _))
+        matches!(self, StoreError::ReadOnly)
+            || matches!(self, StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _))
             if matches!(e.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked))
     }
 

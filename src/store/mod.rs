@@ -53,12 +53,26 @@ impl CustomizeConnection<Connection, rusqlite::Error> for Pragmas {
     }
 }
 
+/// A standby's connections: they only read (`query_only` refuses any write).
+#[derive(Debug)]
+struct ReadOnlyPragmas;
+
+impl CustomizeConnection<Connection, rusqlite::Error> for ReadOnlyPragmas {
+    fn on_acquire(&self, conn: &mut Connection) -> Result<(), rusqlite::Error> {
+        conn.busy_timeout(Duration::from_secs(5))?;
+        conn.execute_batch("PRAGMA query_only = ON; PRAGMA temp_store = MEMORY;")?;
+        conn.set_prepared_statement_cache_capacity(128);
+        Ok(())
+    }
+}
+
 #[derive(Clone)]
 pub struct Db {
     pool: Pool<SqliteConnectionManager>,
     path: PathBuf,
-    /// The one writer of this process (see `writer.rs`: a thread with group commit).
-    writer: writer::Writer,
+    /// The one writer of this process (see `writer.rs`: a thread with group commit); none
+    /// for a standby, which never writes.
+    writer: Option<writer::Writer>,
 }
 
 impl Db {
@@ -103,7 +117,10 @@ impl Db {
         let db = Self {
             pool,
             path: path.to_path_buf(),
-            writer: writer::Writer::start(open_writer(path)?, open_writer(path)?)?,
+            writer: Some(writer::Writer::start(
+                open_writer(path)?,
+                open_writer(path)?,
+            )?),
         };
         {
             let mut conn = db.pool.get()?;
@@ -148,7 +165,7 @@ impl Db {
         F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
     {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        self.writer.submit(Box::new(writer::Typed {
+        self.writer()?.submit(Box::new(writer::Typed {
             f,
             deliver: move |r| drop(tx.send(r)),
         }))?;
@@ -161,7 +178,7 @@ impl Db {
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        self.writer.now(f)
+        self.writer()?.now(f)
     }
 
     /// `try_write` for synchronous callers: one transaction on the calling thread.
@@ -169,7 +186,55 @@ impl Db {
         &self,
         f: impl FnOnce(&Connection) -> Result<T, E>,
     ) -> Result<T, E> {
-        self.writer.now(f)
+        self.writer()?.now(f)
+    }
+
+    fn writer(&self) -> Result<&writer::Writer, StoreError> {
+        self.writer.as_ref().ok_or(StoreError::ReadOnly)
+    }
+
+    /// Whether this is a read-only handle (`open_read_only`).
+    pub fn is_read_only(&self) -> bool {
+        self.writer.is_none()
+    }
+
+    /// Opens an existing database without ever writing to it (a standby following a
+    /// replica): no writer, no migrations, connections with `query_only`. Refused when its
+    /// schema is not this binary's.
+    pub fn open_read_only(path: &Path) -> Result<Self, StoreError> {
+        let manager = SqliteConnectionManager::file(path)
+            .with_flags(OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX);
+        let pool = Pool::builder()
+            .max_size(8)
+            .min_idle(Some(1))
+            .thread_pool(std::sync::Arc::new(
+                scheduled_thread_pool::ScheduledThreadPool::builder()
+                    .num_threads(1)
+                    .thread_name_pattern("r2d2-{}")
+                    .build(),
+            ))
+            .connection_customizer(Box::new(ReadOnlyPragmas))
+            .connection_timeout(Duration::from_secs(10))
+            .test_on_check_out(false)
+            .build(manager)
+            .map_err(|e| {
+                StoreError::Migration(format!("cannot open database {}: {}", path.display(), e))
+            })?;
+        let db = Self {
+            pool,
+            path: path.to_path_buf(),
+            writer: None,
+        };
+        let (current, latest) = (
+            db.read_blocking(|c| migrate::current_version(c))?,
+            migrate::latest_version(),
+        );
+        if current != latest {
+            return Err(StoreError::Migration(format!(
+                "the database is at schema version {current} and this binary's is {latest}: a standby runs the same version as its primary"
+            )));
+        }
+        Ok(db)
     }
 
     /// `read` for synchronous callers.
@@ -192,19 +257,13 @@ impl Db {
         Ok(())
     }
 
-    /// A consistent copy of the live database through SQLite's online backup API.
-    pub fn backup_to(&self, dest: &Path) -> Result<(), StoreError> {
-        let conn = self.pool.get()?;
-        let mut out = Connection::open(dest)?;
-        let backup = rusqlite::backup::Backup::new(&conn, &mut out)?;
-        backup.run_to_completion(256, Duration::from_millis(5), None)?;
-        Ok(())
-    }
-
     /// Checkpoints the WAL into the main file and empties it (clean shutdown). A long-lived
     /// reader may be in the way: then it gives up after a moment (the WAL is kept, and the
     /// next start carries on from it) and says so.
     pub fn checkpoint(&self) {
+        if self.is_read_only() {
+            return;
+        }
         let Ok(conn) = self.pool.get() else {
             return;
         };

@@ -14,7 +14,8 @@ pub async fn get(state: State) -> HttpResponse {
             .insert_header(("Cache-Control", "no-store"))
             .json(json!({"status": "unavailable", "version": version, "database": "error"}));
     }
-    let mut body = json!({"status": "ok", "version": version, "database": "ok"});
+    let mut body = json!({"status": "ok", "version": version, "database": "ok",
+                          "role": state.config.role});
     if !state.config.backup_dir.is_empty() {
         let last = state
             .db

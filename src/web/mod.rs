@@ -12,6 +12,7 @@ pub mod middleware;
 pub mod request_id;
 pub mod return_to;
 pub mod session;
+pub mod standby;
 pub mod ui;
 
 /// The state as handlers extract it.

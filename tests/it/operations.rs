@@ -521,3 +521,127 @@ fn a_long_lived_reader_never_stalls_writes_and_shutdown_does_not_hang() {
     );
     reader.execute_batch("COMMIT").unwrap();
 }
+
+/// Starts the real binary with extra environment on `dir`; the child and its port.
+fn serve_with(dir: &std::path::Path, env: &[(&str, &str)]) -> (std::process::Child, u16) {
+    let port = free_port();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_portcullis"));
+    cmd.arg("serve")
+        .env("PORTCULLIS_DATA_DIR", dir)
+        .env("PORTCULLIS_BIND", format!("127.0.0.1:{port}"))
+        .env("PORTCULLIS_PUBLIC_URL", format!("http://127.0.0.1:{port}"))
+        .env("PORTCULLIS_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    (cmd.spawn().unwrap(), port)
+}
+
+fn sha256_of(path: &std::path::Path) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(
+        std::fs::read(path).unwrap_or_default(),
+    ))
+}
+
+#[tokio::test]
+async fn a_standby_serves_discovery_and_keys_read_only_and_refuses_the_rest() {
+    let primary = tempfile::tempdir().unwrap();
+    let (code, _, err) = portcullis(
+        primary.path(),
+        &["user", "add", "--username", "alice", "--password-stdin"],
+        Some(&format!("{PASSWORD}\n")),
+    );
+    assert_eq!(code, 0, "{err}");
+    let (jwks_primary, child) = jwks_of(primary.path()).await;
+    stop(child);
+    // The replica, as a restore (or LiteFS) leaves it.
+    let standby = tempfile::tempdir().unwrap();
+    for f in ["portcullis.db", "master.key"] {
+        std::fs::copy(primary.path().join(f), standby.path().join(f)).unwrap();
+    }
+    let db = standby.path().join("portcullis.db");
+    let before = sha256_of(&db);
+    let (child, port) = serve_with(standby.path(), &[("PORTCULLIS_ROLE", "standby")]);
+    wait_healthy(port).await;
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let health: serde_json::Value = http
+        .get(format!("{base}/health"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["role"], "standby");
+    let jwks = http
+        .get(format!("{base}/jwks"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(jwks, jwks_primary, "the primary's keys");
+    let disc = http
+        .get(format!("{base}/.well-known/openid-configuration"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(disc.status(), 200);
+    assert_eq!(
+        http.get(format!("{base}/static/app.css"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    // Everything that would write (or sign anyone in): 503 with Retry-After.
+    let page = http.get(format!("{base}/login")).send().await.unwrap();
+    assert_eq!(page.status(), 503);
+    assert!(page.headers().get("retry-after").is_some());
+    assert!(
+        page.text()
+            .await
+            .unwrap()
+            .contains("This is a standby server")
+    );
+    let token = http
+        .post(format!("{base}/token"))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(token.status(), 503);
+    assert!(token.headers().get("retry-after").is_some());
+    let body: serde_json::Value = token.json().await.unwrap();
+    assert_eq!(body["error"], "temporarily_unavailable");
+    let api = http
+        .post(format!("{base}/admin/api/users"))
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api.status(), 503);
+    // Nothing was written: no setup link, no keys made, no maintenance.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    stop(child);
+    assert_eq!(sha256_of(&db), before, "the replica is untouched");
+    // Promotion: the same data dir as a primary.
+    let (child, port) = serve_with(standby.path(), &[]);
+    wait_healthy(port).await;
+    let page = http
+        .get(format!("http://127.0.0.1:{port}/login"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    stop(child);
+}
