@@ -226,7 +226,7 @@ impl Db {
             writer: None,
         };
         let (current, latest) = (
-            db.read_blocking(|c| migrate::current_version(c))?,
+            db.read_blocking(migrate::current_version)?,
             migrate::latest_version(),
         );
         if current != latest {

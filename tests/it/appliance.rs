@@ -218,3 +218,119 @@ fn a_database_newer_than_the_binary_is_refused() {
         .to_string();
     assert!(err.contains("newer"), "{err}");
 }
+
+/// The dependencies' `name version` lines of Cargo.lock, sorted (this crate left out), as
+/// SHA-256 hex: what `benches/startup_symbols.sh` records, since symbol names change with them.
+fn dependency_fingerprint(lock: &str) -> String {
+    use sha2::Digest;
+    let mut packages: Vec<String> = Vec::new();
+    let (mut name, mut version) = (None::<String>, None::<String>);
+    for line in lock.lines().chain(std::iter::once("[[package]]")) {
+        if line == "[[package]]" {
+            if let (Some(n), Some(v)) = (name.take(), version.take())
+                && n != "portcullis"
+            {
+                packages.push(format!("{n} {v}"));
+            }
+        } else if let Some(v) = line.strip_prefix("name = ") {
+            name = Some(v.trim_matches('"').to_string());
+        } else if let Some(v) = line.strip_prefix("version = ") {
+            version = Some(v.trim_matches('"').to_string());
+        }
+    }
+    packages.sort();
+    hex::encode(sha2::Sha256::digest(packages.join("\n").as_bytes()))
+}
+
+/// The plain path segments of a legacy-mangled Rust symbol (`_ZN10portcullis5store…E`), up to
+/// the first one that is not an identifier (an impl block, a closure) or the hash.
+fn plain_segments(symbol: &str) -> Vec<String> {
+    let mut rest = symbol.strip_prefix("_ZN").unwrap_or("");
+    let mut out = Vec::new();
+    while let Some(digits) = rest.find(|c: char| !c.is_ascii_digit()).filter(|&i| i > 0) {
+        let len: usize = rest[..digits].parse().unwrap();
+        let Some(seg) = rest.get(digits..digits + len) else {
+            break;
+        };
+        rest = &rest[digits + len..];
+        let is_hash = seg.len() == 17 && seg.starts_with('h');
+        if is_hash || !seg.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            break;
+        }
+        out.push(seg.to_string());
+    }
+    out
+}
+
+/// `build.rs` gives the release link `packaging/startup-symbols.txt` (idle memory: issue 2),
+/// a list of mangled names that only holds for the rustc, the dependency versions and the
+/// code paths it was made with; a stale list costs ~5 MB of idle memory with no other sign.
+/// So a stale list fails here, in every test run.
+#[test]
+fn the_release_link_order_is_not_stale() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let list = std::fs::read_to_string(root.join("packaging/startup-symbols.txt")).unwrap();
+    let lock = std::fs::read_to_string(root.join("Cargo.lock")).unwrap();
+    let hint = "run benches/startup_symbols.sh (about 6 minutes) and commit the new list";
+    let rustc = std::process::Command::new(std::env::var("RUSTC").unwrap_or("rustc".into()))
+        .arg("--version")
+        .output()
+        .unwrap();
+    let rustc = String::from_utf8_lossy(&rustc.stdout);
+    let rustc = rustc.split_whitespace().nth(1).unwrap_or("?");
+    assert!(
+        list.lines()
+            .take(5)
+            .any(|l| l.contains(&format!("with rustc {rustc}"))),
+        "packaging/startup-symbols.txt was made with another rustc than {rustc}: {hint}"
+    );
+    let deps = dependency_fingerprint(&lock);
+    assert!(
+        list.lines()
+            .take(5)
+            .any(|l| l.contains(&format!("dependencies {deps}"))),
+        "packaging/startup-symbols.txt was made with other dependency versions (Cargo.lock): {hint}"
+    );
+    let mut gone = Vec::new();
+    let ours: Vec<&str> = list
+        .lines()
+        .filter(|l| l.starts_with("_ZN10portcullis"))
+        .collect();
+    for symbol in &ours {
+        let segs = plain_segments(symbol);
+        // The longest prefix of the path that is a module file, then the item in it.
+        let module = (1..segs.len()).rev().find_map(|n| {
+            let path = segs[1..n].join("/");
+            let candidates = if path.is_empty() {
+                vec![root.join("src/lib.rs"), root.join("src/main.rs")]
+            } else {
+                vec![
+                    root.join(format!("src/{path}.rs")),
+                    root.join(format!("src/{path}/mod.rs")),
+                ]
+            };
+            candidates
+                .into_iter()
+                .find(|p| p.exists())
+                .map(|p| (p, segs.get(n).cloned()))
+        });
+        let found = module.is_some_and(|(file, item)| {
+            let text = std::fs::read_to_string(file).unwrap_or_default();
+            item.is_none_or(|i| {
+                text.split(|c: char| !(c.is_alphanumeric() || c == '_'))
+                    .any(|w| w == i)
+            })
+        });
+        if !found {
+            gone.push(segs.join("::"));
+        }
+    }
+    assert!(
+        gone.is_empty(),
+        "{} of the {} functions of this crate in packaging/startup-symbols.txt moved or are gone \
+         (e.g. {:?}): {hint}",
+        gone.len(),
+        ours.len(),
+        &gone[..gone.len().min(5)]
+    );
+}
