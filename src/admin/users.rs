@@ -402,6 +402,157 @@ pub struct ShowQuery {
 /// A refused profile form: what was typed, the groups ticked, the claim scopes.
 type Submitted = (UserForm, Vec<String>, Vec<(String, String)>);
 
+/// Everything the user page lists, read in one go.
+struct Stored {
+    groups: Vec<String>,
+    sessions: Vec<store::sessions::ActiveSession>,
+    consents: Vec<store::consents::Consent>,
+    passkeys: Vec<store::passkeys::StoredPasskey>,
+    linked: Vec<store::upstream::LinkedWithProvider>,
+    /// Which scope releases each custom claim.
+    mapping: Vec<(String, String)>,
+    user: store::users::User,
+}
+
+/// Reads the user and what their page lists (`None`: no such user).
+fn read_stored(
+    c: &rusqlite::Connection,
+    uid: &str,
+    now: i64,
+    idle: i64,
+) -> Result<Option<Stored>, StoreError> {
+    let Some(u) = store::users::by_id(c, uid)? else {
+        return Ok(None);
+    };
+    Ok(Some(Stored {
+        groups: store::users::group_names(c, uid)?,
+        sessions: store::sessions::list_active(c, now, idle, Some(uid), PER_PAGE, 0)?,
+        consents: store::consents::list_for_user(c, uid)?,
+        passkeys: store::passkeys::list_for_user(c, uid)?,
+        linked: store::upstream::links_for_user(c, uid)?,
+        mapping: store::users::claim_scopes(c)?,
+        user: u,
+    }))
+}
+
+/// Each custom claim with the scope that releases it ("" when none is set).
+fn claim_scope_pairs(
+    claims: &serde_json::Map<String, serde_json::Value>,
+    mapping: &[(String, String)],
+) -> Vec<(String, String)> {
+    claims
+        .keys()
+        .map(|k| {
+            let s = mapping
+                .iter()
+                .find(|(c, _)| c == k)
+                .map(|(_, s)| s.clone())
+                .unwrap_or_default();
+            (k.clone(), s)
+        })
+        .collect()
+}
+
+/// The profile form as stored: the user's fields, their groups ticked, the claim scopes.
+fn stored_form(
+    u: &store::users::User,
+    groups: Vec<String>,
+    mapping: &[(String, String)],
+) -> Submitted {
+    let claims = if u.claims.is_empty() {
+        String::new()
+    } else {
+        serde_json::to_string_pretty(&u.claims).unwrap_or_default()
+    };
+    let scopes = claim_scope_pairs(&u.claims, mapping);
+    (
+        UserForm {
+            username: u.username.clone(),
+            display_name: u.display_name.clone().unwrap_or_default(),
+            given_name: u.given_name.clone().unwrap_or_default(),
+            family_name: u.family_name.clone().unwrap_or_default(),
+            email: u.email.clone().unwrap_or_default(),
+            email_verified: u.email_verified,
+            claims,
+        },
+        groups,
+        scopes,
+    )
+}
+
+/// The user's live sessions as table rows.
+fn session_rows(sessions: Vec<store::sessions::ActiveSession>, now: i64) -> Vec<SessionRow> {
+    sessions
+        .into_iter()
+        .map(|a| SessionRow {
+            device: describe_device(a.session.user_agent.as_deref()),
+            ip: a.session.ip.clone().unwrap_or_default(),
+            signed_in: when(a.session.auth_time),
+            last_seen: ago(now, a.session.last_seen_at),
+            sid: a.session.sid,
+        })
+        .collect()
+}
+
+/// The apps the user allowed, with their scopes in words.
+fn consent_rows(consents: Vec<store::consents::Consent>) -> Vec<ConsentRow> {
+    consents
+        .into_iter()
+        .map(|c| ConsentRow {
+            scopes: c
+                .scopes
+                .iter()
+                .filter_map(|s| scope::describe(s))
+                .collect::<Vec<_>>()
+                .join(", "),
+            granted: when(c.granted_at),
+            client_id: c.client_id,
+            name: c.client_name,
+        })
+        .collect()
+}
+
+/// The user's passkeys as table rows.
+fn passkey_rows(passkeys: Vec<store::passkeys::StoredPasskey>, now: i64) -> Vec<PasskeyRow> {
+    passkeys
+        .into_iter()
+        .map(|p| PasskeyRow {
+            kind: if p.backup_eligible {
+                "synced"
+            } else {
+                "this device only"
+            },
+            created: when(p.created_at),
+            last_used: p
+                .last_used_at
+                .map(|t| ago(now, t))
+                .unwrap_or_else(|| "never".into()),
+            name: p.name,
+        })
+        .collect()
+}
+
+/// The user's sign-ins through other providers as table rows.
+fn linked_rows(linked: Vec<store::upstream::LinkedWithProvider>, now: i64) -> Vec<LinkedRow> {
+    linked
+        .into_iter()
+        .map(|l| LinkedRow {
+            email: l.link.email.unwrap_or_default(),
+            linked: when(l.link.linked_at),
+            last_used: l
+                .link
+                .last_used_at
+                .map(|t| ago(now, t))
+                .unwrap_or_else(|| "never".into()),
+            provider_id: l.link.provider_id,
+            subject: l.link.subject,
+            slug: l.slug,
+            provider: l.display_name,
+            icon: l.icon,
+        })
+        .collect()
+}
+
 /// Renders the user page; `submitted` replaces the stored profile after a refused save.
 async fn render_show(
     state: &AppState,
@@ -417,58 +568,23 @@ async fn render_show(
     let uid = id.clone();
     let found = state
         .db
-        .read(move |c| {
-            let Some(u) = store::users::by_id(c, &uid)? else {
-                return Ok(None);
-            };
-            Ok(Some((
-                store::users::group_names(c, &uid)?,
-                store::sessions::list_active(c, now, idle, Some(&uid), PER_PAGE, 0)?,
-                store::consents::list_for_user(c, &uid)?,
-                store::passkeys::list_for_user(c, &uid)?,
-                store::upstream::links_for_user(c, &uid)?,
-                store::users::claim_scopes(c)?,
-                u,
-            )))
-        })
+        .read(move |c| read_stored(c, &uid, now, idle))
         .await?;
-    let Some((groups, sessions, consents, passkeys, linked, mapping, u)) = found else {
+    let Some(Stored {
+        groups,
+        sessions,
+        consents,
+        passkeys,
+        linked,
+        mapping,
+        user: u,
+    }) = found
+    else {
         return Err(PageError::NotFound);
     };
     let (form, checked, scopes) = match submitted {
         Some(s) => s,
-        None => {
-            let claims = if u.claims.is_empty() {
-                String::new()
-            } else {
-                serde_json::to_string_pretty(&u.claims).unwrap_or_default()
-            };
-            let scopes = u
-                .claims
-                .keys()
-                .map(|k| {
-                    let s = mapping
-                        .iter()
-                        .find(|(c, _)| c == k)
-                        .map(|(_, s)| s.clone())
-                        .unwrap_or_default();
-                    (k.clone(), s)
-                })
-                .collect();
-            (
-                UserForm {
-                    username: u.username.clone(),
-                    display_name: u.display_name.clone().unwrap_or_default(),
-                    given_name: u.given_name.clone().unwrap_or_default(),
-                    family_name: u.family_name.clone().unwrap_or_default(),
-                    email: u.email.clone().unwrap_or_default(),
-                    email_verified: u.email_verified,
-                    claims,
-                },
-                groups,
-                scopes,
-            )
-        }
+        None => stored_form(&u, groups, &mapping),
     };
     let status = if problem.0.is_some() {
         StatusCode::UNPROCESSABLE_ENTITY
@@ -490,63 +606,10 @@ async fn render_show(
             .into_iter()
             .map(|(claim, scope)| ClaimScope { claim, scope })
             .collect(),
-        sessions: sessions
-            .into_iter()
-            .map(|a| SessionRow {
-                device: describe_device(a.session.user_agent.as_deref()),
-                ip: a.session.ip.clone().unwrap_or_default(),
-                signed_in: when(a.session.auth_time),
-                last_seen: ago(now, a.session.last_seen_at),
-                sid: a.session.sid,
-            })
-            .collect(),
-        consents: consents
-            .into_iter()
-            .map(|c| ConsentRow {
-                scopes: c
-                    .scopes
-                    .iter()
-                    .filter_map(|s| scope::describe(s))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                granted: when(c.granted_at),
-                client_id: c.client_id,
-                name: c.client_name,
-            })
-            .collect(),
-        passkeys: passkeys
-            .into_iter()
-            .map(|p| PasskeyRow {
-                kind: if p.backup_eligible {
-                    "synced"
-                } else {
-                    "this device only"
-                },
-                created: when(p.created_at),
-                last_used: p
-                    .last_used_at
-                    .map(|t| ago(now, t))
-                    .unwrap_or_else(|| "never".into()),
-                name: p.name,
-            })
-            .collect(),
-        linked: linked
-            .into_iter()
-            .map(|l| LinkedRow {
-                email: l.link.email.unwrap_or_default(),
-                linked: when(l.link.linked_at),
-                last_used: l
-                    .link
-                    .last_used_at
-                    .map(|t| ago(now, t))
-                    .unwrap_or_else(|| "never".into()),
-                provider_id: l.link.provider_id,
-                subject: l.link.subject,
-                slug: l.slug,
-                provider: l.display_name,
-                icon: l.icon,
-            })
-            .collect(),
+        sessions: session_rows(sessions, now),
+        consents: consent_rows(consents),
+        passkeys: passkey_rows(passkeys, now),
+        linked: linked_rows(linked, now),
         problem,
     };
     Ok(ui::render(status, &page))
@@ -572,6 +635,40 @@ pub async fn show(
     .await
 }
 
+/// The profile form as typed into the user page.
+fn submitted_form(f: &Fields) -> UserForm {
+    UserForm {
+        username: f.get("username"),
+        display_name: f.get("display_name"),
+        given_name: f.get("given_name"),
+        family_name: f.get("family_name"),
+        email: f.get("email"),
+        email_verified: f.on("email_verified"),
+        claims: f.raw("claims"),
+    }
+}
+
+/// The user page again after a refused save: what was typed, and why it was refused.
+async fn refused_save(
+    state: &AppState,
+    req: &HttpRequest,
+    me: &AdminSession,
+    id: String,
+    submitted: Submitted,
+    problem: crate::ops::FieldError,
+) -> Result<HttpResponse, PageError> {
+    render_show(
+        state,
+        req,
+        me,
+        id,
+        Some(submitted),
+        Problem(Some(problem)),
+        None,
+    )
+    .await
+}
+
 /// POST /admin/users/{id} — the profile, groups and custom claims (with the scope that
 /// releases each claim) in one transaction.
 pub async fn save(
@@ -583,30 +680,13 @@ pub async fn save(
 ) -> Result<HttpResponse, PageError> {
     let id = path.into_inner();
     let f = Fields(form.0);
-    let submitted = UserForm {
-        username: f.get("username"),
-        display_name: f.get("display_name"),
-        given_name: f.get("given_name"),
-        family_name: f.get("family_name"),
-        email: f.get("email"),
-        email_verified: f.on("email_verified"),
-        claims: f.raw("claims"),
-    };
+    let submitted = submitted_form(&f);
     let groups = f.all("group");
     let scopes = f.prefixed("scope.");
     let claims = match users::parse_claims(&submitted.claims) {
         Ok(c) => c,
         Err(p) => {
-            return render_show(
-                &state,
-                &req,
-                &me,
-                id,
-                Some((submitted, groups, scopes)),
-                Problem(Some(p)),
-                None,
-            )
-            .await;
+            return refused_save(&state, &req, &me, id, (submitted, groups, scopes), p).await;
         }
     };
     let (actor, now) = (me.actor(), state.now());
@@ -644,16 +724,7 @@ pub async fn save(
     match result {
         Ok(()) => Ok(ui::see_other(&format!("/admin/users/{id}?done=saved"))),
         Err(OpError::Invalid(p) | OpError::Conflict(p)) => {
-            render_show(
-                &state,
-                &req,
-                &me,
-                id,
-                Some((submitted, groups, scopes)),
-                Problem(Some(p)),
-                None,
-            )
-            .await
+            refused_save(&state, &req, &me, id, (submitted, groups, scopes), p).await
         }
         Err(e) => Err(e.into()),
     }
