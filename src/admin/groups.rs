@@ -206,37 +206,48 @@ struct View<'a> {
     notice: Option<&'a str>,
 }
 
-async fn render_show(
-    state: &AppState,
-    req: &HttpRequest,
-    me: &AdminSession,
-    id: String,
-    v: View<'_>,
-) -> Result<HttpResponse, PageError> {
-    let (page_no, submitted, problem, notice) = (v.page_no, v.submitted, v.problem, v.notice);
-    let gid = id.clone();
-    let found = state
-        .db
-        .read(move |c| {
-            let Some(g) = store::groups::detail_by_id(c, &gid)? else {
-                return Ok(None);
-            };
-            let pager = Pager::new(
-                &format!("/admin/groups/{gid}"),
-                page_no,
-                g.members,
-                String::new(),
-            );
-            let members = store::groups::members(c, &gid, PER_PAGE, pager.offset())?;
-            let apps = store::groups::restricting_clients(c, &gid)?;
-            let mapping = store::users::claim_scopes(c)?;
-            Ok(Some((g, pager, members, apps, mapping)))
-        })
-        .await?;
-    let Some((g, pager, members, apps, mapping)) = found else {
-        return Err(PageError::NotFound);
+/// The group and what its page lists, read in one go.
+struct Stored {
+    group: store::groups::GroupDetail,
+    pager: Pager,
+    /// This page of members.
+    members: Vec<store::groups::Member>,
+    /// The applications only this group's members (among others) may use.
+    apps: Vec<String>,
+    /// Which scope releases each custom claim.
+    mapping: Vec<(String, String)>,
+}
+
+/// Reads the group and one page of its members (`None`: no such group).
+fn read_stored(
+    c: &rusqlite::Connection,
+    gid: &str,
+    page_no: Option<u32>,
+) -> Result<Option<Stored>, store::StoreError> {
+    let Some(g) = store::groups::detail_by_id(c, gid)? else {
+        return Ok(None);
     };
-    let sub = submitted.unwrap_or_else(|| Submitted {
+    let pager = Pager::new(
+        &format!("/admin/groups/{gid}"),
+        page_no,
+        g.members,
+        String::new(),
+    );
+    let members = store::groups::members(c, gid, PER_PAGE, pager.offset())?;
+    let apps = store::groups::restricting_clients(c, gid)?;
+    let mapping = store::users::claim_scopes(c)?;
+    Ok(Some(Stored {
+        group: g,
+        pager,
+        members,
+        apps,
+        mapping,
+    }))
+}
+
+/// The settings form as stored, with the scope that releases each claim ("" when none).
+fn stored_settings(g: &store::groups::GroupDetail, mapping: &[(String, String)]) -> Submitted {
+    Submitted {
         form: GroupForm {
             name: g.name.clone(),
             description: g.description.clone().unwrap_or_default(),
@@ -259,7 +270,46 @@ async fn render_show(
                 (k.clone(), s)
             })
             .collect(),
-    });
+    }
+}
+
+/// The members as table rows (the display name, else the username).
+fn member_rows(members: Vec<store::groups::Member>) -> Vec<MemberRow> {
+    members
+        .into_iter()
+        .map(|m| MemberRow {
+            name: m.display_name.unwrap_or_else(|| m.username.clone()),
+            username: m.username,
+            disabled: m.disabled,
+            id: m.user_id,
+        })
+        .collect()
+}
+
+async fn render_show(
+    state: &AppState,
+    req: &HttpRequest,
+    me: &AdminSession,
+    id: String,
+    v: View<'_>,
+) -> Result<HttpResponse, PageError> {
+    let (page_no, submitted, problem, notice) = (v.page_no, v.submitted, v.problem, v.notice);
+    let gid = id.clone();
+    let found = state
+        .db
+        .read(move |c| read_stored(c, &gid, page_no))
+        .await?;
+    let Some(Stored {
+        group: g,
+        pager,
+        members,
+        apps,
+        mapping,
+    }) = found
+    else {
+        return Err(PageError::NotFound);
+    };
+    let sub = submitted.unwrap_or_else(|| stored_settings(&g, &mapping));
     let status = if problem.0.is_some() {
         StatusCode::UNPROCESSABLE_ENTITY
     } else {
@@ -280,15 +330,7 @@ async fn render_show(
                 .map(|(claim, scope)| ClaimScope { claim, scope })
                 .collect(),
             apps,
-            members: members
-                .into_iter()
-                .map(|m| MemberRow {
-                    name: m.display_name.unwrap_or_else(|| m.username.clone()),
-                    username: m.username,
-                    disabled: m.disabled,
-                    id: m.user_id,
-                })
-                .collect(),
+            members: member_rows(members),
             pager,
             add_username: v.typed_member,
             problem,
