@@ -167,6 +167,99 @@ pub struct ListQuery {
     before: Option<i64>,
 }
 
+/// The filter as typed (trimmed), with the dates as times and the page's upper bound.
+struct Search {
+    user: String,
+    app: String,
+    kind: String,
+    since: Option<i64>,
+    until: Option<i64>,
+    before: Option<i64>,
+}
+
+/// One page of events (and one more, to tell whether there is an older page), and whether the
+/// user filter named no known user (it is then matched as a user id, also of deleted users).
+fn read_events(c: &rusqlite::Connection, s: Search) -> Result<(Vec<NamedEvent>, bool), StoreError> {
+    // A username (or a user id, also of deleted users).
+    let (user_id, unknown) = if s.user.is_empty() {
+        (None, false)
+    } else {
+        match crate::ops::users::find(c, &s.user)? {
+            Some(u) => (Some(u.id), false),
+            None => (Some(s.user.clone()), true),
+        }
+    };
+    let f = Filter {
+        user_id,
+        client_id: Some(s.app).filter(|s| !s.is_empty()),
+        kind_prefix: Some(s.kind).filter(|s| !s.is_empty()),
+        since: s.since,
+        until: s.until,
+        after_id: None,
+    };
+    let events = store::audit::search(c, &f, s.before, PER_PAGE + 1)?;
+    Ok((events, unknown))
+}
+
+/// The detail cut to 32 characters (31 and an ellipsis) for the table.
+fn short_detail(d: String) -> String {
+    if d.chars().count() > 32 {
+        format!("{}…", d.chars().take(31).collect::<String>())
+    } else {
+        d
+    }
+}
+
+/// An event as a table row: names where known (with the id to link to), else the bare ids.
+fn event_row(e: &NamedEvent) -> Row {
+    Row {
+        at: when(e.event.at),
+        words: describe(&e.event.kind),
+        kind: e.event.kind.clone(),
+        actor: actor_words(e),
+        actor_id: e
+            .actor_name
+            .as_ref()
+            .and(e.event.actor_id.clone())
+            .unwrap_or_default(),
+        user: e
+            .user_name
+            .clone()
+            .or_else(|| e.event.user_id.clone())
+            .unwrap_or_default(),
+        user_id: e
+            .user_name
+            .as_ref()
+            .and(e.event.user_id.clone())
+            .unwrap_or_default(),
+        client: e
+            .client_name
+            .clone()
+            .or_else(|| e.event.client_id.clone())
+            .unwrap_or_default(),
+        client_id: e
+            .client_name
+            .as_ref()
+            .and(e.event.client_id.clone())
+            .unwrap_or_default(),
+        ip: e.event.ip.clone().unwrap_or_default(),
+        detail: detail_text(&e.event.detail),
+        detail_short: short_detail(detail_text(&e.event.detail)),
+    }
+}
+
+/// The kind filter's choices, the current one selected.
+fn kind_choices(kind: &str) -> Vec<KindChoice> {
+    KINDS
+        .iter()
+        .map(|(value, label)| KindChoice {
+            value,
+            label,
+            selected: *value == kind,
+        })
+        .collect()
+}
+
 /// GET /admin/audit
 pub async fn list(
     state: State,
@@ -183,31 +276,15 @@ pub async fn list(
     let since = parse_day(&q.from);
     let until = parse_day(&q.to).map(|t| t + 86_399);
     let before = q.before;
-    let (u2, a2, k2) = (user.clone(), app.clone(), kind.clone());
-    let (events, unknown_user) = state
-        .db
-        .read(move |c| -> Result<_, StoreError> {
-            // A username (or a user id, also of deleted users).
-            let (user_id, unknown) = if u2.is_empty() {
-                (None, false)
-            } else {
-                match crate::ops::users::find(c, &u2)? {
-                    Some(u) => (Some(u.id), false),
-                    None => (Some(u2.clone()), true),
-                }
-            };
-            let f = Filter {
-                user_id,
-                client_id: Some(a2).filter(|s| !s.is_empty()),
-                kind_prefix: Some(k2).filter(|s| !s.is_empty()),
-                since,
-                until,
-                after_id: None,
-            };
-            let events = store::audit::search(c, &f, before, PER_PAGE + 1)?;
-            Ok((events, unknown))
-        })
-        .await?;
+    let search = Search {
+        user: user.clone(),
+        app: app.clone(),
+        kind: kind.clone(),
+        since,
+        until,
+        before,
+    };
+    let (events, unknown_user) = state.db.read(move |c| read_events(c, search)).await?;
     let keep = format!(
         "user={}&app={}&kind={}&from={}&to={}",
         enc(&user),
@@ -226,64 +303,14 @@ pub async fn list(
         None
     };
     let newer = before.map(|_| format!("/admin/audit?{keep}"));
-    let rows = events
-        .iter()
-        .map(|e| Row {
-            at: when(e.event.at),
-            words: describe(&e.event.kind),
-            kind: e.event.kind.clone(),
-            actor: actor_words(e),
-            actor_id: e
-                .actor_name
-                .as_ref()
-                .and(e.event.actor_id.clone())
-                .unwrap_or_default(),
-            user: e
-                .user_name
-                .clone()
-                .or_else(|| e.event.user_id.clone())
-                .unwrap_or_default(),
-            user_id: e
-                .user_name
-                .as_ref()
-                .and(e.event.user_id.clone())
-                .unwrap_or_default(),
-            client: e
-                .client_name
-                .clone()
-                .or_else(|| e.event.client_id.clone())
-                .unwrap_or_default(),
-            client_id: e
-                .client_name
-                .as_ref()
-                .and(e.event.client_id.clone())
-                .unwrap_or_default(),
-            ip: e.event.ip.clone().unwrap_or_default(),
-            detail: detail_text(&e.event.detail),
-            detail_short: {
-                let d = detail_text(&e.event.detail);
-                if d.chars().count() > 32 {
-                    format!("{}…", d.chars().take(31).collect::<String>())
-                } else {
-                    d
-                }
-            },
-        })
-        .collect();
+    let rows = events.iter().map(event_row).collect();
     let filtered = !(user.is_empty() && app.is_empty() && kind.is_empty())
         || since.is_some()
         || until.is_some();
     Ok(ui::ok(&ListPage {
         page: me.page(&state, &req, "Audit log"),
         admin: Chrome::new(NAV),
-        kinds: KINDS
-            .iter()
-            .map(|(value, label)| KindChoice {
-                value,
-                label,
-                selected: *value == kind,
-            })
-            .collect(),
+        kinds: kind_choices(&kind),
         user,
         app,
         kind,
