@@ -108,6 +108,8 @@ pub fn warnings(c: &Client) -> Vec<String> {
         .collect()
 }
 
+/// Checks every setting, in this order: name, redirect URIs, logout URIs, authentication
+/// method and PKCE, signing algorithm, scopes, token lifetimes; the first problem is returned.
 pub fn validate(input: &ClientInput) -> Result<(), FieldError> {
     if input.name.trim().is_empty() || input.name.chars().count() > 100 {
         return Err(field(
@@ -115,6 +117,18 @@ pub fn validate(input: &ClientInput) -> Result<(), FieldError> {
             "Give the application a name (up to 100 characters).",
         ));
     }
+    validate_redirect_uris(input)?;
+    validate_logout_uris(input)?;
+    validate_auth_method(input)?;
+    if crate::crypto::key_pairs::Alg::parse(&input.signing_alg).is_none() {
+        return Err(field("signing_alg", "Choose RS256, ES256 or EdDSA."));
+    }
+    validate_allowed_scopes(input)?;
+    validate_ttls(input)
+}
+
+/// At least one redirect URI (unless the client only uses client credentials), each valid.
+fn validate_redirect_uris(input: &ClientInput) -> Result<(), FieldError> {
     if input.redirect_uris.is_empty() && !input.allow_client_credentials {
         return Err(field(
             "redirect_uris",
@@ -124,6 +138,13 @@ pub fn validate(input: &ClientInput) -> Result<(), FieldError> {
     for u in &input.redirect_uris {
         validate_redirect_uri(u, "redirect_uris")?;
     }
+    Ok(())
+}
+
+/// The post-logout redirect URIs, then the back- and front-channel logout URIs: absolute
+/// http(s) without a fragment; the back-channel one must also pass the outbound URL check,
+/// since Portcullis itself calls it (the browser loads the others).
+fn validate_logout_uris(input: &ClientInput) -> Result<(), FieldError> {
     for u in &input.post_logout_redirect_uris {
         validate_redirect_uri(u, "post_logout_redirect_uris")?;
     }
@@ -132,11 +153,6 @@ pub fn validate(input: &ClientInput) -> Result<(), FieldError> {
         ("frontchannel_logout_uri", &input.frontchannel_logout_uri),
     ] {
         if let Some(u) = u {
-            let name = if name == "backchannel_logout_uri" {
-                "backchannel_logout_uri"
-            } else {
-                "frontchannel_logout_uri"
-            };
             let ok = url::Url::parse(u)
                 .is_ok_and(|p| matches!(p.scheme(), "http" | "https") && p.fragment().is_none());
             if !ok {
@@ -153,6 +169,12 @@ pub fn validate(input: &ClientInput) -> Result<(), FieldError> {
             }
         }
     }
+    Ok(())
+}
+
+/// The authentication method fits the client type; public clients must use PKCE and cannot
+/// use client credentials.
+fn validate_auth_method(input: &ClientInput) -> Result<(), FieldError> {
     match input.auth_method.as_deref() {
         None | Some("client_secret_basic" | "client_secret_post") if !input.public => {}
         None | Some("none") if input.public => {}
@@ -180,9 +202,11 @@ pub fn validate(input: &ClientInput) -> Result<(), FieldError> {
             "Public clients cannot use client credentials.",
         ));
     }
-    if crate::crypto::key_pairs::Alg::parse(&input.signing_alg).is_none() {
-        return Err(field("signing_alg", "Choose RS256, ES256 or EdDSA."));
-    }
+    Ok(())
+}
+
+/// Each allowed scope is a known scope or a valid scope name.
+fn validate_allowed_scopes(input: &ClientInput) -> Result<(), FieldError> {
     if let Some(scopes) = &input.allowed_scopes {
         for s in scopes.split_whitespace() {
             if !KNOWN_SCOPES.contains(&s)
@@ -197,22 +221,18 @@ pub fn validate(input: &ClientInput) -> Result<(), FieldError> {
             }
         }
     }
+    Ok(())
+}
+
+/// Token lifetimes, when set, are a positive number of seconds.
+fn validate_ttls(input: &ClientInput) -> Result<(), FieldError> {
     for (name, ttl) in [
         ("access_token_ttl", input.access_token_ttl),
         ("id_token_ttl", input.id_token_ttl),
         ("refresh_token_ttl", input.refresh_token_ttl),
     ] {
         if ttl.is_some_and(|t| t <= 0) {
-            return Err(field(
-                if name == "access_token_ttl" {
-                    "access_token_ttl"
-                } else if name == "id_token_ttl" {
-                    "id_token_ttl"
-                } else {
-                    "refresh_token_ttl"
-                },
-                "Use a positive number of seconds.",
-            ));
+            return Err(field(name, "Use a positive number of seconds."));
         }
     }
     Ok(())
