@@ -127,6 +127,35 @@ pub fn search(
     limit: u32,
 ) -> Result<Vec<NamedEvent>, StoreError> {
     use rusqlite::types::Value as Sql;
+    let (conds, mut args) = search_conditions(f, before);
+    args.push(Sql::Integer(i64::from(limit)));
+    let filter = if conds.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", conds.join(" AND "))
+    };
+    // The page's ids first (from indexes alone), then the rows and names for those 50 only.
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT e.id, e.at, e.kind, e.actor_id, e.user_id, e.client_id, e.ip, e.detail,
+                a.username, u.username, c.name, k.name
+         FROM (SELECT e.id FROM audit_events e {filter} ORDER BY e.id DESC LIMIT ?) page
+         JOIN audit_events e ON e.id = page.id
+         LEFT JOIN users a ON a.id = e.actor_id
+         LEFT JOIN users u ON u.id = e.user_id
+         LEFT JOIN clients c ON c.id = e.client_id
+         LEFT JOIN api_keys k ON e.actor_id LIKE 'apikey:%' AND k.id = substr(e.actor_id, 8)
+         ORDER BY e.id DESC"
+    ))?;
+    let rows = stmt.query_map(rusqlite::params_from_iter(args), named_event)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The WHERE conditions `search` uses, only those in use, with their arguments in order.
+fn search_conditions(
+    f: &Filter,
+    before: Option<i64>,
+) -> (Vec<&'static str>, Vec<rusqlite::types::Value>) {
+    use rusqlite::types::Value as Sql;
     let mut conds: Vec<&str> = Vec::new();
     let mut args: Vec<Sql> = Vec::new();
     if let Some(u) = &f.user_id {
@@ -163,43 +192,27 @@ pub fn search(
         conds.push("e.id > ?");
         args.push(Sql::Integer(id));
     }
-    args.push(Sql::Integer(i64::from(limit)));
-    let filter = if conds.is_empty() {
-        String::new()
-    } else {
-        format!("WHERE {}", conds.join(" AND "))
-    };
-    // The page's ids first (from indexes alone), then the rows and names for those 50 only.
-    let mut stmt = conn.prepare_cached(&format!(
-        "SELECT e.id, e.at, e.kind, e.actor_id, e.user_id, e.client_id, e.ip, e.detail,
-                a.username, u.username, c.name, k.name
-         FROM (SELECT e.id FROM audit_events e {filter} ORDER BY e.id DESC LIMIT ?) page
-         JOIN audit_events e ON e.id = page.id
-         LEFT JOIN users a ON a.id = e.actor_id
-         LEFT JOIN users u ON u.id = e.user_id
-         LEFT JOIN clients c ON c.id = e.client_id
-         LEFT JOIN api_keys k ON e.actor_id LIKE 'apikey:%' AND k.id = substr(e.actor_id, 8)
-         ORDER BY e.id DESC"
-    ))?;
-    let rows = stmt.query_map(rusqlite::params_from_iter(args), |r| {
-        Ok(NamedEvent {
-            event: Event {
-                id: r.get(0)?,
-                at: r.get(1)?,
-                kind: r.get(2)?,
-                actor_id: r.get(3)?,
-                user_id: r.get(4)?,
-                client_id: r.get(5)?,
-                ip: r.get(6)?,
-                detail: serde_json::from_str(&r.get::<_, String>(7)?).unwrap_or(Value::Null),
-            },
-            actor_name: r.get(8)?,
-            actor_key: r.get(11)?,
-            user_name: r.get(9)?,
-            client_name: r.get(10)?,
-        })
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    (conds, args)
+}
+
+/// A row of `search`'s query: the event and the names it mentions.
+fn named_event(r: &rusqlite::Row<'_>) -> rusqlite::Result<NamedEvent> {
+    Ok(NamedEvent {
+        event: Event {
+            id: r.get(0)?,
+            at: r.get(1)?,
+            kind: r.get(2)?,
+            actor_id: r.get(3)?,
+            user_id: r.get(4)?,
+            client_id: r.get(5)?,
+            ip: r.get(6)?,
+            detail: serde_json::from_str(&r.get::<_, String>(7)?).unwrap_or(Value::Null),
+        },
+        actor_name: r.get(8)?,
+        actor_key: r.get(11)?,
+        user_name: r.get(9)?,
+        client_name: r.get(10)?,
+    })
 }
 
 /// The id of the newest event (0 when the log is empty), for `audit tail --follow`.
