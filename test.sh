@@ -59,3 +59,9 @@ if ((${#files[@]} == 0)); then
   exit 1
 fi
 node --test "${files[@]}"
+
+# The Debian package, installed with dpkg: it changes the machine, so CI only (or opt in).
+if is_ci || [[ "${PORTCULLIS_TEST_DEB:-}" == 1 ]]; then
+  section "Debian package"
+  tests/deb/run.sh
+fi

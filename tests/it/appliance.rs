@@ -334,3 +334,20 @@ fn the_release_link_order_is_not_stale() {
         &gone[..gone.len().min(5)]
     );
 }
+
+/// The Debian package's unit is the hardened unit of INSTALL.md, with the binary where the
+/// package puts it: nothing else may drift apart.
+#[test]
+fn the_debian_unit_is_the_documented_unit() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let plain = std::fs::read_to_string(root.join("packaging/portcullis.service")).unwrap();
+    let deb = std::fs::read_to_string(root.join("packaging/debian/portcullis.service")).unwrap();
+    let settings = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(|l| l.replace("/usr/local/bin/portcullis", "/usr/bin/portcullis"))
+            .collect()
+    };
+    assert_eq!(settings(&plain), settings(&deb));
+    assert!(deb.contains("ExecStart=/usr/bin/portcullis serve"));
+}
