@@ -1245,8 +1245,8 @@ def main():
     print(md)
     # Idle memory regresses silently (a stale link order, new start-up work): say it loudly.
     rss = (r.get("A") or {}).get("idle_rss_kb_median")
-    if rss and rss / 1024 >= IDLE_RSS_TARGET_MB:
-        log(f"FAIL: idle RSS {rss / 1024:.1f} MB is over the {IDLE_RSS_TARGET_MB} MB target "
+    if rss and mb(rss) >= IDLE_RSS_TARGET_MB:
+        log(f"FAIL: idle RSS {mb(rss):.1f} MB is over the {IDLE_RSS_TARGET_MB} MB target "
             "(is packaging/startup-symbols.txt stale? run benches/startup_symbols.sh)")
         sys.exit(1)
 

@@ -219,9 +219,10 @@ fn a_database_newer_than_the_binary_is_refused() {
     assert!(err.contains("newer"), "{err}");
 }
 
-/// The dependencies' `name version` lines of Cargo.lock, sorted (this crate left out), as
-/// SHA-256 hex: what `benches/startup_symbols.sh` records, since symbol names change with them.
-fn dependency_fingerprint(lock: &str) -> String {
+/// The dependencies' `name version` lines of Cargo.lock, sorted (this crate left out), then
+/// the `[dependencies]` table of Cargo.toml (the features chosen), as SHA-256 hex: what
+/// `benches/startup_symbols.sh` records, since symbol names change with both.
+fn dependency_fingerprint(lock: &str, manifest: &str) -> String {
     use sha2::Digest;
     let mut packages: Vec<String> = Vec::new();
     let (mut name, mut version) = (None::<String>, None::<String>);
@@ -239,7 +240,16 @@ fn dependency_fingerprint(lock: &str) -> String {
         }
     }
     packages.sort();
-    hex::encode(sha2::Sha256::digest(packages.join("\n").as_bytes()))
+    let deps: Vec<&str> = manifest
+        .lines()
+        .skip_while(|l| l.trim() != "[dependencies]")
+        .skip(1)
+        .take_while(|l| !l.starts_with('['))
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .collect();
+    let text = format!("{}\n--\n{}", packages.join("\n"), deps.join("\n"));
+    hex::encode(sha2::Sha256::digest(text.as_bytes()))
 }
 
 /// The plain path segments of a legacy-mangled Rust symbol (`_ZN10portcullis5store…E`), up to
@@ -271,6 +281,7 @@ fn the_release_link_order_is_not_stale() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let list = std::fs::read_to_string(root.join("packaging/startup-symbols.txt")).unwrap();
     let lock = std::fs::read_to_string(root.join("Cargo.lock")).unwrap();
+    let manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
     let hint = "run benches/startup_symbols.sh (about 6 minutes) and commit the new list";
     let rustc = std::process::Command::new(std::env::var("RUSTC").unwrap_or("rustc".into()))
         .arg("--version")
@@ -284,12 +295,12 @@ fn the_release_link_order_is_not_stale() {
             .any(|l| l.contains(&format!("with rustc {rustc}"))),
         "packaging/startup-symbols.txt was made with another rustc than {rustc}: {hint}"
     );
-    let deps = dependency_fingerprint(&lock);
+    let deps = dependency_fingerprint(&lock, &manifest);
     assert!(
         list.lines()
             .take(5)
             .any(|l| l.contains(&format!("dependencies {deps}"))),
-        "packaging/startup-symbols.txt was made with other dependency versions (Cargo.lock): {hint}"
+        "packaging/startup-symbols.txt was made with other dependency versions or features (Cargo.lock, Cargo.toml): {hint}"
     );
     let mut gone = Vec::new();
     let ours: Vec<&str> = list
