@@ -90,30 +90,10 @@ impl Db {
                     StoreError::Migration(format!("the database file cannot be read: {e}"))
                 })?;
         }
-        let manager = SqliteConnectionManager::file(path).with_flags(
-            OpenFlags::SQLITE_OPEN_READ_WRITE
-                | OpenFlags::SQLITE_OPEN_CREATE
-                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        );
-        let pool = Pool::builder()
-            .max_size(8)
-            .min_idle(Some(1))
-            // Opening connections and reaping idle ones is rare work: one helper thread, not
-            // r2d2's default three (each thread costs idle memory).
-            .thread_pool(std::sync::Arc::new(
-                scheduled_thread_pool::ScheduledThreadPool::builder()
-                    .num_threads(1)
-                    .thread_name_pattern("r2d2-{}")
-                    .build(),
-            ))
-            .connection_customizer(Box::new(Pragmas))
-            .connection_timeout(Duration::from_secs(10))
-            // Connections are local files: checking each one on checkout costs a query.
-            .test_on_check_out(false)
-            .build(manager)
-            .map_err(|e| {
-                StoreError::Migration(format!("cannot open database {}: {}", path.display(), e))
-            })?;
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let pool = pool(path, flags, Box::new(Pragmas))?;
         let db = Self {
             pool,
             path: path.to_path_buf(),
@@ -202,24 +182,8 @@ impl Db {
     /// replica): no writer, no migrations, connections with `query_only`. Refused when its
     /// schema is not this binary's.
     pub fn open_read_only(path: &Path) -> Result<Self, StoreError> {
-        let manager = SqliteConnectionManager::file(path)
-            .with_flags(OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX);
-        let pool = Pool::builder()
-            .max_size(8)
-            .min_idle(Some(1))
-            .thread_pool(std::sync::Arc::new(
-                scheduled_thread_pool::ScheduledThreadPool::builder()
-                    .num_threads(1)
-                    .thread_name_pattern("r2d2-{}")
-                    .build(),
-            ))
-            .connection_customizer(Box::new(ReadOnlyPragmas))
-            .connection_timeout(Duration::from_secs(10))
-            .test_on_check_out(false)
-            .build(manager)
-            .map_err(|e| {
-                StoreError::Migration(format!("cannot open database {}: {}", path.display(), e))
-            })?;
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let pool = pool(path, flags, Box::new(ReadOnlyPragmas))?;
         let db = Self {
             pool,
             path: path.to_path_buf(),
@@ -279,6 +243,33 @@ impl Db {
         }
         let _ = conn.busy_timeout(Duration::from_secs(5));
     }
+}
+
+/// The pool of reader connections on `path`, each set up by `customizer`.
+fn pool(
+    path: &Path,
+    flags: OpenFlags,
+    customizer: Box<dyn CustomizeConnection<Connection, rusqlite::Error>>,
+) -> Result<Pool<SqliteConnectionManager>, StoreError> {
+    Pool::builder()
+        .max_size(8)
+        .min_idle(Some(1))
+        // Opening connections and reaping idle ones is rare work: one helper thread, not
+        // r2d2's default three (each thread costs idle memory).
+        .thread_pool(std::sync::Arc::new(
+            scheduled_thread_pool::ScheduledThreadPool::builder()
+                .num_threads(1)
+                .thread_name_pattern("r2d2-{}")
+                .build(),
+        ))
+        .connection_customizer(customizer)
+        .connection_timeout(Duration::from_secs(10))
+        // Connections are local files: checking each one on checkout costs a query.
+        .test_on_check_out(false)
+        .build(SqliteConnectionManager::file(path).with_flags(flags))
+        .map_err(|e| {
+            StoreError::Migration(format!("cannot open database {}: {}", path.display(), e))
+        })
 }
 
 /// The writer's own connection, with the same pragmas as the pool's.

@@ -268,7 +268,8 @@ pub fn free_port() -> u16 {
 }
 
 pub async fn wait_healthy(port: u16) {
-    for _ in 0..200 {
+    // Generous: under the whole suite's load a debug binary may take seconds to start.
+    for _ in 0..800 {
         if let Ok(r) = reqwest::get(format!("http://127.0.0.1:{port}/health")).await
             && r.status() == 200
         {
