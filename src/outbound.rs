@@ -145,6 +145,9 @@ impl Outbound {
             reqwest::Client::builder()
                 .timeout(Duration::from_secs(10))
                 .redirect(reqwest::redirect::Policy::none())
+                // Idle connections are dropped before the usual 5 s keep-alive of servers
+                // (Node's among them): reusing one the server is just closing fails the request.
+                .pool_idle_timeout(Duration::from_secs(2))
                 .dns_resolver(Arc::new(GuardedResolver {
                     allow_link_local: self.allow_link_local,
                 }))
