@@ -17,7 +17,10 @@ out="$(mktemp -d)"
 trap 'rm -rf "$out"' EXIT
 say "building the package (cargo deb, profile $profile)"
 cargo deb --no-build --profile "$profile" --no-strip --output "$out/portcullis.deb" >/dev/null
-dpkg-deb --info "$out/portcullis.deb" | grep -q "Package: portcullis" || fail "not a portcullis package"
+# Read whole outputs before matching: under pipefail, `cmd | grep -q` fails when grep stops
+# reading at its first match and cmd then dies of SIGPIPE (CI saw exactly that here).
+info=$(dpkg-deb --info "$out/portcullis.deb") || fail "dpkg-deb could not read the package"
+grep -q "Package: portcullis" <<<"$info" || fail "not a portcullis package"
 
 say "installing it with dpkg"
 dpkg -i "$out/portcullis.deb" >"$out/dpkg.log" 2>&1 || { cat "$out/dpkg.log"; fail "dpkg -i"; }
@@ -51,7 +54,8 @@ for _ in $(seq 100); do
   curl -sf "http://127.0.0.1:$port/health" >/dev/null && break
   sleep 0.1
 done
-curl -sf "http://127.0.0.1:$port/health" | grep -q '"status":"ok"' || { cat "$out/serve.log"; fail "the server did not answer"; }
+health=$(curl -sf "http://127.0.0.1:$port/health") || health=""
+grep -q '"status":"ok"' <<<"$health" || { cat "$out/serve.log"; fail "the server did not answer"; }
 grep -q "First run: create the administrator at" "$out/serve.log" || fail "no first-run link in the log"
 kill -TERM "$pid"; wait "$pid" || true
 [[ $(stat -c %U "$state/portcullis.db") == nobody ]] || fail "the database is not the service user's"
