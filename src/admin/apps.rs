@@ -111,6 +111,13 @@ struct GroupChoice {
     checked: bool,
 }
 
+/// Another confidential app, offered as one that may exchange tokens for this one.
+struct SourceChoice {
+    id: String,
+    name: String,
+    checked: bool,
+}
+
 /// Every setting as the form shows it.
 struct ClientForm {
     name: String,
@@ -132,6 +139,10 @@ struct ClientForm {
     backchannel_logout_session_required: bool,
     frontchannel_logout_uri: String,
     logo_url: String,
+    allow_device_code: bool,
+    require_role: bool,
+    exchange_token_ttl: String,
+    exchange_sources: Vec<String>,
 }
 
 fn opt_num(v: Option<i64>) -> String {
@@ -160,6 +171,10 @@ impl ClientForm {
             backchannel_logout_session_required: i.backchannel_logout_session_required,
             frontchannel_logout_uri: i.frontchannel_logout_uri.clone().unwrap_or_default(),
             logo_url: i.logo_url.clone().unwrap_or_default(),
+            allow_device_code: i.allow_device_code,
+            require_role: i.require_role,
+            exchange_token_ttl: opt_num(i.exchange_token_ttl),
+            exchange_sources: i.exchange_sources.clone(),
         }
     }
 
@@ -184,6 +199,10 @@ impl ClientForm {
             backchannel_logout_session_required: f.on("backchannel_logout_session_required"),
             frontchannel_logout_uri: f.get("frontchannel_logout_uri"),
             logo_url: f.get("logo_url"),
+            allow_device_code: f.on("allow_device_code"),
+            require_role: f.on("require_role"),
+            exchange_token_ttl: f.get("exchange_token_ttl"),
+            exchange_sources: f.all("exchange_source"),
         }
     }
 }
@@ -227,6 +246,10 @@ fn input_from(f: &Fields) -> Result<ClientInput, FieldError> {
         backchannel_logout_session_required: f.on("backchannel_logout_session_required"),
         frontchannel_logout_uri: f.opt("frontchannel_logout_uri"),
         logo_url: f.opt("logo_url"),
+        allow_device_code: f.on("allow_device_code"),
+        require_role: f.on("require_role"),
+        exchange_token_ttl: ttl(f, "exchange_token_ttl")?,
+        exchange_sources: f.all("exchange_source"),
     })
 }
 
@@ -241,6 +264,8 @@ struct FormPage {
     cancel: String,
     form: ClientForm,
     groups: Vec<GroupChoice>,
+    sources: Vec<SourceChoice>,
+    device_url: String,
     scopes: String,
     access_default: u64,
     id_default: u64,
@@ -256,10 +281,26 @@ async fn form_page(
     form: ClientForm,
     problem: Problem,
 ) -> Result<HttpResponse, PageError> {
-    let (groups, mapping) = state
+    let (groups, mapping, apps) = state
         .db
-        .read(|c| Ok((store::groups::list(c)?, store::users::claim_scopes(c)?)))
+        .read(|c| {
+            Ok((
+                store::groups::list(c)?,
+                store::users::claim_scopes(c)?,
+                store::clients::list(c)?,
+            ))
+        })
         .await?;
+    let this = editing.map(|(id, _)| id);
+    let sources = apps
+        .into_iter()
+        .filter(|a| !a.public && Some(a.id.as_str()) != this)
+        .map(|a| SourceChoice {
+            checked: form.exchange_sources.contains(&a.id),
+            id: a.id,
+            name: a.name,
+        })
+        .collect();
     let mut scopes: Vec<String> = KNOWN_SCOPES.iter().map(|s| s.to_string()).collect();
     for (_, s) in mapping {
         if !scopes.contains(&s) {
@@ -305,6 +346,8 @@ async fn form_page(
                     name: g.name,
                 })
                 .collect(),
+            sources,
+            device_url: state.url("/device"),
             form,
             scopes: scopes.join(" "),
             access_default: c.access_token_ttl.as_secs(),

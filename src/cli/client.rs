@@ -66,6 +66,21 @@ pub struct ClientEditArgs {
     /// Space-separated scopes the client may request ("" = all).
     #[arg(long)]
     scopes: Option<String>,
+    /// Device sign-in (RFC 8628) on or off.
+    #[arg(long, action = clap::ArgAction::Set)]
+    device_code: Option<bool>,
+    /// Only people with a role in this app may sign in, on or off.
+    #[arg(long, action = clap::ArgAction::Set)]
+    require_role: Option<bool>,
+    /// This confidential app may exchange tokens for this one (repeatable; replaces the list).
+    #[arg(long = "exchange-from", value_name = "CLIENT_ID")]
+    exchange_sources: Vec<String>,
+    /// No app may exchange tokens for this one any more.
+    #[arg(long, conflicts_with = "exchange_sources")]
+    no_exchange: bool,
+    /// Seconds that exchanged tokens for this app live ("" = the default, 60).
+    #[arg(long, value_name = "SECONDS")]
+    exchange_token_ttl: Option<String>,
     #[arg(long)]
     json: bool,
 }
@@ -74,7 +89,7 @@ pub struct ClientEditArgs {
 pub struct ClientAddArgs {
     #[arg(long)]
     name: String,
-    #[arg(long = "redirect-uri", required = true)]
+    #[arg(long = "redirect-uri", required_unless_present_any = ["device_code", "client_credentials"])]
     redirect_uris: Vec<String>,
     #[arg(long = "post-logout-redirect-uri")]
     post_logout_redirect_uris: Vec<String>,
@@ -106,6 +121,20 @@ pub struct ClientAddArgs {
     /// Space-separated scopes the client may request (default: all).
     #[arg(long)]
     scopes: Option<String>,
+    /// Allow device sign-in (RFC 8628): a TV, a command line or a script shows a code that
+    /// people enter at /device.
+    #[arg(long)]
+    device_code: bool,
+    /// Only people with a role in this app may sign in.
+    #[arg(long)]
+    require_role: bool,
+    /// This confidential app may exchange a person's token for one addressed to the new app
+    /// (RFC 8693; repeatable).
+    #[arg(long = "exchange-from", value_name = "CLIENT_ID")]
+    exchange_sources: Vec<String>,
+    /// Seconds that exchanged tokens for this app live (default 60).
+    #[arg(long, value_name = "SECONDS")]
+    exchange_token_ttl: Option<i64>,
     #[arg(long)]
     json: bool,
 }
@@ -200,6 +229,10 @@ fn add(db: &Db, config: &Config, a: ClientAddArgs, now: i64) -> anyhow::Result<(
         frontchannel_logout_uri: a.frontchannel_logout_uri,
         allow_client_credentials: a.client_credentials,
         allowed_scopes: a.scopes,
+        allow_device_code: a.device_code,
+        require_role: a.require_role,
+        exchange_sources: a.exchange_sources,
+        exchange_token_ttl: a.exchange_token_ttl,
         ..ClientInput::default()
     };
     let (client, secret) = op(
@@ -229,7 +262,7 @@ fn list(db: &Db, config: &Config, json: bool) -> anyhow::Result<()> {
 }
 
 /// The application's input as it is, with the options given changed.
-fn edited(mut i: ClientInput, a: ClientEditArgs) -> ClientInput {
+fn edited(mut i: ClientInput, a: ClientEditArgs, exchange_ttl: Option<Option<i64>>) -> ClientInput {
     if let Some(v) = a.name {
         i.name = v;
     }
@@ -265,15 +298,45 @@ fn edited(mut i: ClientInput, a: ClientEditArgs) -> ClientInput {
     if let Some(v) = a.scopes {
         i.allowed_scopes = Some(v).filter(|s| !s.trim().is_empty());
     }
+    if let Some(v) = a.device_code {
+        i.allow_device_code = v;
+    }
+    if let Some(v) = a.require_role {
+        i.require_role = v;
+    }
+    if a.no_exchange {
+        i.exchange_sources.clear();
+    } else if !a.exchange_sources.is_empty() {
+        i.exchange_sources = a.exchange_sources;
+    }
+    if let Some(v) = exchange_ttl {
+        i.exchange_token_ttl = v;
+    }
     i
+}
+
+/// `--exchange-token-ttl`: a number of seconds, or "" for the default.
+fn exchange_ttl_arg(v: Option<&str>) -> anyhow::Result<Option<Option<i64>>> {
+    match v.map(str::trim) {
+        None => Ok(None),
+        Some("") => Ok(Some(None)),
+        Some(n) => match n.parse::<i64>() {
+            Ok(secs) => Ok(Some(Some(secs))),
+            Err(_) => bail!(
+                "--exchange-token-ttl takes a whole number of seconds, or \"\" for the default"
+            ),
+        },
+    }
 }
 
 fn edit(db: &Db, config: &Config, a: ClientEditArgs, now: i64) -> anyhow::Result<()> {
     let (id, json) = (a.client_id.clone(), a.json);
+    let exchange_ttl = exchange_ttl_arg(a.exchange_token_ttl.as_deref())?;
     let (client, secret) = op(
         db.try_write_blocking(|c| {
             let cur = store::clients::by_id(c, &id)?.ok_or(OpError::NotFound)?;
-            clients::update(c, &CLI, &id, edited(clients::input_of(&cur), a), now)
+            let input = edited(clients::input_of(&cur), a, exchange_ttl);
+            clients::update(c, &CLI, &id, input, now)
         }),
         &format!("application with client id {id:?}"),
     )?;

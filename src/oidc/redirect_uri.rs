@@ -90,6 +90,10 @@ mod tests {
             redirect_uris: vec![],
             post_logout_redirect_uris: vec![],
             allowed_groups: vec![],
+            exchange_sources: vec![],
+            allow_device_code: false,
+            require_role: false,
+            exchange_token_ttl: None,
             created_at: 0,
             updated_at: 0,
         };

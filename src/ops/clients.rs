@@ -31,6 +31,11 @@ pub struct ClientInput {
     pub backchannel_logout_session_required: bool,
     pub frontchannel_logout_uri: Option<String>,
     pub logo_url: Option<String>,
+    pub allow_device_code: bool,
+    pub require_role: bool,
+    pub exchange_token_ttl: Option<i64>,
+    /// Client ids of the confidential apps that may exchange tokens for this one.
+    pub exchange_sources: Vec<String>,
 }
 
 impl Default for ClientInput {
@@ -55,6 +60,10 @@ impl Default for ClientInput {
             backchannel_logout_session_required: true,
             frontchannel_logout_uri: None,
             logo_url: None,
+            allow_device_code: false,
+            require_role: false,
+            exchange_token_ttl: None,
+            exchange_sources: Vec::new(),
         }
     }
 }
@@ -127,9 +136,11 @@ pub fn validate(input: &ClientInput) -> Result<(), FieldError> {
     validate_ttls(input)
 }
 
-/// At least one redirect URI (unless the client only uses client credentials), each valid.
+/// At least one redirect URI (unless the client only uses client credentials or device
+/// sign-in, neither of which redirects), each valid.
 fn validate_redirect_uris(input: &ClientInput) -> Result<(), FieldError> {
-    if input.redirect_uris.is_empty() && !input.allow_client_credentials {
+    if input.redirect_uris.is_empty() && !input.allow_client_credentials && !input.allow_device_code
+    {
         return Err(field(
             "redirect_uris",
             "Add at least one redirect URI (the app's callback address).",
@@ -230,6 +241,7 @@ fn validate_ttls(input: &ClientInput) -> Result<(), FieldError> {
         ("access_token_ttl", input.access_token_ttl),
         ("id_token_ttl", input.id_token_ttl),
         ("refresh_token_ttl", input.refresh_token_ttl),
+        ("exchange_token_ttl", input.exchange_token_ttl),
     ] {
         if ttl.is_some_and(|t| t <= 0) {
             return Err(field(name, "Use a positive number of seconds."));
@@ -264,12 +276,66 @@ fn build(
         backchannel_logout_session_required: input.backchannel_logout_session_required,
         frontchannel_logout_uri: input.frontchannel_logout_uri.filter(|s| !s.is_empty()),
         logo_url: input.logo_url.filter(|s| !s.is_empty()),
+        allow_device_code: input.allow_device_code,
+        require_role: input.require_role,
+        exchange_token_ttl: input.exchange_token_ttl,
         redirect_uris: input.redirect_uris,
         post_logout_redirect_uris: input.post_logout_redirect_uris,
         allowed_groups: input.allowed_groups,
+        exchange_sources: {
+            let mut s = input.exchange_sources;
+            s.sort();
+            s.dedup();
+            s
+        },
         created_at,
         updated_at: now,
     }
+}
+
+/// What the settings name must exist: the allowed groups, and the apps allowed to exchange
+/// tokens for this one (confidential apps other than itself: RFC 8693 §2.1 asks the
+/// requester to authenticate, and a public app cannot).
+fn check_references(
+    conn: &rusqlite::Connection,
+    id: Option<&str>,
+    input: &ClientInput,
+) -> Result<(), OpError> {
+    for g in &input.allowed_groups {
+        if store::groups::id_by_name(conn, g)?.is_none() {
+            return Err(field("allowed_groups", format!("There is no group named {g:?}.")).into());
+        }
+    }
+    for source in &input.exchange_sources {
+        if Some(source.as_str()) == id {
+            return Err(field(
+                "exchange_sources",
+                "An application does not exchange tokens for itself; name another one.",
+            )
+            .into());
+        }
+        match store::clients::by_id(conn, source)? {
+            None => {
+                return Err(field(
+                    "exchange_sources",
+                    format!("There is no application with the client id {source:?}."),
+                )
+                .into());
+            }
+            Some(c) if c.public => {
+                return Err(field(
+                    "exchange_sources",
+                    format!(
+                        "{} is a public application; only apps that keep a secret may exchange tokens.",
+                        c.name
+                    ),
+                )
+                .into());
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
 }
 
 /// Creates the client; returns it and, for confidential clients, the secret (shown once).
@@ -279,11 +345,7 @@ pub fn create(
     now: UnixTime,
 ) -> Result<(Client, Option<String>), OpError> {
     validate(&input)?;
-    for g in &input.allowed_groups {
-        if store::groups::id_by_name(conn, g)?.is_none() {
-            return Err(field("allowed_groups", format!("There is no group named {g:?}.")).into());
-        }
-    }
+    check_references(conn, None, &input)?;
     let secret = (!input.public).then(random_token);
     let client = build(
         random_id(),
@@ -336,6 +398,10 @@ pub fn to_json(c: &Client, issuer: &str) -> Value {
         "backchannel_logout_session_required": c.backchannel_logout_session_required,
         "frontchannel_logout_uri": c.frontchannel_logout_uri,
         "logo_url": c.logo_url,
+        "allow_device_code": c.allow_device_code,
+        "require_role": c.require_role,
+        "exchange_token_ttl": c.exchange_token_ttl,
+        "exchange_sources": c.exchange_sources,
         "issuer": issuer,
         "discovery_url": format!("{issuer}/.well-known/openid-configuration"),
         "created_at": c.created_at,
@@ -366,6 +432,10 @@ pub fn input_of(c: &Client) -> ClientInput {
         backchannel_logout_session_required: c.backchannel_logout_session_required,
         frontchannel_logout_uri: c.frontchannel_logout_uri.clone(),
         logo_url: c.logo_url.clone(),
+        allow_device_code: c.allow_device_code,
+        require_role: c.require_role,
+        exchange_token_ttl: c.exchange_token_ttl,
+        exchange_sources: c.exchange_sources.clone(),
     }
 }
 
@@ -417,11 +487,7 @@ pub fn update(
     validate(&input)?;
     check_logo(&input)?;
     let cur = store::clients::by_id(conn, id)?.ok_or(crate::ops::OpError::NotFound)?;
-    for g in &input.allowed_groups {
-        if store::groups::id_by_name(conn, g)?.is_none() {
-            return Err(field("allowed_groups", format!("There is no group named {g:?}.")).into());
-        }
-    }
+    check_references(conn, Some(id), &input)?;
     let (secret_hash, secret) = match (input.public, &cur.secret_hash) {
         (true, _) => (None, None),
         (false, Some(h)) => (Some(h.clone()), None),

@@ -27,17 +27,26 @@ pub struct Client {
     pub backchannel_logout_session_required: bool,
     pub frontchannel_logout_uri: Option<String>,
     pub logo_url: Option<String>,
+    /// RFC 8628: the app may ask for device sign-in (a TV, a command line).
+    pub allow_device_code: bool,
+    /// Only people holding one of the app's roles may sign in.
+    pub require_role: bool,
+    /// Lifetime of access tokens exchanged *for* this app (RFC 8693); `None` = 60 s.
+    pub exchange_token_ttl: Option<i64>,
     pub redirect_uris: Vec<String>,
     pub post_logout_redirect_uris: Vec<String>,
     /// Group names; empty = everyone may sign in.
     pub allowed_groups: Vec<String>,
+    /// Client ids of the apps that may exchange a person's token for one addressed to this
+    /// app (RFC 8693), sorted.
+    pub exchange_sources: Vec<String>,
     pub created_at: UnixTime,
     pub updated_at: UnixTime,
 }
 
 const COLUMNS: &str = "id, name, secret_hash, public, auth_method, require_pkce, skip_consent, allow_refresh, \
     allow_client_credentials, allowed_scopes, signing_alg, access_token_ttl, id_token_ttl, refresh_token_ttl, \
-    backchannel_logout_uri, backchannel_logout_session_required, frontchannel_logout_uri, logo_url, created_at, updated_at";
+    backchannel_logout_uri, backchannel_logout_session_required, frontchannel_logout_uri, logo_url, created_at, updated_at, allow_device_code, require_role, exchange_token_ttl";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Client> {
     Ok(Client {
@@ -59,9 +68,13 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Client> {
         backchannel_logout_session_required: r.get(15)?,
         frontchannel_logout_uri: r.get(16)?,
         logo_url: r.get(17)?,
+        allow_device_code: r.get(20)?,
+        require_role: r.get(21)?,
+        exchange_token_ttl: r.get(22)?,
         redirect_uris: Vec::new(),
         post_logout_redirect_uris: Vec::new(),
         allowed_groups: Vec::new(),
+        exchange_sources: Vec::new(),
         created_at: r.get(18)?,
         updated_at: r.get(19)?,
     })
@@ -85,6 +98,12 @@ fn load_lists(conn: &Connection, c: &mut Client) -> Result<(), StoreError> {
         "SELECT g.name FROM client_allowed_groups a JOIN groups g ON g.id = a.group_id WHERE a.client_id = ?1 ORDER BY g.name",
     )?;
     c.allowed_groups = stmt
+        .query_map([&c.id], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT source_client_id FROM client_exchange_sources WHERE client_id = ?1 ORDER BY source_client_id",
+    )?;
+    c.exchange_sources = stmt
         .query_map([&c.id], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
     Ok(())
@@ -120,7 +139,7 @@ pub fn list(conn: &Connection) -> Result<Vec<Client>, StoreError> {
 pub fn save(conn: &Connection, c: &Client) -> Result<(), StoreError> {
     conn.exec(
         &format!(
-            "INSERT INTO clients ({COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20)
+            "INSERT INTO clients ({COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23)
              ON CONFLICT(id) DO UPDATE SET name=excluded.name, secret_hash=excluded.secret_hash, public=excluded.public,
                auth_method=excluded.auth_method, require_pkce=excluded.require_pkce, skip_consent=excluded.skip_consent,
                allow_refresh=excluded.allow_refresh, allow_client_credentials=excluded.allow_client_credentials,
@@ -129,7 +148,8 @@ pub fn save(conn: &Connection, c: &Client) -> Result<(), StoreError> {
                refresh_token_ttl=excluded.refresh_token_ttl, backchannel_logout_uri=excluded.backchannel_logout_uri,
                backchannel_logout_session_required=excluded.backchannel_logout_session_required,
                frontchannel_logout_uri=excluded.frontchannel_logout_uri, logo_url=excluded.logo_url,
-               updated_at=excluded.updated_at"
+               updated_at=excluded.updated_at, allow_device_code=excluded.allow_device_code,
+               require_role=excluded.require_role, exchange_token_ttl=excluded.exchange_token_ttl"
         ),
         params![
             c.id,
@@ -151,7 +171,10 @@ pub fn save(conn: &Connection, c: &Client) -> Result<(), StoreError> {
             c.frontchannel_logout_uri,
             c.logo_url,
             c.created_at,
-            c.updated_at
+            c.updated_at,
+            c.allow_device_code,
+            c.require_role,
+            c.exchange_token_ttl
         ],
     )?;
     conn.exec(
@@ -179,6 +202,16 @@ pub fn save(conn: &Connection, c: &Client) -> Result<(), StoreError> {
         if n == 0 && super::groups::id_by_name(conn, name)?.is_none() {
             return Err(StoreError::Corrupt(format!("no group named {name:?}")));
         }
+    }
+    conn.exec(
+        "DELETE FROM client_exchange_sources WHERE client_id = ?1",
+        [&c.id],
+    )?;
+    let mut ins = conn.prepare_cached(
+        "INSERT OR IGNORE INTO client_exchange_sources (client_id, source_client_id) VALUES (?1, ?2)",
+    )?;
+    for source in &c.exchange_sources {
+        ins.execute(params![c.id, source])?;
     }
     Ok(())
 }

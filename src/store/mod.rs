@@ -24,6 +24,7 @@ mod lock;
 pub mod migrate;
 pub mod outbox;
 pub mod passkeys;
+pub mod roles;
 pub mod sessions;
 pub mod settings;
 pub mod signing_keys;

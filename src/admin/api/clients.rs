@@ -116,6 +116,11 @@ pub struct ClientBody {
     frontchannel_logout_uri: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
     logo_url: Option<Option<String>>,
+    allow_device_code: Option<bool>,
+    require_role: Option<bool>,
+    #[serde(default, deserialize_with = "nullable")]
+    exchange_token_ttl: Option<Option<i64>>,
+    exchange_sources: Option<Vec<String>>,
 }
 
 macro_rules! set {
@@ -147,6 +152,10 @@ impl ClientBody {
             backchannel_logout_session_required => backchannel_logout_session_required,
             frontchannel_logout_uri => frontchannel_logout_uri,
             logo_url => logo_url,
+            allow_device_code => allow_device_code,
+            require_role => require_role,
+            exchange_token_ttl => exchange_token_ttl,
+            exchange_sources => exchange_sources,
         );
     }
 }
