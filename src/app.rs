@@ -98,6 +98,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     at!(cfg, "/admin/apps/{id}/edit", get => admin::apps::edit, post => admin::apps::save);
     at!(cfg, "/admin/apps/{id}/secret", get => admin::apps::confirm_secret, post => admin::apps::regenerate_secret);
     at!(cfg, "/admin/apps/{id}/delete", get => admin::apps::confirm_delete, post => admin::apps::delete);
+    at!(cfg, "/admin/apps/{id}/roles", get => admin::app_roles::get, post => admin::app_roles::add);
+    at!(cfg, "/admin/apps/{id}/roles/{role}/grant", post => admin::app_roles::grant);
+    at!(cfg, "/admin/apps/{id}/roles/{role}/revoke", post => admin::app_roles::revoke);
+    at!(cfg, "/admin/apps/{id}/roles/{role}/delete", get => admin::app_roles::confirm_delete, post => admin::app_roles::delete);
     at!(cfg, "/admin/upstream", get => admin::upstream::list, post => admin::upstream::create);
     at!(cfg, "/admin/upstream/new", get => admin::upstream::new);
     at!(cfg, "/admin/upstream/{slug}", get => admin::upstream::show, post => admin::upstream::save);
@@ -128,6 +132,7 @@ fn admin_api(api: &mut web::ServiceConfig) {
     at!(api, "/users/{id}/reset-link", post => api::users::reset_link);
     at!(api, "/users/{id}/invite-link", post => api::users::invite_link);
     at!(api, "/users/{id}/sessions", get => api::users::sessions);
+    at!(api, "/users/{id}/roles", get => api::roles::of_user);
     at!(api, "/users/{id}/identities", get => api::upstream::identities);
     at!(api, "/users/{id}/identities/{provider}", delete => api::upstream::unlink);
     at!(api, "/groups", get => api::groups::list, post => api::groups::create);
@@ -138,6 +143,10 @@ fn admin_api(api: &mut web::ServiceConfig) {
     at!(api, "/clients", get => api::clients::list, post => api::clients::create);
     at!(api, "/clients/{id}", get => api::clients::get, patch => api::clients::update, delete => api::clients::delete);
     at!(api, "/clients/{id}/secret", post => api::clients::regenerate_secret);
+    at!(api, "/clients/{id}/roles", get => api::roles::list, post => api::roles::create);
+    at!(api, "/clients/{id}/roles/{role}", get => api::roles::get, patch => api::roles::update, delete => api::roles::delete);
+    at!(api, "/clients/{id}/roles/{role}/users/{user}", put => api::roles::grant_user, delete => api::roles::revoke_user);
+    at!(api, "/clients/{id}/roles/{role}/groups/{group}", put => api::roles::grant_group, delete => api::roles::revoke_group);
     at!(api, "/upstream", get => api::upstream::list, post => api::upstream::create);
     at!(api, "/upstream/{slug}", get => api::upstream::get, patch => api::upstream::update, delete => api::upstream::delete);
     at!(api, "/keys", get => api::signing_keys::list);

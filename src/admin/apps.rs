@@ -8,6 +8,7 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::AdminSession;
+use super::guides;
 use super::view::{Chrome, Fields, PER_PAGE, Pager, Problem, enc, when};
 use crate::domain::scope::KNOWN_SCOPES;
 use crate::ops::FieldError;
@@ -467,6 +468,9 @@ struct ShowPage {
     /// The origin of the first redirect URI, for Grafana's sign-out example.
     app_origin: String,
     sessions: i64,
+    /// The app's role names, in order.
+    roles: Vec<String>,
+    grafana: guides::GrafanaRoles,
 }
 
 #[derive(Deserialize)]
@@ -492,11 +496,15 @@ pub async fn show(
 ) -> Result<HttpResponse, PageError> {
     let id = path.into_inner();
     let c = load(&state, id.clone()).await?;
-    let sessions = state
+    let (sessions, roles) = state
         .db
-        .read(move |conn| store::clients::session_count(conn, &id))
-        .await
-        .unwrap_or(0);
+        .read(move |conn| {
+            let roles = store::roles::list(conn, &id)?;
+            Ok((store::clients::session_count(conn, &id)?, roles))
+        })
+        .await?;
+    let roles: Vec<String> = roles.into_iter().map(|r| r.name).collect();
+    let grafana = guides::grafana(&roles, c.require_role);
     let issuer = state.config.issuer().to_string();
     let callback = c
         .redirect_uris
@@ -518,6 +526,8 @@ pub async fn show(
         callback,
         app_origin,
         sessions,
+        roles,
+        grafana,
         c,
     }))
 }

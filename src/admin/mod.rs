@@ -7,9 +7,11 @@
 
 pub mod api;
 pub mod api_keys;
+pub mod app_roles;
 pub mod apps;
 pub mod audit;
 pub mod groups;
+pub mod guides;
 pub mod overview;
 pub mod sessions;
 pub(crate) mod signing_keys;

@@ -391,6 +391,7 @@ struct ShowPage {
     consents: Vec<ConsentRow>,
     passkeys: Vec<PasskeyRow>,
     linked: Vec<LinkedRow>,
+    roles: Vec<store::roles::HeldRole>,
     problem: Problem,
 }
 
@@ -409,6 +410,7 @@ struct Stored {
     consents: Vec<store::consents::Consent>,
     passkeys: Vec<store::passkeys::StoredPasskey>,
     linked: Vec<store::upstream::LinkedWithProvider>,
+    roles: Vec<store::roles::HeldRole>,
     /// Which scope releases each custom claim.
     mapping: Vec<(String, String)>,
     user: store::users::User,
@@ -430,6 +432,7 @@ fn read_stored(
         consents: store::consents::list_for_user(c, uid)?,
         passkeys: store::passkeys::list_for_user(c, uid)?,
         linked: store::upstream::links_for_user(c, uid)?,
+        roles: store::roles::held_by_user(c, uid)?,
         mapping: store::users::claim_scopes(c)?,
         user: u,
     }))
@@ -576,6 +579,7 @@ async fn render_show(
         consents,
         passkeys,
         linked,
+        roles,
         mapping,
         user: u,
     }) = found
@@ -610,6 +614,7 @@ async fn render_show(
         consents: consent_rows(consents),
         passkeys: passkey_rows(passkeys, now),
         linked: linked_rows(linked, now),
+        roles,
         problem,
     };
     Ok(ui::render(status, &page))

@@ -9,6 +9,7 @@ pub mod client;
 pub mod config;
 pub mod group;
 pub mod keys;
+pub mod role;
 pub mod server;
 mod shared;
 pub mod upstream;
@@ -53,6 +54,9 @@ enum Command {
     /// Manage applications (OAuth clients).
     #[command(subcommand)]
     Client(client::ClientCmd),
+    /// Manage an application's roles and who holds them (the `roles` claim).
+    #[command(subcommand)]
+    Role(role::RoleCmd),
     /// Manage upstream identity providers (Sign in with Google, GitHub, any OpenID Connect provider).
     #[command(subcommand)]
     Upstream(upstream::UpstreamCmd),
@@ -115,6 +119,7 @@ fn dispatch(command: Command, config: crate::config::Config) -> anyhow::Result<(
         Command::User(cmd) => user::run(cmd, &config, now),
         Command::Group(cmd) => group::run(cmd, &config, now),
         Command::Client(cmd) => client::run(cmd, &config, now),
+        Command::Role(cmd) => role::run(cmd, &config, now),
         Command::Apikey(cmd) => apikey::run(cmd, &config, now),
         Command::Audit(cmd) => audit::run(cmd, &config),
         Command::Upstream(cmd) => upstream::run(cmd, &config, now),

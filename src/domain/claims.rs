@@ -7,6 +7,8 @@
 //!   `family_name`, `picture` (only fields the user has), `updated_at` (a number).
 //! - `email` → `email` and `email_verified` (a boolean), when the user has an address.
 //! - `groups` → `groups`, the array of group names.
+//! - `roles` → `roles`, the array of the person's role names in *this* application (direct
+//!   grants and their groups'), present only when the application defines roles.
 //! - custom claims: `claim_scopes` names the scope that releases each; values come from the
 //!   user's groups (later group names win) overridden by the user's own `claims`.
 //! - a claim named in the `claims` request is released even without its scope, if the user
@@ -47,6 +49,7 @@ pub const STANDARD: &[(&str, &str)] = &[
     ("email", "email"),
     ("email_verified", "email"),
     ("groups", "groups"),
+    ("roles", "roles"),
 ];
 
 /// Claims the protocol sets; a custom claim of the same name is never released.
@@ -81,6 +84,9 @@ pub struct UserData {
     pub groups: Vec<String>,
     pub group_claims: Map<String, Value>,
     pub claim_scopes: Vec<(String, String)>,
+    /// The person's roles in the application the tokens are for; `None` when that
+    /// application defines no roles (then no `roles` claim at all).
+    pub roles: Option<Vec<String>>,
 }
 
 /// The claim names the `claims` request parameter (JSON text) asks for in `target`.
@@ -121,6 +127,7 @@ fn standard_value(data: &UserData, name: &str) -> Option<Value> {
         "email" => text(&u.email),
         "email_verified" => text(&u.email).map(|_| json!(u.email_verified)),
         "groups" => Some(json!(data.groups)),
+        "roles" => data.roles.as_ref().map(|r| json!(r)),
         _ => None,
     }
 }
@@ -159,11 +166,14 @@ pub fn release(data: &UserData, scopes: &[String], requested: &[String]) -> Map<
     out
 }
 
-/// Loads what `release` needs for `user_id`, skipping group queries the scopes and requested
-/// claims do not need. `None` if the user does not exist.
+/// Loads what `release` needs for `user_id` in the application `client_id`, skipping group
+/// queries the scopes and requested claims do not need. Roles are always loaded: the
+/// access token carries them whenever the application defines roles. `None` if the user
+/// does not exist.
 pub fn load(
     conn: &Connection,
     user_id: &str,
+    client_id: &str,
     scopes: &[String],
     requested: &[String],
 ) -> Result<Option<UserData>, StoreError> {
@@ -189,7 +199,26 @@ pub fn load(
         groups,
         group_claims,
         claim_scopes,
+        roles: roles_in(conn, client_id, user_id)?,
     }))
+}
+
+/// The person's role names in the application, `None` if it defines no roles.
+pub fn roles_in(
+    conn: &Connection,
+    client_id: &str,
+    user_id: &str,
+) -> Result<Option<Vec<String>>, StoreError> {
+    let all = store::roles::of_user(conn, client_id, user_id)?;
+    if all.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(
+        all.into_iter()
+            .filter(|(_, held)| *held)
+            .map(|(name, _)| name)
+            .collect(),
+    ))
 }
 
 /// The custom scopes administrators defined (for `scope::grantable`).
@@ -230,6 +259,7 @@ mod tests {
             groups: vec!["admins".into(), "family".into()],
             group_claims: Map::new(),
             claim_scopes: Vec::new(),
+            roles: None,
         }
     }
 
@@ -275,6 +305,25 @@ mod tests {
     fn groups_releases_the_array_of_group_names() {
         let c = release(&data(), &s(&["groups"]), &[]);
         assert_eq!(c["groups"], json!(["admins", "family"]));
+    }
+
+    #[test]
+    fn roles_are_released_by_their_scope_only_when_the_app_defines_roles() {
+        let mut d = data();
+        assert!(release(&d, &s(&["roles"]), &[]).get("roles").is_none());
+        d.roles = Some(vec![]);
+        assert_eq!(release(&d, &s(&["roles"]), &[])["roles"], json!([]));
+        d.roles = Some(vec!["Editor".into()]);
+        assert_eq!(release(&d, &s(&["roles"]), &[])["roles"], json!(["Editor"]));
+        assert!(
+            release(&d, &s(&["openid", "groups"]), &[])
+                .get("roles")
+                .is_none()
+        );
+        assert_eq!(
+            release(&d, &s(&["openid"]), &s(&["roles"]))["roles"],
+            json!(["Editor"])
+        );
     }
 
     #[test]

@@ -2,7 +2,14 @@
 //! descriptions for the consent screen.
 
 /// Built-in scopes. Custom claim scopes (named by administrators) come from the database.
-pub const KNOWN_SCOPES: &[&str] = &["openid", "profile", "email", "groups", "offline_access"];
+pub const KNOWN_SCOPES: &[&str] = &[
+    "openid",
+    "profile",
+    "email",
+    "groups",
+    "roles",
+    "offline_access",
+];
 
 /// RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E ).
 pub fn is_scope_token(s: &str) -> bool {
@@ -56,6 +63,7 @@ pub fn describe(scope: &str) -> Option<String> {
         "profile" => "your name and username".into(),
         "email" => "your email address".into(),
         "groups" => "the groups you belong to".into(),
+        "roles" => "your roles in this app (what you may do there)".into(),
         "offline_access" => "stay signed in and access your account while you are away".into(),
         other => format!("extra account details ({other})"),
     })

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::UnixTime;
 use crate::crypto::secret::{hash_token, random_token};
-use crate::domain::scope;
+use crate::domain::{claims, scope};
 use crate::oidc::error::ErrorCode;
 use crate::oidc::pkce;
 use crate::oidc::redirect_uri::ValidatedRedirect;
@@ -609,9 +609,9 @@ async fn proceed(
             "the signed-in user is not the one named by id_token_hint",
         ));
     }
-    if !allowed(state, &client, &user).await? {
-        record_group_denial(state, &user, &client, pending.as_deref(), now).await?;
-        return Err(no_access_page(&user, &client));
+    if let Some(denial) = denial(state, &client, &user).await? {
+        record_denial(state, denial, &user, &client, pending.as_deref(), now).await?;
+        return Err(no_access_page(denial, &user, &client));
     }
     if consent_needed(state, &ar, &client, &user).await? {
         if ar.prompts("none") {
@@ -646,15 +646,29 @@ fn needs_login(
     }
 }
 
-/// Audits a user outside the client's groups and drops the pending request, if any.
-async fn record_group_denial(
+/// Why a signed-in person may not use the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Denial {
+    /// Not in any of the client's allowed groups.
+    Group,
+    /// The client lets in only people with one of its roles, and they hold none.
+    Role,
+}
+
+/// Audits a user the client does not let in and drops the pending request, if any.
+async fn record_denial(
     state: &AppState,
+    denial: Denial,
     user: &User,
     client: &Client,
     pending: Option<&str>,
     now: UnixTime,
 ) -> Result<(), StoreError> {
-    audit(state, "authorize.denied_group", user, client, now).await?;
+    let kind = match denial {
+        Denial::Group => "authorize.denied_group",
+        Denial::Role => "authorize.denied_role",
+    };
+    audit(state, kind, user, client, now).await?;
     if let Some(id) = pending {
         let h = hash_token(id);
         state
@@ -665,13 +679,17 @@ async fn record_group_denial(
     Ok(())
 }
 
-/// The 403 page for a user who is not in any of the client's allowed groups.
-fn no_access_page(user: &User, client: &Client) -> AuthorizeError {
+/// The 403 page for a user the client does not let in (the same for groups and roles).
+fn no_access_page(denial: Denial, user: &User, client: &Client) -> AuthorizeError {
+    let fix = match denial {
+        Denial::Group => "add you to the right group".to_string(),
+        Denial::Role => format!("give you a role in {}", client.name),
+    };
     AuthorizeError::Page(
         StatusCode::FORBIDDEN,
         "No access to this app",
         format!(
-            "Your account ({}) is not allowed to use {}. If you think it should be, ask your administrator to add you to the right group.",
+            "Your account ({}) is not allowed to use {}. If you think it should be, ask your administrator to {fix}.",
             user.username, client.name
         ),
     )
@@ -704,19 +722,40 @@ async fn consent_needed(
         || granted.is_empty())
 }
 
-async fn allowed(state: &AppState, client: &Client, user: &User) -> Result<bool, StoreError> {
-    if client.allowed_groups.is_empty() {
-        return Ok(true);
+/// Whether the client lets the person in: the same rules as `grants::user_may_use`.
+async fn denial(
+    state: &AppState,
+    client: &Client,
+    user: &User,
+) -> Result<Option<Denial>, StoreError> {
+    if client.allowed_groups.is_empty() && !client.require_role {
+        return Ok(None);
     }
-    let uid = user.id.clone();
-    let groups = state
+    let (uid, cid, need_role) = (user.id.clone(), client.id.clone(), client.require_role);
+    let (groups, roles) = state
         .db
-        .read(move |c| store::users::group_names(c, &uid))
+        .read(move |c| {
+            let groups = store::users::group_names(c, &uid)?;
+            let roles = if need_role {
+                claims::roles_in(c, &cid, &uid)?
+            } else {
+                None
+            };
+            Ok((groups, roles))
+        })
         .await?;
-    Ok(client
-        .allowed_groups
-        .iter()
-        .any(|g| groups.iter().any(|x| x.eq_ignore_ascii_case(g))))
+    if !client.allowed_groups.is_empty()
+        && !client
+            .allowed_groups
+            .iter()
+            .any(|g| groups.iter().any(|x| x.eq_ignore_ascii_case(g)))
+    {
+        return Ok(Some(Denial::Group));
+    }
+    if client.require_role && roles.is_none_or(|r| r.is_empty()) {
+        return Ok(Some(Denial::Role));
+    }
+    Ok(None)
 }
 
 async fn audit(

@@ -34,7 +34,7 @@ pub fn document(state: &AppState) -> Value {
         "claims_supported": [
             "iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr", "azp", "sid", "at_hash",
             "name", "preferred_username", "given_name", "family_name", "picture", "updated_at",
-            "email", "email_verified", "groups"
+            "email", "email_verified", "groups", "roles"
         ],
         "claims_parameter_supported": true,
         "request_parameter_supported": false,

@@ -13,6 +13,9 @@
 //!   parameter the server picks a default): user tokens carry `[client_id, <issuer>/userinfo]`
 //!   — the client's own API and the one resource this server hosts (Auth0 does the same);
 //!   client-credentials tokens carry the client_id only. Userinfo requires its own URL.
+//! - `roles` (the person's roles in this application) is in every user access token of an
+//!   application that defines roles, whatever the scope: the application's API authorises
+//!   from it. ID token and userinfo carry it only for the `roles` scope.
 //! - `at_hash` (OIDC Core §3.1.3.6): left half of the hash named by the ID token's `alg`:
 //!   SHA-256 for RS256 and ES256. JWA names no hash for EdDSA; OIDC Core 1.0 errata set 2 and
 //!   node-oidc-provider (`oidc-token-hash`) use SHA-512 for Ed25519, and so do we.
@@ -131,6 +134,9 @@ impl Minting {
             scope: scope.clone(),
             auth_time: Some(g.auth_time),
             sid: g.sid.clone(),
+            // Always, when the application defines roles: its API decides from them.
+            roles: g.data.roles.clone(),
+            act: None,
         };
         let access_token = sign(state, &access, self.alg, ACCESS_TOKEN_TYP, now)?;
         let id_token = if g.scopes.iter().any(|s| s == "openid") {
@@ -179,6 +185,8 @@ impl Minting {
             scope,
             auth_time: None,
             sid: None,
+            roles: None,
+            act: None,
         };
         let access_token = sign(state, &access, self.alg, ACCESS_TOKEN_TYP, now)?;
         Ok(TokenResponse {
@@ -345,6 +353,7 @@ mod tests {
                 groups: vec![],
                 group_claims: Map::new(),
                 claim_scopes: vec![],
+                roles: None,
             },
             scopes: vec!["openid".into()],
             nonce: nonce.map(str::to_string),

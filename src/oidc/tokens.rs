@@ -45,6 +45,18 @@ pub struct AccessClaims {
     pub auth_time: Option<UnixTime>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sid: Option<String>,
+    /// The person's roles in the audience application (when it defines roles).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roles: Option<Vec<String>>,
+    /// RFC 8693 §4.1: the client that acts for the subject (exchanged tokens only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act: Option<Actor>,
+}
+
+/// RFC 8693 §4.1 `act`: "identifies the acting party to whom authority has been delegated".
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Actor {
+    pub sub: String,
 }
 
 impl AccessClaims {

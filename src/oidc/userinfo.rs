@@ -159,7 +159,7 @@ async fn claims_for(state: &AppState, token: &str) -> Result<Value, Refusal> {
                 return Ok(Looked::InsufficientScope);
             }
             let requested = claims::requested(rec.claims.as_deref(), Target::Userinfo);
-            match claims::load(conn, &sub, &scopes, &requested)? {
+            match claims::load(conn, &sub, &client_id, &scopes, &requested)? {
                 Some(d) if !d.user.disabled => {
                     Ok(Looked::Claims(claims::release(&d, &scopes, &requested)))
                 }

@@ -10,6 +10,7 @@ pub mod backup;
 pub mod clients;
 pub mod groups;
 pub mod passkeys;
+pub mod roles;
 pub mod signing_keys;
 pub mod upstream_providers;
 pub mod users;

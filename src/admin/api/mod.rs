@@ -6,6 +6,7 @@
 pub mod audit;
 pub mod clients;
 pub mod groups;
+pub mod roles;
 pub mod sessions;
 pub mod signing_keys;
 pub mod upstream;

@@ -153,7 +153,7 @@ fn record(
 ) -> Result<UserGrant, OAuthError> {
     let scopes = scope_list(&grant.scope);
     let id_token_claims = claims::requested(grant.claims.as_deref(), Target::IdToken);
-    let Some(data) = claims::load(conn, &grant.user_id, &scopes, &id_token_claims)? else {
+    let Some(data) = claims::load(conn, &grant.user_id, &c.id, &scopes, &id_token_claims)? else {
         return Err(OAuthError::invalid_grant("the user no longer exists"));
     };
     if !user_may_use(conn, c, &data)? {

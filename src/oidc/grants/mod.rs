@@ -96,14 +96,18 @@ pub fn issues_refresh_tokens(client: &Client) -> bool {
     client.allow_refresh
 }
 
-/// Whether the user may still use the client: enabled and, if the client lists allowed
-/// groups, a member of one of them.
+/// Whether the user may still use the client: enabled; if the client lists allowed groups, a
+/// member of one of them; if it lets in only people with a role, holding one of its roles
+/// (`data.roles` was loaded for this client).
 pub fn user_may_use(
     conn: &rusqlite::Connection,
     client: &Client,
     data: &UserData,
 ) -> Result<bool, crate::store::StoreError> {
     if data.user.disabled {
+        return Ok(false);
+    }
+    if client.require_role && data.roles.as_ref().is_none_or(Vec::is_empty) {
         return Ok(false);
     }
     if client.allowed_groups.is_empty() {

@@ -247,7 +247,7 @@ fn record(
     now: UnixTime,
 ) -> Result<UserGrant, OAuthError> {
     let id_token_claims = claims::requested(grant.claims.as_deref(), Target::IdToken);
-    let data = match claims::load(conn, &grant.user_id, &scopes, &id_token_claims)? {
+    let data = match claims::load(conn, &grant.user_id, &c.id, &scopes, &id_token_claims)? {
         Some(d) if user_may_use(conn, c, &d)? => d,
         _ => {
             return Err(OAuthError::invalid_grant(
