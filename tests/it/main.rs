@@ -23,6 +23,7 @@ mod logout;
 mod operations;
 mod passkeys;
 mod revocation;
+mod roles;
 mod signin;
 mod token;
 mod upstream;
