@@ -16,7 +16,7 @@ use crate::clock::UnixTime;
 use crate::crypto::secret::refresh_token_key;
 use crate::oidc::client_auth::{self, FormParams};
 use crate::oidc::error::{ErrorCode, OAuthError};
-use crate::oidc::grants::client_credentials;
+use crate::oidc::grants::{client_credentials, token_exchange};
 use crate::oidc::token::error_response;
 use crate::oidc::tokens;
 use crate::state::AppState;
@@ -64,14 +64,16 @@ fn lookup(conn: &Connection, presented: Presented, now: UnixTime) -> Result<Foun
         Presented::Access(at) => {
             let rec = match store::tokens::access_by_jti(conn, &at.jti)? {
                 Some(rec) => rec,
-                // A client's own token has a row only once revoked; its client must exist.
-                None if client_credentials::is_client_token(&at)
+                // A client's own token and an exchanged one have a row only once revoked;
+                // its client must exist (an exchanged token's user is checked below).
+                None if (client_credentials::is_client_token(&at)
+                    || token_exchange::is_exchanged(&at))
                     && store::clients::by_id(conn, &at.client_id)?.is_some() =>
                 {
                     AccessRecord {
                         jti: at.jti.clone(),
                         client_id: at.client_id.clone(),
-                        user_id: None,
+                        user_id: token_exchange::is_exchanged(&at).then(|| at.sub.clone()),
                         family_id: None,
                         code_hash: None,
                         sid: None,

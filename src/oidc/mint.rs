@@ -73,6 +73,9 @@ pub struct TokenResponse {
     pub refresh_token: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
+    /// RFC 8693 §2.2.1, token exchange only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issued_token_type: Option<&'static str>,
 }
 
 /// What a user grant (authorization code, refresh token) decided, once its transaction
@@ -162,6 +165,7 @@ impl Minting {
             token_type: "Bearer",
             id_token,
             refresh_token: g.refresh_token,
+            issued_token_type: None,
         })
     }
 
@@ -196,6 +200,46 @@ impl Minting {
             id_token: None,
             refresh_token: None,
             scope: Some(access.scope).filter(|s| !s.is_empty()),
+            issued_token_type: None,
+        })
+    }
+
+    /// An exchanged access token (RFC 8693): for the person, addressed to the target only,
+    /// naming the requester as `client_id` and actor, with the person's roles in the target.
+    /// `self` is the target's minting (its algorithm). No row is written: see
+    /// `grants::token_exchange`.
+    pub fn exchanged_token(
+        &self,
+        state: &AppState,
+        requester: &Client,
+        x: crate::oidc::grants::token_exchange::Exchanged,
+        now: UnixTime,
+    ) -> Result<TokenResponse, OAuthError> {
+        let access = AccessClaims {
+            iss: state.config.issuer().to_string(),
+            sub: x.user_id,
+            aud: json!(x.target.id),
+            exp: now.saturating_add(x.ttl),
+            iat: now,
+            jti: crate::crypto::secret::ordered_id(),
+            client_id: requester.id.clone(),
+            scope: x.scope,
+            auth_time: x.auth_time,
+            sid: None,
+            roles: x.roles,
+            act: Some(crate::oidc::tokens::Actor {
+                sub: requester.id.clone(),
+            }),
+        };
+        let access_token = sign(state, &access, self.alg, ACCESS_TOKEN_TYP, now)?;
+        Ok(TokenResponse {
+            access_token,
+            token_type: "Bearer",
+            expires_in: x.ttl,
+            id_token: None,
+            refresh_token: None,
+            scope: Some(access.scope).filter(|s| !s.is_empty()),
+            issued_token_type: Some(crate::oidc::grants::token_exchange::ACCESS_TOKEN_TYPE),
         })
     }
 }

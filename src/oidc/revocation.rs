@@ -65,19 +65,21 @@ async fn handle(state: &AppState, req: &HttpRequest, body: &[u8]) -> Result<(), 
     Ok(())
 }
 
-/// A client's own token has no issuance row: revoking it records one.
+/// A client's own token and an exchanged token have no issuance row: revoking one records it.
 fn own_client_token(
     access: Option<&tokens::AccessClaims>,
     client_id: &str,
 ) -> Option<store::tokens::AccessRecord> {
     access
         .filter(|c| {
-            crate::oidc::grants::client_credentials::is_client_token(c) && c.client_id == client_id
+            (crate::oidc::grants::client_credentials::is_client_token(c)
+                || crate::oidc::grants::token_exchange::is_exchanged(c))
+                && c.client_id == client_id
         })
         .map(|c| store::tokens::AccessRecord {
             jti: c.jti.clone(),
             client_id: c.client_id.clone(),
-            user_id: None,
+            user_id: crate::oidc::grants::token_exchange::is_exchanged(c).then(|| c.sub.clone()),
             family_id: None,
             code_hash: None,
             sid: None,

@@ -11,7 +11,7 @@ use crate::oidc::client_auth::{self, FormParams};
 use crate::oidc::cors;
 use crate::oidc::error::OAuthError;
 use crate::oidc::grants::{
-    self, TokenRequest, authorization_code, client_credentials, refresh_token,
+    self, TokenRequest, authorization_code, client_credentials, refresh_token, token_exchange,
 };
 use crate::oidc::mint::{Minting, TokenResponse};
 use crate::state::AppState;
@@ -81,6 +81,13 @@ async fn handle(
         TokenRequest::ClientCredentials { scope } => {
             let scope = client_credentials::scope(state, &client, scope).await?;
             minting.client_token(state, &client, scope, now)
+        }
+        TokenRequest::TokenExchange(ex) => {
+            let ip = crate::web::session::ip_string(state, req);
+            let done = token_exchange::exchange(state, &client, *ex, ip, now).await?;
+            // Signed as the target verifies its tokens: with the target's algorithm.
+            Minting::for_client(&state.config, &done.target)?
+                .exchanged_token(state, &client, done, now)
         }
     }
 }

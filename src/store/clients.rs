@@ -298,3 +298,12 @@ pub fn longest_token_ttl(conn: &Connection) -> Result<Option<i64>, StoreError> {
         |r| r.get(0),
     )?)
 }
+
+/// Whether any application lets `client_id` exchange tokens for it (RFC 8693).
+pub fn is_exchange_source(conn: &Connection, client_id: &str) -> Result<bool, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT 1 FROM client_exchange_sources WHERE source_client_id = ?1 LIMIT 1",
+        )?
+        .exists([client_id])?)
+}

@@ -26,6 +26,7 @@ mod revocation;
 mod roles;
 mod signin;
 mod token;
+mod token_exchange;
 mod upstream;
 mod upstream_admin;
 mod upstream_cli;

@@ -8,6 +8,7 @@
 pub mod authorization_code;
 pub mod client_credentials;
 pub mod refresh_token;
+pub mod token_exchange;
 
 use crate::domain::claims::UserData;
 use crate::domain::scope;
@@ -31,15 +32,17 @@ pub enum TokenRequest {
     },
     /// RFC 6749 §4.4.2.
     ClientCredentials { scope: Option<Vec<String>> },
+    /// RFC 8693 §2.1.
+    TokenExchange(Box<token_exchange::ExchangeRequest>),
 }
 
-fn required(form: &FormParams, name: &'static str) -> Result<String, OAuthError> {
+pub(crate) fn required(form: &FormParams, name: &'static str) -> Result<String, OAuthError> {
     form.get(name)
         .map(str::to_string)
         .ok_or_else(|| OAuthError::invalid_request(format!("the {name} parameter is missing")))
 }
 
-fn scope_param(form: &FormParams) -> Result<Option<Vec<String>>, OAuthError> {
+pub(crate) fn scope_param(form: &FormParams) -> Result<Option<Vec<String>>, OAuthError> {
     form.get("scope")
         .map(|s| {
             scope::parse(s)
@@ -64,6 +67,9 @@ impl TokenRequest {
             "client_credentials" => Ok(TokenRequest::ClientCredentials {
                 scope: scope_param(form)?,
             }),
+            token_exchange::GRANT_TYPE => Ok(TokenRequest::TokenExchange(Box::new(
+                token_exchange::ExchangeRequest::parse(form)?,
+            ))),
             _ => Err(OAuthError::new(
                 ErrorCode::UnsupportedGrantType,
                 "the grant type is not supported",
@@ -86,6 +92,7 @@ pub fn permit(client: &Client, request: &TokenRequest) -> Result<(), OAuthError>
         }
         TokenRequest::RefreshToken { .. } => Ok(()),
         TokenRequest::ClientCredentials { .. } => client_credentials::may_use(client),
+        TokenRequest::TokenExchange(_) => token_exchange::may_use(client),
     }
 }
 
