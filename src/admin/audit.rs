@@ -30,6 +30,10 @@ const KINDS: &[(&str, &str)] = &[
     ("keys", "Signing keys"),
     ("apikey", "API keys"),
     ("claims", "Custom claims"),
+    ("role", "Roles in applications"),
+    ("device", "Sign-ins on devices (codes)"),
+    ("authorize", "Refused at an application"),
+    ("backup", "Backups"),
 ];
 
 /// An event kind in words.
@@ -85,6 +89,21 @@ pub fn describe(kind: &str) -> &'static str {
         "apikey.created" => "API key created",
         "apikey.revoked" => "API key revoked",
         "claims.scopes_changed" => "Claim scopes changed",
+        "authorize.denied_group" => "Refused: not in an allowed group",
+        "authorize.denied_role" => "Refused: no role in the application",
+        "backup.completed" => "Backup made",
+        "backup.failed" => "Backup failed",
+        "passkey.registered" => "Added a passkey",
+        "passkey.clone_detected" => "Passkey refused: it may have been copied",
+        "role.created" => "Role defined",
+        "role.updated" => "Role changed",
+        "role.deleted" => "Role deleted (and revoked from everyone)",
+        "role.granted" => "Role granted",
+        "role.revoked" => "Role revoked",
+        "token.exchanged" => "Token exchanged for another application",
+        "device.approved" => "Allowed a device to sign in",
+        "device.denied" => "Refused a device sign-in",
+        "device.code_rejected" => "Wrong device code entered",
         _ => "",
     }
 }
@@ -138,6 +157,8 @@ struct KindChoice {
 struct ListPage {
     page: Page,
     admin: Chrome,
+    /// The typed kind or pattern (`role.*`).
+    action: String,
     user: String,
     app: String,
     kind: String,
@@ -160,6 +181,9 @@ pub struct ListQuery {
     app: String,
     #[serde(default)]
     kind: String,
+    /// A kind or a pattern (`role.*`), typed; wins over `kind`.
+    #[serde(default)]
+    action: String,
     #[serde(default)]
     from: String,
     #[serde(default)]
@@ -172,6 +196,7 @@ struct Search {
     user: String,
     app: String,
     kind: String,
+    action: String,
     since: Option<i64>,
     until: Option<i64>,
     before: Option<i64>,
@@ -189,14 +214,30 @@ fn read_events(c: &rusqlite::Connection, s: Search) -> Result<(Vec<NamedEvent>, 
             None => (Some(s.user.clone()), true),
         }
     };
+    // A client id, or an application's name (any case).
+    let client_id = match s.app.as_str() {
+        "" => None,
+        a if store::clients::by_id(c, a)?.is_some() => Some(a.to_string()),
+        a => Some(
+            store::clients::list(c)?
+                .into_iter()
+                .find(|x| x.name.eq_ignore_ascii_case(a))
+                .map(|x| x.id)
+                .unwrap_or_else(|| a.to_string()),
+        ),
+    };
     let f = Filter {
         user_id,
-        client_id: Some(s.app).filter(|s| !s.is_empty()),
-        kind_prefix: Some(s.kind).filter(|s| !s.is_empty()),
+        client_id,
         since: s.since,
         until: s.until,
-        after_id: None,
-    };
+        ..Default::default()
+    }
+    .with_kind(Some(if s.action.is_empty() {
+        s.kind
+    } else {
+        s.action
+    }));
     let events = store::audit::search(c, &f, s.before, PER_PAGE + 1)?;
     Ok((events, unknown))
 }
@@ -268,10 +309,11 @@ pub async fn list(
     q: web::Query<ListQuery>,
 ) -> Result<HttpResponse, PageError> {
     let q = q.into_inner();
-    let (user, app, kind) = (
+    let (user, app, kind, action) = (
         q.user.trim().to_string(),
         q.app.trim().to_string(),
         q.kind.trim().to_string(),
+        q.action.trim().to_string(),
     );
     let since = parse_day(&q.from);
     let until = parse_day(&q.to).map(|t| t + 86_399);
@@ -280,16 +322,18 @@ pub async fn list(
         user: user.clone(),
         app: app.clone(),
         kind: kind.clone(),
+        action: action.clone(),
         since,
         until,
         before,
     };
     let (events, unknown_user) = state.db.read(move |c| read_events(c, search)).await?;
     let keep = format!(
-        "user={}&app={}&kind={}&from={}&to={}",
+        "user={}&app={}&kind={}&action={}&from={}&to={}",
         enc(&user),
         enc(&app),
         enc(&kind),
+        enc(&action),
         enc(&q.from),
         enc(&q.to)
     );
@@ -304,7 +348,7 @@ pub async fn list(
     };
     let newer = before.map(|_| format!("/admin/audit?{keep}"));
     let rows = events.iter().map(event_row).collect();
-    let filtered = !(user.is_empty() && app.is_empty() && kind.is_empty())
+    let filtered = !(user.is_empty() && app.is_empty() && kind.is_empty() && action.is_empty())
         || since.is_some()
         || until.is_some();
     Ok(ui::ok(&ListPage {
@@ -314,6 +358,7 @@ pub async fn list(
         user,
         app,
         kind,
+        action,
         from: since.map(day).unwrap_or_default(),
         to: q.to.trim().to_string(),
         rows,

@@ -14,16 +14,45 @@ pub enum AuditCmd {
         /// Keep printing new events as they happen (checks every second).
         #[arg(long)]
         follow: bool,
-        /// Only events of this kind or kind prefix (e.g. `login`).
-        #[arg(long)]
-        kind: Option<String>,
+        /// Only events whose kind matches: a kind (`role.granted`), a prefix (`role`), or a
+        /// pattern with `*` and `?` (`role.*`, `*.denied_*`).
+        #[arg(long, visible_alias = "kind", value_name = "PATTERN")]
+        action: Option<String>,
         /// Only events by or about this user (username or id).
         #[arg(long)]
         user: Option<String>,
+        /// Only events about this application (client id or its unique name).
+        #[arg(long)]
+        app: Option<String>,
+        /// Only events since then: a duration back from now (`30m`, `2h`, `7d`), a date
+        /// (`2026-12-01`, UTC) or a time (`2026-12-01T08:00:00Z`).
+        #[arg(long, value_name = "WHEN")]
+        since: Option<String>,
         /// One JSON object per line.
         #[arg(long)]
         json: bool,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn since_takes_durations_dates_and_times() {
+        assert_eq!(parse_since("2h", 10_000).unwrap(), 10_000 - 7200);
+        assert_eq!(
+            parse_since("7d", 1_000_000).unwrap(),
+            1_000_000 - 7 * 86_400
+        );
+        assert_eq!(parse_since("2026-12-01", 0).unwrap(), 1_796_083_200);
+        assert_eq!(
+            parse_since("2026-12-01T08:00:00Z", 0).unwrap(),
+            1_796_083_200 + 8 * 3600
+        );
+        assert!(parse_since("yesterday", 0).is_err());
+    }
 }
 
 /// One audit event as a line: time, kind, who, about whom, which app, where, details.
@@ -52,21 +81,60 @@ fn audit_line(e: &store::audit::Event, names: &mut dyn FnMut(&str) -> Option<Str
     )
 }
 
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// `--since`: a duration back from `now` (humantime: `30m`, `2h`, `7d`), a UTC date or an
+/// RFC 3339 time; as Unix seconds.
+fn parse_since(s: &str, now: i64) -> anyhow::Result<i64> {
+    let s = s.trim();
+    if let Ok(d) = humantime::parse_duration(s) {
+        return Ok(now.saturating_sub(i64::try_from(d.as_secs()).unwrap_or(i64::MAX)));
+    }
+    let as_time = if s.len() == 10 {
+        format!("{s}T00:00:00Z")
+    } else {
+        s.to_string()
+    };
+    let t = humantime::parse_rfc3339(&as_time).map_err(|_| {
+        anyhow::anyhow!(
+            "--since {s:?} is neither a duration (30m, 2h, 7d) nor a date (2026-12-01) or time (2026-12-01T08:00:00Z)"
+        )
+    })?;
+    let secs = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    Ok(i64::try_from(secs).unwrap_or(i64::MAX))
+}
+
 pub fn run(cmd: AuditCmd, config: &Config) -> anyhow::Result<()> {
     let (db, _) = crate::server::open(config)?;
     let AuditCmd::Tail {
         lines,
         follow,
-        kind,
+        action,
         user,
+        app,
+        since,
         json,
     } = cmd;
+    let since = since.map(|s| parse_since(&s, now_secs())).transpose()?;
     let user_id = user.map(|u| find_user(&db, &u).map(|x| x.id).unwrap_or(u));
+    let client_id = app
+        .map(|a| super::shared::find_app(&db, &a).map(|c| c.id))
+        .transpose()?;
     let mut filter = store::audit::Filter {
         user_id,
-        kind_prefix: kind,
+        client_id,
+        since,
         ..Default::default()
-    };
+    }
+    .with_kind(action);
     let mut cache: std::collections::HashMap<String, Option<String>> = Default::default();
     let db2 = db.clone();
     let mut names = move |id: &str| -> Option<String> {

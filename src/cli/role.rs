@@ -3,10 +3,9 @@
 
 use anyhow::{Context, bail};
 
-use super::shared::{CLI, op, print_json};
+use super::shared::{CLI, find_app, op, print_json};
 use crate::config::Config;
 use crate::ops::roles::{self, GranteeRef, RoleInput};
-use crate::store::clients::Client;
 use crate::store::roles::Grantee;
 use crate::store::{self, Db};
 
@@ -170,31 +169,6 @@ fn grantee_name(who: &GranteeRef) -> String {
     match who {
         GranteeRef::User(u) => format!("user {u}"),
         GranteeRef::Group(g) => format!("group {g}"),
-    }
-}
-
-/// An application by client id or, failing that, by its name (any case; it must be unique).
-fn find_app(db: &Db, app: &str) -> anyhow::Result<Client> {
-    let a = app.to_string();
-    let (by_id, all) = db.read_blocking(move |c| {
-        Ok((
-            store::clients::by_id(c, &a)?,
-            store::clients::list(c).unwrap_or_default(),
-        ))
-    })?;
-    if let Some(c) = by_id {
-        return Ok(c);
-    }
-    let mut named: Vec<Client> = all
-        .into_iter()
-        .filter(|c| c.name.eq_ignore_ascii_case(app))
-        .collect();
-    match named.len() {
-        0 => None.with_context(|| {
-            format!("no application with client id or name {app:?} (see `portcullis client list`)")
-        }),
-        1 => Ok(named.remove(0)),
-        n => bail!("{n} applications are named {app:?}: use the client id"),
     }
 }
 

@@ -40,3 +40,28 @@ pub fn read_stdin_line() -> anyhow::Result<String> {
         .context("reading standard input")?;
     Ok(text.lines().next().unwrap_or("").to_string())
 }
+
+/// An application by client id or, failing that, by its name (any case; it must be unique).
+pub fn find_app(db: &store::Db, app: &str) -> anyhow::Result<store::clients::Client> {
+    let a = app.to_string();
+    let (by_id, all) = db.read_blocking(move |c| {
+        Ok((
+            store::clients::by_id(c, &a)?,
+            store::clients::list(c).unwrap_or_default(),
+        ))
+    })?;
+    if let Some(c) = by_id {
+        return Ok(c);
+    }
+    let mut named: Vec<store::clients::Client> = all
+        .into_iter()
+        .filter(|c| c.name.eq_ignore_ascii_case(app))
+        .collect();
+    match named.len() {
+        0 => None.with_context(|| {
+            format!("no application with client id or name {app:?} (see `portcullis client list`)")
+        }),
+        1 => Ok(named.remove(0)),
+        n => anyhow::bail!("{n} applications are named {app:?}: use the client id"),
+    }
+}

@@ -51,9 +51,23 @@ pub struct Filter {
     pub user_id: Option<String>,
     pub client_id: Option<String>,
     pub kind_prefix: Option<String>,
+    /// A pattern over kinds with `*` and `?` (SQLite GLOB, case-sensitive), e.g. `role.*`.
+    pub kind_glob: Option<String>,
     pub since: Option<UnixTime>,
     pub until: Option<UnixTime>,
     pub after_id: Option<i64>,
+}
+
+impl Filter {
+    /// Sets the kind condition from what a person typed: a pattern with `*`, `?` or `[` is a
+    /// GLOB (`role.*`, `*.denied_*`); anything else a kind or a prefix of kinds (`role`).
+    pub fn with_kind(mut self, pattern: Option<String>) -> Self {
+        match pattern.filter(|p| !p.is_empty()) {
+            Some(p) if p.contains(['*', '?', '[']) => self.kind_glob = Some(p),
+            other => self.kind_prefix = other,
+        }
+        self
+    }
 }
 
 /// Newest first (or, with `after_id`, oldest first after that id, for `audit tail --follow`).
@@ -69,6 +83,7 @@ pub fn list(
          WHERE (?1 IS NULL OR user_id = ?1 OR actor_id = ?1) AND (?2 IS NULL OR client_id = ?2)
            AND (?3 IS NULL OR kind = ?3 OR kind LIKE ?3 || '.%') AND (?4 IS NULL OR at >= ?4)
            AND (?5 IS NULL OR at <= ?5) AND (?6 IS NULL OR id > ?6)
+           AND (?9 IS NULL OR kind GLOB ?9)
          ORDER BY id {order} LIMIT ?7 OFFSET ?8"
     ))?;
     let rows = stmt.query_map(
@@ -80,7 +95,8 @@ pub fn list(
             f.until,
             f.after_id,
             limit,
-            offset
+            offset,
+            f.kind_glob
         ],
         |r| {
             Ok(Event {
@@ -175,6 +191,10 @@ fn search_conditions(
         args.push(Sql::Text(k.clone()));
         args.push(Sql::Text(format!("{k}.")));
         args.push(Sql::Text(format!("{k}/")));
+    }
+    if let Some(g) = &f.kind_glob {
+        conds.push("e.kind GLOB ?");
+        args.push(Sql::Text(g.clone()));
     }
     if let Some(t) = f.since {
         conds.push("e.at >= ?");

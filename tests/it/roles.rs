@@ -582,6 +582,21 @@ async fn the_console_roles_tab_adds_grants_shows_and_deletes_with_confirmation()
     assert_eq!(r.status(), 303);
     let html = app.text_at(&admin, &tab).await;
     assert!(html.contains("No roles yet"), "{html}");
+
+    // The audit page: the same filters, each kind in words.
+    let (_, audit) = app
+        .page(&admin, "/admin/audit?action=role.*&app=grafana")
+        .await;
+    for words in [
+        "Role defined",
+        "Role granted",
+        "Role deleted (and revoked from everyone)",
+    ] {
+        assert!(audit.contains(words), "{words}");
+    }
+    assert!(!audit.contains("Signed in<"), "only role events");
+    let (_, audit) = app.page(&admin, "/admin/audit?kind=role&user=alice").await;
+    assert!(audit.contains("Role granted") && !audit.contains("Role defined"));
     let user_page = app
         .text_at(&admin, &format!("/admin/users/{}", alice.id))
         .await;
@@ -682,4 +697,62 @@ fn the_cli_adds_lists_grants_revokes_and_deletes_roles() {
     let list: Value =
         serde_json::from_str(&ok(&["role", "list", "--app", "Grafana", "--json"])).unwrap();
     assert_eq!(list[0]["grants"], 0);
+}
+
+#[test]
+fn every_audit_kind_the_code_records_has_words_on_the_console() {
+    fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                out.push(p);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+        &mut files,
+    );
+    let mut kinds = std::collections::BTreeSet::new();
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        // `kind: "a.b"` (store::audit::NewEvent) and `record(conn, actor, "a.b", …)` (ops).
+        for (i, _) in text
+            .match_indices("kind: \"")
+            .chain(text.match_indices("record("))
+        {
+            let window: String = text[i..].chars().take(160).collect();
+            if let Some(start) = window.find('"') {
+                let lit: String = window[start + 1..]
+                    .chars()
+                    .take_while(|c| *c != '"')
+                    .collect();
+                let mut parts = lit.split('.');
+                if let (Some(a), Some(b), None) = (parts.next(), parts.next(), parts.next())
+                    && !a.is_empty()
+                    && !b.is_empty()
+                    && lit
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c == '_' || c == '.')
+                {
+                    kinds.insert(lit);
+                }
+            }
+        }
+    }
+    assert!(
+        kinds.contains("role.granted") && kinds.contains("login.failed"),
+        "{kinds:?}"
+    );
+    let missing: Vec<_> = kinds
+        .iter()
+        .filter(|k| portcullis::admin::audit::describe(k).is_empty())
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "no words on the audit page for {missing:?}"
+    );
 }

@@ -46,11 +46,12 @@ pub async fn list(
             let f = Filter {
                 user_id,
                 client_id: q.client.filter(|s| !s.is_empty()),
-                kind_prefix: q.kind.filter(|s| !s.is_empty()),
                 since: q.since,
                 until: q.until,
                 after_id: q.after,
-            };
+                ..Default::default()
+            }
+            .with_kind(q.kind);
             store::audit::search(c, &f, q.before, limit)
         })
         .await?;
