@@ -34,26 +34,6 @@ pub enum AuditCmd {
     },
 }
 
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-
-    #[test]
-    fn since_takes_durations_dates_and_times() {
-        assert_eq!(parse_since("2h", 10_000).unwrap(), 10_000 - 7200);
-        assert_eq!(
-            parse_since("7d", 1_000_000).unwrap(),
-            1_000_000 - 7 * 86_400
-        );
-        assert_eq!(parse_since("2026-12-01", 0).unwrap(), 1_796_083_200);
-        assert_eq!(
-            parse_since("2026-12-01T08:00:00Z", 0).unwrap(),
-            1_796_083_200 + 8 * 3600
-        );
-        assert!(parse_since("yesterday", 0).is_err());
-    }
-}
 
 /// One audit event as a line: time, kind, who, about whom, which app, where, details.
 fn audit_line(e: &store::audit::Event, names: &mut dyn FnMut(&str) -> Option<String>) -> String {
@@ -186,5 +166,26 @@ pub fn run(cmd: AuditCmd, config: &Config) -> anyhow::Result<()> {
         if let Some(id) = print(batch)? {
             last = id;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn since_takes_durations_dates_and_times() {
+        assert_eq!(parse_since("2h", 10_000).unwrap(), 10_000 - 7200);
+        assert_eq!(
+            parse_since("7d", 1_000_000).unwrap(),
+            1_000_000 - 7 * 86_400
+        );
+        assert_eq!(parse_since("2026-12-01", 0).unwrap(), 1_796_083_200);
+        assert_eq!(
+            parse_since("2026-12-01T08:00:00Z", 0).unwrap(),
+            1_796_083_200 + 8 * 3600
+        );
+        assert!(parse_since("yesterday", 0).is_err());
     }
 }
