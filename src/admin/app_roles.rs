@@ -37,6 +37,8 @@ struct Holder {
     /// `user:ID` or `group:ID`, what the revoke form sends.
     value: String,
     name: String,
+    /// Their page in the console.
+    href: String,
     is_group: bool,
     since: String,
 }
@@ -78,13 +80,18 @@ pub struct RolesQuery {
 }
 
 fn holder(g: GrantRow) -> Holder {
-    let (value, is_group) = match &g.grantee {
-        Grantee::User(id) => (format!("user:{id}"), false),
-        Grantee::Group(id) => (format!("group:{id}"), true),
+    let (value, href, is_group) = match &g.grantee {
+        Grantee::User(id) => (format!("user:{id}"), format!("/admin/users/{id}"), false),
+        Grantee::Group(id) => (format!("group:{id}"), format!("/admin/groups/{id}"), true),
+    };
+    let name = match g.display_name.filter(|d| !d.is_empty() && *d != g.name) {
+        Some(d) => format!("{d} ({})", g.name),
+        None => g.name,
     };
     Holder {
         value,
-        name: g.name,
+        name,
+        href,
         is_group,
         since: when(g.created_at),
     }

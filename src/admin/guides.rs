@@ -16,6 +16,8 @@ pub struct GrafanaRoles {
     pub strict: bool,
     /// `allow_assign_grafana_admin = true`, needed for the GrafanaAdmin role to take effect.
     pub grafana_admin: bool,
+    /// People holding none of the mapped roles become Viewers (else they are refused).
+    pub viewer_fallback: bool,
 }
 
 /// Maps the application's roles named like Grafana's (any case) to Grafana's roles, best
@@ -41,11 +43,13 @@ pub fn grafana(role_names: &[String], require_role: bool) -> GrafanaRoles {
             role_attribute_path: "contains(groups[*], 'admins') && 'Admin' || contains(groups[*], 'editors') && 'Editor' || 'Viewer'".into(),
             strict: false,
             grafana_admin: false,
+            viewer_fallback: true,
         };
     }
     // Everyone may sign in and no role says Viewer: whoever holds none of these is a Viewer,
     // as in Grafana's own default. With "require a role", holding none means no entry.
-    if !has_viewer && !require_role {
+    let viewer_fallback = !has_viewer && !require_role;
+    if viewer_fallback {
         arms.push("'Viewer'".into());
     }
     GrafanaRoles {
@@ -53,6 +57,7 @@ pub fn grafana(role_names: &[String], require_role: bool) -> GrafanaRoles {
         role_attribute_path: arms.join(" || "),
         strict: true,
         grafana_admin,
+        viewer_fallback,
     }
 }
 
@@ -91,6 +96,8 @@ mod tests {
     fn viewer_is_the_fallback_only_when_no_role_says_it_and_none_is_required() {
         let open = grafana(&names(&["Editor"]), false);
         assert!(open.role_attribute_path.ends_with(" || 'Viewer'"));
+        assert!(open.viewer_fallback);
+        assert!(!grafana(&names(&["Editor", "Viewer"]), false).viewer_fallback);
         let required = grafana(&names(&["Editor"]), true);
         assert_eq!(
             required.role_attribute_path,

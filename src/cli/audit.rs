@@ -34,7 +34,6 @@ pub enum AuditCmd {
     },
 }
 
-
 /// One audit event as a line: time, kind, who, about whom, which app, where, details.
 fn audit_line(e: &store::audit::Event, names: &mut dyn FnMut(&str) -> Option<String>) -> String {
     let t =

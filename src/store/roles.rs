@@ -31,6 +31,8 @@ pub struct GrantRow {
     pub grantee: Grantee,
     /// Username or group name.
     pub name: String,
+    /// A person's display name, if they have one.
+    pub display_name: Option<String>,
     pub created_at: UnixTime,
 }
 
@@ -139,10 +141,10 @@ fn columns(g: &Grantee) -> (Option<&str>, Option<&str>) {
 /// Who holds the role directly: groups first, then people, each by name.
 pub fn grantees(conn: &Connection, role_id: &str) -> Result<Vec<GrantRow>, StoreError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT 'group', g.id, g.name, rg.created_at FROM role_grants rg JOIN groups g ON g.id = rg.group_id
+        "SELECT 'group', g.id, g.name, rg.created_at, NULL FROM role_grants rg JOIN groups g ON g.id = rg.group_id
            WHERE rg.role_id = ?1
          UNION ALL
-         SELECT 'user', u.id, u.username, rg.created_at FROM role_grants rg JOIN users u ON u.id = rg.user_id
+         SELECT 'user', u.id, u.username, rg.created_at, u.display_name FROM role_grants rg JOIN users u ON u.id = rg.user_id
            WHERE rg.role_id = ?1
          ORDER BY 1, 3 COLLATE NOCASE",
     )?;
@@ -157,6 +159,7 @@ pub fn grantees(conn: &Connection, role_id: &str) -> Result<Vec<GrantRow>, Store
             },
             name: r.get(2)?,
             created_at: r.get(3)?,
+            display_name: r.get(4)?,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)

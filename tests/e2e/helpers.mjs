@@ -3,8 +3,14 @@
 
 import http from 'node:http';
 import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { cli } from './lib.mjs';
+import { cli, screenshot } from './lib.mjs';
+
+const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
+const PHONE = { viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true, deviceScaleFactor: 2 };
+const DESKTOP = { viewport: { width: 1280, height: 900 } };
 
 export const PASSWORD = 'correct horse battery staple';
 
@@ -165,5 +171,32 @@ export async function assertAt(page, where) {
   if (!ok) {
     const text = (await page.locator('body').innerText().catch(() => '')).replace(/\s+/g, ' ').trim();
     assert.fail(`expected to be at ${where}, but at ${here}: ${text.slice(0, 400)}`);
+  }
+}
+
+/** axe-core's violations on the page (serious and critical only fail the test). Evaluated
+ * through the DevTools protocol: the page's CSP (script-src 'self') stays on. */
+export async function axe(page) {
+  await page.evaluate(await readFile(AXE, 'utf8'));
+  const result = await page.evaluate(async () => await window.axe.run(document, { resultTypes: ['violations'] }));
+  return result.violations.filter((v) => ['serious', 'critical'].includes(v.impact));
+}
+
+/** Opens `url` at 390 px and 1280 px, light and dark: runs `check(page)`, takes a screenshot
+ * named `name-phone[-dark]` / `name-desktop[-dark]`, and fails on axe-core's serious or
+ * critical findings. */
+export async function look(context, url, name, check = async () => {}) {
+  for (const [size, options] of [['phone', PHONE], ['desktop', DESKTOP]]) {
+    const page = await context.newPage();
+    await page.setViewportSize(options.viewport);
+    for (const scheme of ['light', 'dark']) {
+      await page.emulateMedia({ colorScheme: scheme, reducedMotion: 'reduce' });
+      await page.goto(url);
+      await check(page);
+      await screenshot(page, `${name}-${size}${scheme === 'dark' ? '-dark' : ''}`);
+      const violations = await axe(page);
+      assert.deepEqual(violations.map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(' ')).join(', ')})`), [], `${name} ${size} ${scheme}`);
+    }
+    await page.close();
   }
 }

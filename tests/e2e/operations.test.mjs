@@ -3,18 +3,13 @@
 // Screenshots at 390 px and 1280 px, light and dark, and axe-core on each.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, readFile } from 'node:fs/promises';
-import { createRequire } from 'node:module';
+import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { startPortcullis, launchBrowser, screenshot, cli } from './lib.mjs';
-import { addUser, fillLogin, newPage, assertAt } from './helpers.mjs';
+import { startPortcullis, launchBrowser, cli } from './lib.mjs';
+import { addUser, fillLogin, newPage, assertAt, look } from './helpers.mjs';
 
-const require = createRequire(import.meta.url);
-const AXE = require.resolve('axe-core/axe.min.js');
 const T = { timeout: 90_000 };
-const PHONE = { viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true, deviceScaleFactor: 2 };
-const DESKTOP = { viewport: { width: 1280, height: 900 } };
 
 let server;
 let browser;
@@ -32,31 +27,6 @@ after(async () => {
   await server?.stop();
   await rm(backups, { recursive: true, force: true });
 });
-
-/** axe-core's violations on the page (serious and critical only fail the test). Evaluated
- * through the DevTools protocol: the page's CSP (script-src 'self') stays on. */
-async function axe(page) {
-  await page.evaluate(await readFile(AXE, 'utf8'));
-  const result = await page.evaluate(async () => await window.axe.run(document, { resultTypes: ['violations'] }));
-  return result.violations.filter((v) => ['serious', 'critical'].includes(v.impact));
-}
-
-/** Screenshots in both widths and schemes, and axe in each. */
-async function look(context, url, name, check) {
-  for (const [size, options] of [['phone', PHONE], ['desktop', DESKTOP]]) {
-    const page = await context.newPage();
-    await page.setViewportSize(options.viewport);
-    for (const scheme of ['light', 'dark']) {
-      await page.emulateMedia({ colorScheme: scheme, reducedMotion: 'reduce' });
-      await page.goto(url);
-      await check(page);
-      await screenshot(page, `${name}-${size}${scheme === 'dark' ? '-dark' : ''}`);
-      const violations = await axe(page);
-      assert.deepEqual(violations.map((v) => `${v.id}: ${v.help}`), [], `${name} ${size} ${scheme}`);
-    }
-    await page.close();
-  }
-}
 
 test('the console shows the last scheduled backup', T, async () => {
   const page = await newPage(browser, server);
