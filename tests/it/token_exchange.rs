@@ -357,3 +357,90 @@ async fn discovery_lists_the_grant() {
             .any(|g| g == GRANT)
     );
 }
+
+#[tokio::test]
+async fn the_console_decides_who_may_exchange_and_for_how_long() {
+    let f = fx().await;
+    let app = &f.app;
+    let admin = app.admin_browser().await;
+    let edit = format!("/admin/apps/{}/edit", f.photos);
+    let (_, page) = app.page(&admin, &edit).await;
+    assert!(page.contains("Short-lived tokens for this app"));
+    assert!(
+        page.contains(&format!("value=\"{}\" checked", f.portal.0)),
+        "the portal is ticked"
+    );
+    let save = |sources: &[&str], ttl: &str| -> Vec<(String, String)> {
+        let mut fields: Vec<(&str, &str)> = vec![
+            ("name", "Photos API"),
+            ("redirect_uris", "https://photos.example.com/cb"),
+            ("type", "confidential"),
+            ("require_pkce", "on"),
+            ("signing_alg", "ES256"),
+            ("require_role", "on"),
+            ("exchange_token_ttl", ttl),
+        ];
+        fields.extend(sources.iter().map(|s| ("exchange_source", *s)));
+        fields
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    let submit = |fields: Vec<(String, String)>| {
+        let (app, admin, edit) = (app, &admin, &edit);
+        async move {
+            let pairs: Vec<(&str, &str)> = fields
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            app.submit(admin, edit, edit, &pairs).await
+        }
+    };
+    let lonely = f.lonely.0.as_str();
+    // A lifetime that is not a number is refused, and nothing changes.
+    let r = submit(save(&[lonely], "soon")).await;
+    assert_eq!(r.status(), 422);
+    let c = app
+        .db
+        .read_blocking(|x| portcullis::store::clients::by_id(x, &f.photos))
+        .unwrap()
+        .unwrap();
+    assert_eq!(c.exchange_sources, vec![f.portal.0.clone()]);
+    // Only the lonely app now, for 20 s, and only people with a role.
+    let r = submit(save(&[lonely], "20")).await;
+    assert_eq!(r.status(), 303);
+    let c = app
+        .db
+        .read_blocking(|x| portcullis::store::clients::by_id(x, &f.photos))
+        .unwrap()
+        .unwrap();
+    assert_eq!(c.exchange_sources, vec![f.lonely.0.clone()]);
+    assert_eq!(c.exchange_token_ttl, Some(20));
+    assert!(c.require_role);
+
+    let at = f.subject(&f.portal, PORTAL_CB, "openid").await;
+    let ask = |by: &(String, String), token: String| {
+        let photos = f.photos.clone();
+        let by = by.clone();
+        let f = &f;
+        async move {
+            f.exchange(
+                &by,
+                &[
+                    ("subject_token", token.as_str()),
+                    ("subject_token_type", SUBJECT_TYPE),
+                    ("audience", photos.as_str()),
+                ],
+            )
+            .await
+        }
+    };
+    // The portal is no longer listed anywhere.
+    refused(&ask(&f.portal, at).await, "unauthorized_client");
+    let lonely_at = f
+        .subject(&f.lonely, "https://lonely.example.com/cb", "openid")
+        .await;
+    let (s, v) = ask(&f.lonely, lonely_at).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["expires_in"], 20);
+}
