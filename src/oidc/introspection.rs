@@ -155,8 +155,19 @@ async fn handle(state: &AppState, req: &HttpRequest, body: &[u8]) -> Result<Valu
                 "iss": at.iss,
                 "jti": at.jti,
             });
-            if let (Some(u), Some(obj)) = (user, v.as_object_mut()) {
-                obj.insert("username".into(), json!(u.username));
+            if let Some(obj) = v.as_object_mut() {
+                if let Some(u) = user {
+                    obj.insert("username".into(), json!(u.username));
+                }
+                // RFC 8693 §4.1: the actor of an exchanged token; and the roles the token
+                // carries, so a resource server that introspects sees what one that
+                // verifies the JWT sees.
+                if let Some(act) = &at.act {
+                    obj.insert("act".into(), json!({"sub": act.sub}));
+                }
+                if let Some(roles) = &at.roles {
+                    obj.insert("roles".into(), json!(roles));
+                }
             }
             Ok(v)
         }

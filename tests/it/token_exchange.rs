@@ -153,6 +153,9 @@ async fn an_exchanged_token_is_for_the_target_with_its_roles_and_names_the_actor
     };
     let i = introspect(token.to_string()).await;
     assert_eq!(i["active"], true, "{i}");
+    assert_eq!(i["act"], json!({"sub": f.portal.0}));
+    assert_eq!(i["roles"], json!(["uploader"]));
+    assert_eq!(i["aud"], json!(f.photos));
     let r = reqwest::Client::new()
         .post(format!("{}/revoke", f.app.url))
         .basic_auth(&f.portal.0, Some(&f.portal.1))
