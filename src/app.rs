@@ -43,6 +43,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     at!(cfg, "/authorize", get => oidc::authorize::get, post => oidc::authorize::post);
     at!(cfg, "/authorize/resume", get => oidc::authorize::resume);
     at!(cfg, "/token", post => oidc::token::post);
+    at!(cfg, "/device_authorization", post => oidc::device_authorization::post);
     at!(cfg, "/userinfo", get => oidc::userinfo::get, post => oidc::userinfo::post);
     at!(cfg, "/revoke", post => oidc::revocation::post);
     at!(cfg, "/introspect", post => oidc::introspection::post);
