@@ -282,12 +282,36 @@ pub async fn post(
     p.app = Some(AppView {
         name: client.name.clone(),
         logo: client.logo_url.clone().filter(|l| !l.is_empty()),
-        device: describe_device(d.device_agent.as_deref()),
+        device: device_words(d.device_agent.as_deref()),
         ip: d.device_ip.clone().unwrap_or_else(|| "unknown".into()),
         started: ago(state.now(), d.created_at),
         scopes: grants_words(&d.scope),
     });
     Ok(ui::ok(&p))
+}
+
+/// The device in words: `describe_device` ("Firefox on Linux"), with the product the
+/// User-Agent names instead of the generic "Browser" (devices are seldom browsers):
+/// "KitchenTV on Android", "node".
+fn device_words(ua: Option<&str>) -> String {
+    let described = describe_device(ua);
+    let Some(rest) = described.strip_prefix("Browser") else {
+        return described;
+    };
+    let product: String = ua
+        .unwrap_or("")
+        .split(['/', ' ', ';', '('])
+        .next()
+        .unwrap_or("")
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        .take(40)
+        .collect();
+    if product.is_empty() {
+        described
+    } else {
+        format!("{product}{rest}")
+    }
 }
 
 /// The scopes in plain words (`openid` says nothing of its own).
@@ -345,7 +369,7 @@ pub async fn decide(
     p.app = Some(AppView {
         name: client.name.clone(),
         logo: None,
-        device: describe_device(d.device_agent.as_deref()),
+        device: device_words(d.device_agent.as_deref()),
         ip: String::new(),
         started: String::new(),
         scopes: Vec::new(),
@@ -442,6 +466,20 @@ mod tests {
         assert_eq!(wait_words(30), "30 seconds");
         assert_eq!(wait_words(61), "a minute");
         assert_eq!(wait_words(900), "15 minutes");
+    }
+
+    #[test]
+    fn devices_are_named_by_their_product() {
+        assert_eq!(
+            device_words(Some("KitchenTV/2.1 (Linux; Android 12)")),
+            "KitchenTV on Android"
+        );
+        assert_eq!(device_words(Some("node")), "node");
+        assert_eq!(
+            device_words(Some("Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0")),
+            "Firefox on Linux"
+        );
+        assert_eq!(device_words(None), "Unknown device");
     }
 
     #[test]
