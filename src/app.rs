@@ -43,6 +43,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     at!(cfg, "/authorize", get => oidc::authorize::get, post => oidc::authorize::post);
     at!(cfg, "/authorize/resume", get => oidc::authorize::resume);
     at!(cfg, "/token", post => oidc::token::post);
+    at!(cfg, "/device_authorization", post => oidc::device_authorization::post);
     at!(cfg, "/userinfo", get => oidc::userinfo::get, post => oidc::userinfo::post);
     at!(cfg, "/revoke", post => oidc::revocation::post);
     at!(cfg, "/introspect", post => oidc::introspection::post);
@@ -50,6 +51,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     // Sign-in journey (login/), and upstream sign-in (upstream/: "Sign in with …")
     at!(cfg, "/login", get => login::password::get, post => login::password::post);
     at!(cfg, "/consent", get => login::consent::get, post => login::consent::post);
+    at!(cfg, "/device", get => login::device::get, post => login::device::post);
+    at!(cfg, "/device/decide", post => login::device::decide);
     at!(cfg, "/reset", get => login::reset::get, post => login::reset::post);
     at!(cfg, "/signout", post => login::sign_out::sign_out);
     at!(cfg, "/login/passkey/start", post => login::passkey::start);

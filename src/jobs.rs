@@ -16,6 +16,7 @@ pub fn collect_garbage(state: &AppState, now: i64) -> Result<usize, StoreError> 
         Ok(store::sessions::delete_expired(c, now, idle)?
             + store::auth_requests::delete_expired(c, now)?
             + store::codes::delete_expired(c, now)?
+            + store::device_codes::delete_expired(c, now)?
             + store::tokens::delete_expired(c, now, grace)?
             + store::throttle::delete_stale(c, now)?
             + store::audit::delete_older_than(c, now - retention)?

@@ -19,6 +19,7 @@ const KINDS: &[(&str, &str)] = &[
     ("login", "Sign-ins"),
     ("session", "Sign-outs and ended sessions"),
     ("consent", "Consents"),
+    ("device", "Sign-ins on devices"),
     ("token", "Tokens"),
     ("password", "Passwords"),
     ("passkey", "Passkeys"),
@@ -31,7 +32,6 @@ const KINDS: &[(&str, &str)] = &[
     ("apikey", "API keys"),
     ("claims", "Custom claims"),
     ("role", "Roles in applications"),
-    ("device", "Sign-ins on devices (codes)"),
     ("authorize", "Refused at an application"),
     ("backup", "Backups"),
 ];
@@ -46,6 +46,9 @@ pub fn describe(kind: &str) -> &'static str {
         "consent.granted" => "Allowed an app",
         "consent.denied" => "Refused an app",
         "consent.revoked" => "Removed an app's access",
+        "device.approved" => "Signed in a device",
+        "device.denied" => "Refused a device sign-in",
+        "device.code_rejected" => "Typed a device code that is not valid",
         "token.revoked" => "Token revoked",
         "token.code_replayed" => "Sign-in code used twice (tokens revoked)",
         "token.refresh_reused" => "Old refresh token reused (tokens revoked)",
@@ -101,9 +104,6 @@ pub fn describe(kind: &str) -> &'static str {
         "role.granted" => "Role granted",
         "role.revoked" => "Role revoked",
         "token.exchanged" => "Token exchanged for another application",
-        "device.approved" => "Allowed a device to sign in",
-        "device.denied" => "Refused a device sign-in",
-        "device.code_rejected" => "Wrong device code entered",
         _ => "",
     }
 }

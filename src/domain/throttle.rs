@@ -87,3 +87,64 @@ pub fn succeeded(conn: &rusqlite::Connection, r: &Reservation) -> Result<(), Sto
     }
     Ok(())
 }
+
+/// Guesses of device user codes at /device (RFC 8628 §5.1: the user code has little entropy,
+/// so the verification page must limit guessing). Rejected codes are counted per client IP,
+/// per signed-in person and over the whole server; after `threshold` rejections under a key,
+/// each further one doubles the wait (1 s, 2 s, 4 s …) up to `max_delay` seconds.
+pub struct CodeGuessLimit {
+    pub key: String,
+    pub threshold: u32,
+    pub max_delay: i64,
+}
+
+/// Rejections per client IP, per person, and for everyone before the waits begin.
+pub const CODE_GUESSES_PER_IP: u32 = 5;
+pub const CODE_GUESSES_PER_USER: u32 = 10;
+pub const CODE_GUESSES_GLOBAL: u32 = 1000;
+
+/// The limits a code entry from `ip` by `user_id` is held to.
+pub fn code_guess_limits(config: &Config, ip: &str, user_id: &str) -> Vec<CodeGuessLimit> {
+    let max = i64::try_from(config.login_throttle_max_delay.as_secs()).unwrap_or(900);
+    vec![
+        CodeGuessLimit {
+            key: format!("device-ip:{ip}"),
+            threshold: CODE_GUESSES_PER_IP,
+            max_delay: max,
+        },
+        CodeGuessLimit {
+            key: format!("device-user:{user_id}"),
+            threshold: CODE_GUESSES_PER_USER,
+            max_delay: max,
+        },
+        // Everyone shares this one: a short wait, so that guessing spread over many
+        // addresses and accounts is slowed without shutting people out for long.
+        CodeGuessLimit {
+            key: "device-all".into(),
+            threshold: CODE_GUESSES_GLOBAL,
+            max_delay: 60,
+        },
+    ]
+}
+
+/// Seconds to wait before another code may be tried (0 = go ahead).
+pub fn code_guess_wait(
+    conn: &rusqlite::Connection,
+    limits: &[CodeGuessLimit],
+    now: UnixTime,
+) -> Result<i64, StoreError> {
+    let keys: Vec<String> = limits.iter().map(|l| l.key.clone()).collect();
+    wait_seconds(conn, &keys, now)
+}
+
+/// Counts a rejected code under every limit.
+pub fn code_guess_failed(
+    conn: &rusqlite::Connection,
+    limits: &[CodeGuessLimit],
+    now: UnixTime,
+) -> Result<(), StoreError> {
+    for l in limits {
+        store::throttle::record_failure(conn, &l.key, now, l.threshold, l.max_delay)?;
+    }
+    Ok(())
+}

@@ -2,6 +2,7 @@
 //! browser sessions.
 
 pub mod consent;
+pub mod device;
 pub mod invite;
 pub mod passkey;
 pub mod password;

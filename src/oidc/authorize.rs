@@ -356,13 +356,9 @@ async fn granted_scopes(
     };
     let custom =
         crate::domain::claims::custom_scopes(&state.db.read(store::users::claim_scopes).await?);
-    let mut scopes = scope::grantable(&requested, client.allowed_scopes.as_deref(), &custom);
-    // OIDC Core §11: offline_access is ignored for a client that gets no refresh tokens (the
-    // consent screen must not promise "stay signed in").
-    if !crate::oidc::grants::issues_refresh_tokens(client) {
-        scopes.retain(|s| s != "offline_access");
-    }
-    Ok(scopes)
+    Ok(crate::oidc::grants::user_scopes(
+        client, &requested, &custom,
+    ))
 }
 
 /// The PKCE `code_challenge`, checked with its method and against the client's requirement.
@@ -677,6 +673,21 @@ async fn record_denial(
             .await?;
     }
     Ok(())
+}
+
+/// The 403 page when `client` does not let `user` in (groups, roles), audited like a refused
+/// authorization request (`authorize.denied_group` / `authorize.denied_role`); `None` when
+/// the person may go on. The device verification page (`login::device`) asks it too.
+pub async fn refuse_if_not_allowed(
+    state: &AppState,
+    client: &Client,
+    user: &User,
+) -> Result<Option<HttpResponse>, StoreError> {
+    let Some(d) = denial(state, client, user).await? else {
+        return Ok(None);
+    };
+    record_denial(state, d, user, client, None, state.now()).await?;
+    Ok(Some(no_access_page(d, user, client).respond(state)))
 }
 
 /// The 403 page for a user the client does not let in (the same for groups and roles).

@@ -20,10 +20,15 @@ pub fn document(state: &AppState) -> Value {
         "revocation_endpoint": u("/revoke"),
         "introspection_endpoint": u("/introspect"),
         "end_session_endpoint": u("/logout"),
+        "device_authorization_endpoint": u("/device_authorization"),
         "scopes_supported": KNOWN_SCOPES,
         "response_types_supported": ["code"],
         "response_modes_supported": ["query", "form_post"],
-        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials", "urn:ietf:params:oauth:grant-type:token-exchange"],
+        "grant_types_supported": [
+            "authorization_code", "refresh_token", "client_credentials",
+            crate::oidc::grants::DEVICE_CODE_GRANT,
+            crate::oidc::grants::token_exchange::GRANT_TYPE
+        ],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256", "ES256", "EdDSA"],
         "userinfo_signing_alg_values_supported": [],

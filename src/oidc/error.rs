@@ -31,6 +31,10 @@ pub enum ErrorCode {
     UnsupportedTokenType,
     /// RFC 8693 §2.2.2 (and RFC 8707 §2): the audience or resource is unknown or not allowed.
     InvalidTarget,
+    /// RFC 8628 §3.5.
+    AuthorizationPending,
+    SlowDown,
+    ExpiredToken,
 }
 
 impl ErrorCode {
@@ -56,6 +60,9 @@ impl ErrorCode {
             ErrorCode::InsufficientScope => "insufficient_scope",
             ErrorCode::UnsupportedTokenType => "unsupported_token_type",
             ErrorCode::InvalidTarget => "invalid_target",
+            ErrorCode::AuthorizationPending => "authorization_pending",
+            ErrorCode::SlowDown => "slow_down",
+            ErrorCode::ExpiredToken => "expired_token",
         }
     }
 }

@@ -11,7 +11,8 @@ use crate::oidc::client_auth::{self, FormParams};
 use crate::oidc::cors;
 use crate::oidc::error::OAuthError;
 use crate::oidc::grants::{
-    self, TokenRequest, authorization_code, client_credentials, refresh_token, token_exchange,
+    self, TokenRequest, authorization_code, client_credentials, device_code, refresh_token,
+    token_exchange,
 };
 use crate::oidc::mint::{Minting, TokenResponse};
 use crate::state::AppState;
@@ -76,6 +77,11 @@ async fn handle(
             let decided =
                 refresh_token::refresh(state, &client, &minting, &refresh_token, scope, now)
                     .await?;
+            minting.user_tokens(state, &client, decided, now)
+        }
+        TokenRequest::DeviceCode { device_code } => {
+            let decided =
+                device_code::exchange(state, &client, &minting, &device_code, now).await?;
             minting.user_tokens(state, &client, decided, now)
         }
         TokenRequest::ClientCredentials { scope } => {

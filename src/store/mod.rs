@@ -17,6 +17,7 @@ pub mod auth_requests;
 pub mod clients;
 pub mod codes;
 pub mod consents;
+pub mod device_codes;
 mod error;
 pub mod groups;
 pub mod links;

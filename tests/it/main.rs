@@ -17,6 +17,7 @@ mod admin_console;
 mod appliance;
 mod authorize;
 mod cli;
+mod device;
 mod flow;
 mod hardening;
 mod logout;

@@ -58,7 +58,7 @@ pub fn check_pkce(grant: &CodeGrant, verifier: Option<&str>) -> Result<(), OAuth
 
 /// The ids a code exchange may write: the refresh token (and its key), the family, the
 /// access token's `jti`.
-struct NewIds {
+pub(super) struct NewIds {
     refresh_token: String,
     refresh_hash: String,
     family_id: String,
@@ -66,7 +66,7 @@ struct NewIds {
 }
 
 impl NewIds {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         let refresh_token = new_refresh_token();
         Self {
             refresh_hash: refresh_token_key(&refresh_token),
@@ -141,8 +141,10 @@ pub async fn redeem(
 }
 
 /// The writes of a fresh code's exchange (inside `redeem`'s transaction): the refresh token
-/// family, the access token's record, the session's client.
-fn record(
+/// family, the access token's record, the session's client. The device code grant records an
+/// approved device authorization through it too (a `CodeGrant` without redirect URI, PKCE or
+/// nonce, `code_hash` the device code's hash), so both issue tokens under the same rules.
+pub(super) fn record(
     conn: &rusqlite::Connection,
     c: &Client,
     grant: CodeGrant,

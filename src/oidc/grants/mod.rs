@@ -7,6 +7,7 @@
 
 pub mod authorization_code;
 pub mod client_credentials;
+pub mod device_code;
 pub mod refresh_token;
 pub mod token_exchange;
 
@@ -34,7 +35,12 @@ pub enum TokenRequest {
     ClientCredentials { scope: Option<Vec<String>> },
     /// RFC 8693 §2.1.
     TokenExchange(Box<token_exchange::ExchangeRequest>),
+    /// RFC 8628 §3.4.
+    DeviceCode { device_code: String },
 }
+
+/// RFC 8628 §3.4: the grant type of the device flow's token request.
+pub const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 
 pub(crate) fn required(form: &FormParams, name: &'static str) -> Result<String, OAuthError> {
     form.get(name)
@@ -70,6 +76,9 @@ impl TokenRequest {
             token_exchange::GRANT_TYPE => Ok(TokenRequest::TokenExchange(Box::new(
                 token_exchange::ExchangeRequest::parse(form)?,
             ))),
+            DEVICE_CODE_GRANT => Ok(TokenRequest::DeviceCode {
+                device_code: required(form, "device_code")?,
+            }),
             _ => Err(OAuthError::new(
                 ErrorCode::UnsupportedGrantType,
                 "the grant type is not supported",
@@ -93,6 +102,7 @@ pub fn permit(client: &Client, request: &TokenRequest) -> Result<(), OAuthError>
         TokenRequest::RefreshToken { .. } => Ok(()),
         TokenRequest::ClientCredentials { .. } => client_credentials::may_use(client),
         TokenRequest::TokenExchange(_) => token_exchange::may_use(client),
+        TokenRequest::DeviceCode { .. } => crate::oidc::device_authorization::may_use(client),
     }
 }
 
@@ -101,6 +111,18 @@ pub fn permit(client: &Client, request: &TokenRequest) -> Result<(), OAuthError>
 /// the browser session, and is not granted to a client without refresh tokens).
 pub fn issues_refresh_tokens(client: &Client) -> bool {
     client.allow_refresh
+}
+
+/// The scopes a person's grant to `client` may carry: requested ∩ known (built-in and the
+/// custom claim scopes `custom`) ∩ allowed for the client; `offline_access` only for a client
+/// that gets refresh tokens (OIDC Core §11: the consent screen must not promise "stay signed
+/// in" otherwise). Used by the authorization and the device authorization endpoints.
+pub fn user_scopes(client: &Client, requested: &[String], custom: &[String]) -> Vec<String> {
+    let mut scopes = scope::grantable(requested, client.allowed_scopes.as_deref(), custom);
+    if !issues_refresh_tokens(client) {
+        scopes.retain(|s| s != "offline_access");
+    }
+    scopes
 }
 
 /// Whether the user may still use the client: enabled; if the client lists allowed groups, a
@@ -167,6 +189,24 @@ mod tests {
             TokenRequest::parse(&form("grant_type=authorization_code&code=c")).unwrap(),
             TokenRequest::AuthorizationCode { code, redirect_uri: None, code_verifier: None } if code == "c"
         ));
+    }
+
+    #[test]
+    fn device_code_grant_requires_a_device_code() {
+        let e = TokenRequest::parse(&form(
+            "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Adevice_code",
+        ))
+        .unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidRequest);
+        assert_eq!(
+            TokenRequest::parse(&form(
+                "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Adevice_code&device_code=d"
+            ))
+            .unwrap(),
+            TokenRequest::DeviceCode {
+                device_code: "d".into()
+            }
+        );
     }
 
     #[test]
