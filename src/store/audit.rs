@@ -46,6 +46,24 @@ pub fn record(conn: &Connection, e: &NewEvent<'_>, now: UnixTime) -> Result<(), 
     Ok(())
 }
 
+/// Whether an event of `kind` by `actor_id` about `user_id` and `client_id` was recorded at
+/// or after `since` (the user index, then a few rows).
+pub fn recorded_since(
+    conn: &Connection,
+    kind: &str,
+    actor_id: &str,
+    user_id: &str,
+    client_id: &str,
+    since: UnixTime,
+) -> Result<bool, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT 1 FROM audit_events WHERE user_id = ?1 AND at >= ?2 AND kind = ?3
+               AND actor_id = ?4 AND client_id = ?5 LIMIT 1",
+        )?
+        .exists(rusqlite::params![user_id, since, kind, actor_id, client_id])?)
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct Filter {
     pub user_id: Option<String>,

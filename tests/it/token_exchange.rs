@@ -208,9 +208,43 @@ async fn an_exchanged_token_is_for_the_target_with_its_roles_and_names_the_actor
             )
         })
         .unwrap();
-    assert_eq!(kinds.len(), 2);
+    // One event for both: the same caller, audience and person within a minute.
+    assert_eq!(kinds.len(), 1);
     assert_eq!(kinds[0].client_id.as_deref(), Some(f.photos.as_str()));
+    assert_eq!(kinds[0].actor_id.as_deref(), Some(f.portal.0.as_str()));
+    assert_eq!(kinds[0].user_id.as_deref(), subject["sub"].as_str());
     assert_eq!(kinds[0].detail["requester"], json!(f.portal.0));
+    assert_eq!(kinds[0].detail["audience"], json!(f.photos));
+    // A minute later, the next exchange is recorded again.
+    f.app.clock.advance(61);
+    let (s, _) = f
+        .exchange(
+            &f.portal,
+            &[
+                ("subject_token", &at),
+                ("subject_token_type", SUBJECT_TYPE),
+                ("audience", &f.photos),
+            ],
+        )
+        .await;
+    assert_eq!(s, 200);
+    let n = f
+        .app
+        .db
+        .read_blocking(|c| {
+            portcullis::store::audit::list(
+                c,
+                &portcullis::store::audit::Filter {
+                    kind_prefix: Some("token.exchanged".into()),
+                    ..Default::default()
+                },
+                10,
+                0,
+            )
+        })
+        .unwrap()
+        .len();
+    assert_eq!(n, 2);
 }
 
 #[tokio::test]

@@ -16,8 +16,10 @@
 //! - Lifetime: the target's exchange lifetime (default 60 s), never beyond the subject's.
 //! - The person must still be allowed into the target (groups, "only people with a role").
 //! - No access-token row is written (the token is short-lived, like a client's own token);
-//!   introspection and revocation recognise it by its `act` claim. The exchange itself is
-//!   audited (`token.exchanged`), in the same transaction as the checks.
+//!   introspection and revocation recognise it by its `act` claim. The checks are reads; the
+//!   exchange is audited (`token.exchanged`, who, for which audience, for whom), once per
+//!   caller, audience and person per minute, so a service exchanging per request neither
+//!   floods the log nor queues every request behind the writer.
 
 use serde_json::json;
 
@@ -36,6 +38,10 @@ pub const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
 /// Lifetime of an exchanged token when the target sets none: enough for one call downstream.
 pub const DEFAULT_TTL: i64 = 60;
+const AUDIT_KIND: &str = "token.exchanged";
+/// A service that exchanges per request would write an event per request; the log keeps the
+/// first exchange of each caller, audience and person per minute.
+const AUDIT_WINDOW: i64 = 60;
 
 /// The parameters of RFC 8693 §2.1.
 #[derive(Debug, Clone, PartialEq)]
@@ -184,86 +190,119 @@ pub async fn exchange(
         ));
     }
     let requester_id = requester.id.clone();
-    state
+    // The checks are reads, on the read pool: an exchange writes only its audit event, and
+    // only the first for the same caller, audience and person in AUDIT_WINDOW seconds.
+    let (done, recorded) = state
         .db
-        .try_write(move |conn| {
-            let Some(target) = store::clients::by_id(conn, &req.target)? else {
-                return Err(refused(
-                    ErrorCode::InvalidTarget,
-                    format!("there is no application {}", req.target),
-                ));
-            };
-            if !target.exchange_sources.contains(&requester_id) {
-                return Err(
-                    if store::clients::is_exchange_source(conn, &requester_id)? {
-                        refused(
-                            ErrorCode::InvalidTarget,
-                            format!(
-                                "{} does not accept tokens exchanged by this client",
-                                target.name
-                            ),
-                        )
-                    } else {
-                        refused(
-                            ErrorCode::UnauthorizedClient,
-                            "no application allows this client to exchange tokens for it",
-                        )
+        .read(move |conn| Ok(check(conn, &requester_id, &subject, &req, now)))
+        .await??;
+    if !recorded {
+        let (requester_id, user_id, target_id) = (
+            requester.id.clone(),
+            done.user_id.clone(),
+            done.target.id.clone(),
+        );
+        let detail = json!({"requester": requester_id, "audience": target_id, "scope": done.scope});
+        state
+            .db
+            .write(move |conn| {
+                store::audit::record(
+                    conn,
+                    &store::audit::NewEvent {
+                        kind: AUDIT_KIND,
+                        actor_id: Some(&requester_id),
+                        user_id: Some(&user_id),
+                        client_id: Some(&target_id),
+                        ip: ip.as_deref(),
+                        detail: Some(detail),
                     },
-                );
-            }
-            let live = store::tokens::access_by_jti(conn, &subject.jti)?
-                .is_some_and(|r| r.revoked_at.is_none() && r.expires_at > now);
-            let data = if live {
-                claims::load(conn, &subject.sub, &target.id, &[], &[])?
-            } else {
-                None
-            };
-            let Some(data) = data else {
-                return Err(OAuthError::invalid_grant(
-                    "the subject token has been revoked",
-                ));
-            };
-            if !grants::user_may_use(conn, &target, &data)? {
-                return Err(OAuthError::invalid_grant(format!(
-                    "this person may not use {}",
-                    target.name
-                )));
-            }
-            let scope = granted_scope(
-                &scope_list(&subject.scope),
-                req.scope.as_deref(),
-                target.allowed_scopes.as_deref(),
-            )?
-            .join(" ");
-            let ttl = target
-                .exchange_token_ttl
-                .unwrap_or(DEFAULT_TTL)
-                .min(subject.exp.saturating_sub(now))
-                .max(1);
-            store::audit::record(
-                conn,
-                &store::audit::NewEvent {
-                    kind: "token.exchanged",
-                    actor_id: Some(&requester_id),
-                    user_id: Some(&subject.sub),
-                    client_id: Some(&target.id),
-                    ip: ip.as_deref(),
-                    detail: Some(
-                        json!({"requester": requester_id, "audience": target.id, "scope": scope}),
-                    ),
-                },
-                now,
-            )?;
-            Ok(Exchanged {
-                user_id: subject.sub.clone(),
-                scope,
-                roles: data.roles,
-                auth_time: subject.auth_time,
-                ttl,
-                target,
+                    now,
+                )
             })
-        })
-        .await
+            .await?;
+    }
+    Ok(done)
+}
+
+/// The target, the subject's live row and the person, and whether this exchange is already
+/// in the audit log (an event for the same caller, audience and person in the window).
+fn check(
+    conn: &rusqlite::Connection,
+    requester_id: &str,
+    subject: &AccessClaims,
+    req: &ExchangeRequest,
+    now: UnixTime,
+) -> Result<(Exchanged, bool), OAuthError> {
+    let Some(target) = store::clients::by_id(conn, &req.target)? else {
+        return Err(refused(
+            ErrorCode::InvalidTarget,
+            format!("there is no application {}", req.target),
+        ));
+    };
+    if !target.exchange_sources.iter().any(|s| s == requester_id) {
+        return Err(if store::clients::is_exchange_source(conn, requester_id)? {
+            refused(
+                ErrorCode::InvalidTarget,
+                format!(
+                    "{} does not accept tokens exchanged by this client",
+                    target.name
+                ),
+            )
+        } else {
+            refused(
+                ErrorCode::UnauthorizedClient,
+                "no application allows this client to exchange tokens for it",
+            )
+        });
+    }
+    let live = store::tokens::access_by_jti(conn, &subject.jti)?
+        .is_some_and(|r| r.revoked_at.is_none() && r.expires_at > now);
+    let data = if live {
+        claims::load(conn, &subject.sub, &target.id, &[], &[])?
+    } else {
+        None
+    };
+    let Some(data) = data else {
+        return Err(OAuthError::invalid_grant(
+            "the subject token has been revoked",
+        ));
+    };
+    if !grants::user_may_use(conn, &target, &data)? {
+        return Err(OAuthError::invalid_grant(format!(
+            "this person may not use {}",
+            target.name
+        )));
+    }
+    let scope = granted_scope(
+        &scope_list(&subject.scope),
+        req.scope.as_deref(),
+        target.allowed_scopes.as_deref(),
+    )?
+    .join(" ");
+    let ttl = target
+        .exchange_token_ttl
+        .unwrap_or(DEFAULT_TTL)
+        .min(subject.exp.saturating_sub(now))
+        .max(1);
+    let recorded = store::audit::recorded_since(
+        conn,
+        AUDIT_KIND,
+        requester_id,
+        &subject.sub,
+        &target.id,
+        now.saturating_sub(AUDIT_WINDOW),
+    )?;
+    Ok((
+        Exchanged {
+            user_id: subject.sub.clone(),
+            scope,
+            roles: data.roles,
+            auth_time: subject.auth_time,
+            ttl,
+            target,
+        },
+        recorded,
+    ))
 }
 
 #[cfg(test)]
