@@ -5,17 +5,11 @@
 // 1280 px, light and dark, with axe-core on each (serious and critical violations fail).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
-import { createRequire } from 'node:module';
 import * as client from 'openid-client';
 import { startPortcullis, launchBrowser, screenshot } from './lib.mjs';
-import { addUser, cliJson, fillLogin, newPage, assertAt, clickAndWait, decodeJwt } from './helpers.mjs';
+import { addUser, cliJson, fillLogin, newPage, assertAt, clickAndWait, decodeJwt, axe, sideScroll, PHONE, DESKTOP } from './helpers.mjs';
 
-const require = createRequire(import.meta.url);
-const AXE = require.resolve('axe-core/axe.min.js');
 const T = { timeout: 90_000 };
-const PHONE = { viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true, deviceScaleFactor: 2 };
-const DESKTOP = { viewport: { width: 1280, height: 900 } };
 const APP = 'Living Room TV';
 
 let server;
@@ -38,15 +32,6 @@ after(async () => {
   await browser?.close();
   await server?.stop();
 });
-
-/** axe-core's serious and critical violations, evaluated through DevTools (the CSP stays on). */
-async function axe(page) {
-  await page.evaluate(await readFile(AXE, 'utf8'));
-  const result = await page.evaluate(async () => await window.axe.run(document, { resultTypes: ['violations'] }));
-  return result.violations
-    .filter((v) => ['serious', 'critical'].includes(v.impact))
-    .map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(' ')).join(', ')})`);
-}
 
 const heading = async (p) => (await p.locator('h1').first().innerText()).replace(/\s+/g, ' ').trim();
 
@@ -130,13 +115,13 @@ test('code entry and confirmation pages: 390 and 1280 px, light and dark, axe', 
       await assertAt(page, '/device');
       await screenshot(page, `device-enter-${suffix}`);
       assert.deepEqual(await axe(page), [], `code entry ${suffix}`);
-      const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+      const overflow = await sideScroll(page);
       assert.ok(overflow <= 0, `no horizontal scrolling (${suffix}: ${overflow}px)`);
       await clickAndWait(page, page.getByRole('button', { name: 'Continue', exact: true }));
       assert.equal(await heading(page), `Sign in to ${APP} on a device?`);
       await screenshot(page, `device-confirm-${suffix}`);
       assert.deepEqual(await axe(page), [], `confirmation ${suffix}`);
-      const wide = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+      const wide = await sideScroll(page);
       assert.ok(wide <= 0, `no horizontal scrolling (${suffix}: ${wide}px)`);
     }
     // A wrong code: the same words whatever the reason.

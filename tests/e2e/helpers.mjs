@@ -174,17 +174,24 @@ export async function assertAt(page, where) {
   }
 }
 
-/** axe-core's violations on the page (serious and critical only fail the test). Evaluated
- * through the DevTools protocol: the page's CSP (script-src 'self') stays on. */
+/** axe-core's serious and critical violations on the page, as `id: help (targets)` lines.
+ * Evaluated through the DevTools protocol: the page's CSP (script-src 'self') stays on. */
 export async function axe(page) {
   await page.evaluate(await readFile(AXE, 'utf8'));
   const result = await page.evaluate(async () => await window.axe.run(document, { resultTypes: ['violations'] }));
-  return result.violations.filter((v) => ['serious', 'critical'].includes(v.impact));
+  return result.violations
+    .filter((v) => ['serious', 'critical'].includes(v.impact))
+    .map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(' ')).join(', ')})`);
+}
+
+/** How many pixels the page is wider than its viewport (0: no sideways scrolling). */
+export async function sideScroll(page) {
+  return page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
 }
 
 /** Opens `url` at 390 px and 1280 px, light and dark: runs `check(page)`, takes a screenshot
  * named `name-phone[-dark]` / `name-desktop[-dark]`, and fails on axe-core's serious or
- * critical findings. */
+ * critical findings or on a page wider than the screen. */
 export async function look(context, url, name, check = async () => {}) {
   for (const [size, options] of [['phone', PHONE], ['desktop', DESKTOP]]) {
     const page = await context.newPage();
@@ -194,9 +201,11 @@ export async function look(context, url, name, check = async () => {}) {
       await page.goto(url);
       await check(page);
       await screenshot(page, `${name}-${size}${scheme === 'dark' ? '-dark' : ''}`);
-      const violations = await axe(page);
-      assert.deepEqual(violations.map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(' ')).join(', ')})`), [], `${name} ${size} ${scheme}`);
+      assert.deepEqual(await axe(page), [], `${name} ${size} ${scheme}`);
+      assert.equal(await sideScroll(page), 0, `${name} ${size} ${scheme}: wider than the screen`);
     }
     await page.close();
   }
 }
+
+export { PHONE, DESKTOP };

@@ -190,12 +190,23 @@ pub async fn exchange(
         ));
     }
     let requester_id = requester.id.clone();
-    // The checks are reads, on the read pool: an exchange writes only its audit event, and
-    // only the first for the same caller, audience and person in AUDIT_WINDOW seconds.
+    // The target as client authentication sees it (cached for a second, forgotten at every
+    // change in this process), else from the database.
+    let cached = state.client_cache.get(&req.target);
+    let from_cache = cached.is_some();
+    // The checks are reads, in one read transaction (one snapshot, and the WAL's read lock
+    // taken once): an exchange writes only its audit event, and only the first for the same
+    // caller, audience and person in AUDIT_WINDOW seconds.
     let (done, recorded) = state
         .db
-        .read(move |conn| Ok(check(conn, &requester_id, &subject, &req, now)))
+        .read(move |conn| {
+            let snapshot = conn.unchecked_transaction()?;
+            Ok(check(&snapshot, cached, &requester_id, &subject, &req, now))
+        })
         .await??;
+    if !from_cache {
+        state.client_cache.put(&done.target);
+    }
     if !recorded {
         let (requester_id, user_id, target_id) = (
             requester.id.clone(),
@@ -228,12 +239,17 @@ pub async fn exchange(
 /// in the audit log (an event for the same caller, audience and person in the window).
 fn check(
     conn: &rusqlite::Connection,
+    cached: Option<Client>,
     requester_id: &str,
     subject: &AccessClaims,
     req: &ExchangeRequest,
     now: UnixTime,
 ) -> Result<(Exchanged, bool), OAuthError> {
-    let Some(target) = store::clients::by_id(conn, &req.target)? else {
+    let target = match cached {
+        Some(c) => Some(c),
+        None => store::clients::by_id(conn, &req.target)?,
+    };
+    let Some(target) = target else {
         return Err(refused(
             ErrorCode::InvalidTarget,
             format!("there is no application {}", req.target),
