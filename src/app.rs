@@ -39,6 +39,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     // OpenID Connect provider (oidc/)
     at!(cfg, "/.well-known/openid-configuration", get => oidc::discovery::openid_configuration);
     at!(cfg, "/.well-known/oauth-authorization-server", get => oidc::discovery::oauth_authorization_server);
+    at!(cfg, "/.well-known/change-password", get => account::change_password_url);
     at!(cfg, "/jwks", get => oidc::jwks::get);
     at!(cfg, "/authorize", get => oidc::authorize::get, post => oidc::authorize::post);
     at!(cfg, "/authorize/resume", get => oidc::authorize::resume);

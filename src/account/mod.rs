@@ -265,6 +265,13 @@ pub struct PasswordForm {
     new_password: String,
 }
 
+/// GET /.well-known/change-password (W3C "A Well-Known URL for Changing Passwords"): where
+/// password managers send people to change theirs — the account page's password form
+/// (signed-out visitors sign in first).
+pub async fn change_password_url() -> HttpResponse {
+    ui::see_other("/account#password")
+}
+
 /// POST /account/password — asks for the current password; signs out the other sessions.
 /// An account without a password (made at a first sign-in through another provider, or with a
 /// passkey) has no current password to give: it sets its first one, and keeps its sessions.

@@ -712,3 +712,26 @@ async fn x_forwarded_for_is_believed_only_from_trusted_proxies() {
         );
     }
 }
+
+#[tokio::test]
+async fn the_well_known_change_password_address_leads_to_the_password_form() {
+    let app = TestApp::spawn().await;
+    app.add_user("alice", &[], false);
+    let b = app.browser();
+    let r = b
+        .get(format!("{}/.well-known/change-password", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(location(&r), "/account#password");
+    // Signed out, the account page sends them to sign in first; signed in, the form is there.
+    assert_eq!(app.status_at(&b, "/account").await, 303);
+    assert_eq!(app.sign_in(&b, "alice").await.status(), 303);
+    let (status, html) = app.page(&b, "/account").await;
+    assert_eq!(status, 200);
+    assert!(
+        html.contains("<section id=\"password\">"),
+        "the anchor exists"
+    );
+}
