@@ -323,20 +323,7 @@ async fn only_people_with_a_role_may_sign_in_when_the_app_says_so() {
     let body = r.text().await.unwrap();
     assert!(body.contains("No access to this app"), "{body}");
     assert!(body.contains("give you a role in Tools"), "{body}");
-    let events = app
-        .db
-        .read_blocking(|c| {
-            portcullis::store::audit::list(
-                c,
-                &portcullis::store::audit::Filter {
-                    kind_prefix: Some("authorize.denied_role".into()),
-                    ..Default::default()
-                },
-                10,
-                0,
-            )
-        })
-        .unwrap();
+    let events = app.audit_events("authorize.denied_role");
     assert_eq!(events.len(), 1);
 
     // alice signs in; once her role is revoked, her refresh token stops working.
@@ -480,19 +467,7 @@ async fn the_admin_api_defines_grants_and_deletes_roles_and_refuses_bad_input() 
         .await;
     assert_eq!(s, 404);
     let kinds: Vec<String> = app
-        .db
-        .read_blocking(|c| {
-            portcullis::store::audit::list(
-                c,
-                &portcullis::store::audit::Filter {
-                    kind_prefix: Some("role".into()),
-                    ..Default::default()
-                },
-                50,
-                0,
-            )
-        })
-        .unwrap()
+        .audit_events("role")
         .into_iter()
         .map(|e| e.kind)
         .collect();

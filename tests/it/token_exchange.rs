@@ -196,21 +196,7 @@ async fn an_exchanged_token_is_for_the_target_with_its_roles_and_names_the_actor
     assert_eq!(v["expires_in"], 30);
     assert_eq!(v["scope"], "profile");
 
-    let kinds = f
-        .app
-        .db
-        .read_blocking(|c| {
-            portcullis::store::audit::list(
-                c,
-                &portcullis::store::audit::Filter {
-                    kind_prefix: Some("token.exchanged".into()),
-                    ..Default::default()
-                },
-                10,
-                0,
-            )
-        })
-        .unwrap();
+    let kinds = f.app.audit_events("token.exchanged");
     // One event for both: the same caller, audience and person within a minute.
     assert_eq!(kinds.len(), 1);
     assert_eq!(kinds[0].client_id.as_deref(), Some(f.photos.as_str()));
@@ -231,22 +217,7 @@ async fn an_exchanged_token_is_for_the_target_with_its_roles_and_names_the_actor
         )
         .await;
     assert_eq!(s, 200);
-    let n = f
-        .app
-        .db
-        .read_blocking(|c| {
-            portcullis::store::audit::list(
-                c,
-                &portcullis::store::audit::Filter {
-                    kind_prefix: Some("token.exchanged".into()),
-                    ..Default::default()
-                },
-                10,
-                0,
-            )
-        })
-        .unwrap()
-        .len();
+    let n = f.app.audit_events("token.exchanged").len();
     assert_eq!(n, 2);
 }
 
@@ -361,22 +332,7 @@ async fn every_refusal_has_its_rfc_code() {
         "invalid_grant",
     );
     // Nothing was recorded for the refusals.
-    let n = f
-        .app
-        .db
-        .read_blocking(|c| {
-            portcullis::store::audit::list(
-                c,
-                &portcullis::store::audit::Filter {
-                    kind_prefix: Some("token.exchanged".into()),
-                    ..Default::default()
-                },
-                10,
-                0,
-            )
-        })
-        .unwrap()
-        .len();
+    let n = f.app.audit_events("token.exchanged").len();
     assert_eq!(n, 1);
 }
 

@@ -512,3 +512,16 @@ impl TestApp {
         self.post_form(browser, path, &form).await
     }
 }
+
+impl TestApp {
+    /// The audit events of a kind or kind prefix (`""`: all), newest first, up to 200.
+    pub fn audit_events(&self, kind: &str) -> Vec<portcullis::store::audit::Event> {
+        let filter = portcullis::store::audit::Filter {
+            kind_prefix: Some(kind.to_string()).filter(|k| !k.is_empty()),
+            ..Default::default()
+        };
+        self.db
+            .read_blocking(|c| portcullis::store::audit::list(c, &filter, 200, 0))
+            .unwrap()
+    }
+}
