@@ -270,3 +270,32 @@ async fn registered_origins_get_cors_headers() {
         .unwrap();
     assert!(r.headers().get("access-control-allow-origin").is_none());
 }
+
+/// A token checked once is not checked again while the keys stay the same; once its key is
+/// no longer published, the very same token is refused (the check is made again).
+#[tokio::test]
+async fn a_token_whose_key_is_unpublished_is_refused_even_after_it_was_accepted() {
+    let fx = Fx::new().await;
+    let v = fx.tokens("openid").await;
+    let at = v["access_token"].as_str().unwrap();
+    assert_eq!(fx.userinfo(at).await.status(), 200);
+    assert_eq!(fx.userinfo(at).await.status(), 200, "accepted again");
+    let kid = crate::support::jwt_header(at)["kid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let now = fx.app.clock_now();
+    fx.app.state.keys.rotate(now, true).unwrap();
+    // The key is gone from the database (as if pruned); the server reloads its key set.
+    fx.app
+        .db
+        .write_blocking(move |c| {
+            c.execute("DELETE FROM signing_keys WHERE kid = ?1", [&kid])?;
+            Ok(())
+        })
+        .unwrap();
+    assert!(fx.app.state.keys.refresh_if_changed(now).unwrap());
+    let r = fx.userinfo(at).await;
+    assert_eq!(r.status(), 401);
+    assert!(www_authenticate(&r).contains("invalid_token"));
+}
