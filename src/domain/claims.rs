@@ -203,6 +203,25 @@ pub fn load(
     }))
 }
 
+/// What an access token alone needs of the user for `client_id`: the user and their roles
+/// there, no claims (token exchange issues no ID token). `None` if the user does not exist.
+pub fn load_for_access_token(
+    conn: &Connection,
+    user_id: &str,
+    client_id: &str,
+) -> Result<Option<UserData>, StoreError> {
+    let Some(user) = store::users::by_id(conn, user_id)? else {
+        return Ok(None);
+    };
+    Ok(Some(UserData {
+        user,
+        groups: Vec::new(),
+        group_claims: Map::new(),
+        claim_scopes: Vec::new(),
+        roles: roles_in(conn, client_id, user_id)?,
+    }))
+}
+
 /// The person's role names in the application, `None` if it defines no roles.
 pub fn roles_in(
     conn: &Connection,

@@ -274,7 +274,7 @@ fn check(
     let live = store::tokens::access_by_jti(conn, &subject.jti)?
         .is_some_and(|r| r.revoked_at.is_none() && r.expires_at > now);
     let data = if live {
-        claims::load(conn, &subject.sub, &target.id, &[], &[])?
+        claims::load_for_access_token(conn, &subject.sub, &target.id)?
     } else {
         None
     };
