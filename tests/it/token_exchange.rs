@@ -440,3 +440,94 @@ async fn the_console_decides_who_may_exchange_and_for_how_long() {
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["expires_in"], 20);
 }
+
+#[tokio::test]
+async fn no_exchange_for_a_person_the_target_refuses_or_for_an_apps_own_token() {
+    let f = fx().await;
+    let at = f.subject(&f.portal, PORTAL_CB, "openid").await;
+    let form = |token: &str, aud: &str| -> Vec<(String, String)> {
+        vec![
+            ("subject_token".into(), token.into()),
+            ("subject_token_type".into(), SUBJECT_TYPE.into()),
+            ("audience".into(), aud.into()),
+        ]
+    };
+    let go = |by: (String, String), fields: Vec<(String, String)>| {
+        let f = &f;
+        async move {
+            let pairs: Vec<(&str, &str)> = fields
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            f.exchange(&by, &pairs).await
+        }
+    };
+    // The Photos API lets in only people with a role: alice holds one, until it is revoked.
+    let photos = f.photos.clone();
+    f.app
+        .db
+        .write_blocking(move |c| {
+            c.execute(
+                "UPDATE clients SET require_role = 1 WHERE id = ?1",
+                [&photos],
+            )?;
+            Ok(())
+        })
+        .unwrap();
+    f.app.state.client_cache.clear();
+    let (s, v) = go(f.portal.clone(), form(&at, &f.photos)).await;
+    assert_eq!(s, 200, "{v}");
+    let now = f.app.clock_now();
+    f.app
+        .db
+        .try_write_blocking(|c| {
+            roles::revoke(
+                c,
+                &Actor::Cli,
+                &f.photos,
+                "uploader",
+                &GranteeRef::User("alice".into()),
+                now,
+            )
+        })
+        .unwrap();
+    refused(
+        &go(f.portal.clone(), form(&at, &f.photos)).await,
+        "invalid_grant",
+    );
+
+    // A token the portal got for itself (client_credentials) stands for no person.
+    let photos = f.photos.clone();
+    let portal = f.portal.0.clone();
+    f.app
+        .db
+        .write_blocking(move |c| {
+            c.execute(
+                "UPDATE clients SET allow_client_credentials = 1 WHERE id = ?1",
+                [&portal],
+            )?;
+            c.execute(
+                "UPDATE clients SET require_role = 0 WHERE id = ?1",
+                [&photos],
+            )?;
+            Ok(())
+        })
+        .unwrap();
+    f.app.state.client_cache.clear();
+    let r = reqwest::Client::new()
+        .post(format!("{}/token", f.app.url))
+        .basic_auth(&f.portal.0, Some(&f.portal.1))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let own: Value = r.json().await.unwrap();
+    let own = own["access_token"].as_str().unwrap();
+    refused(
+        &go(f.portal.clone(), form(own, &f.photos)).await,
+        "invalid_grant",
+    );
+    // Only the one allowed exchange was recorded.
+    assert_eq!(f.app.audit_events("token.exchanged").len(), 1);
+}

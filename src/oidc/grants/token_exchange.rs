@@ -130,10 +130,6 @@ pub struct Exchanged {
     pub ttl: i64,
 }
 
-fn refused(code: ErrorCode, d: impl Into<std::borrow::Cow<'static, str>>) -> OAuthError {
-    OAuthError::new(code, d)
-}
-
 /// The granted scope: requested (each held by the subject) or the subject's, minus
 /// `offline_access` (no refresh token comes of an exchange), within the target's list.
 pub fn granted_scope(
@@ -144,7 +140,7 @@ pub fn granted_scope(
     let wanted: Vec<String> = match requested {
         Some(r) => {
             if let Some(extra) = r.iter().find(|s| !subject.contains(s)) {
-                return Err(refused(
+                return Err(OAuthError::new(
                     ErrorCode::InvalidScope,
                     format!("the subject token does not hold the scope {extra}"),
                 ));
@@ -250,14 +246,14 @@ fn check(
         None => store::clients::by_id(conn, &req.target)?,
     };
     let Some(target) = target else {
-        return Err(refused(
+        return Err(OAuthError::new(
             ErrorCode::InvalidTarget,
             format!("there is no application {}", req.target),
         ));
     };
     if !target.exchange_sources.iter().any(|s| s == requester_id) {
         return Err(if store::clients::is_exchange_source(conn, requester_id)? {
-            refused(
+            OAuthError::new(
                 ErrorCode::InvalidTarget,
                 format!(
                     "{} does not accept tokens exchanged by this client",
@@ -265,7 +261,7 @@ fn check(
                 ),
             )
         } else {
-            refused(
+            OAuthError::new(
                 ErrorCode::UnauthorizedClient,
                 "no application allows this client to exchange tokens for it",
             )
